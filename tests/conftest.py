@@ -1,0 +1,51 @@
+"""Shared fixtures: the real Kafka and InfluxDB, started once per test session by the project's scripts."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from wardwatch.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.fail(f"the shared data folder is missing at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def services():
+    """Real Kafka (KRaft) and InfluxDB processes on free loopback ports, stopped at the end."""
+    from wardwatch.devservices import start_services
+
+    svc = start_services()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture
+def settings(services, tmp_path) -> Settings:
+    """Settings pointing at the real servers, with a topic prefix and database of this test's own."""
+    tag = uuid.uuid4().hex[:8]
+    services.influx.create_database(f"ww_{tag}")
+    return Settings(
+        backend="kafka",
+        kafka_bootstrap=services.kafka.bootstrap,
+        topic_prefix=f"t{tag}.",
+        influx_url=services.influx.url,
+        influx_token=services.influx.token,
+        influx_bucket=f"ww_{tag}/autogen",
+        data_dir=tmp_path / "data",
+        readings_partitions=3,
+        consumer_group=f"g{tag}",
+    )

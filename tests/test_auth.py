@@ -1,0 +1,32 @@
+import pytest
+
+from wardwatch.auth import Forbidden, Role, TokenStore, Unauthorized, bearer
+
+
+def test_tokens_are_stored_hashed_and_checked_by_role(tmp_path):
+    store = TokenStore(tmp_path / "tokens.sqlite3")
+    token, principal = store.create(Role.nurse, "ward-7 nurse", ("ward-7",))
+    assert token not in (tmp_path / "tokens.sqlite3").read_bytes().decode(errors="ignore")
+    assert store.check(token, {Role.nurse, Role.clinician}).wards == ("ward-7",)
+    with pytest.raises(Forbidden):
+        store.check(token, {Role.gateway})
+    with pytest.raises(Unauthorized):
+        store.check("ww_nurse_forged", {Role.nurse})
+    with pytest.raises(Unauthorized):
+        store.check(None, {Role.nurse})
+
+
+def test_admin_passes_every_check_and_revocation_takes_effect(tmp_path):
+    store = TokenStore(tmp_path / "t.sqlite3")
+    token, principal = store.create("admin")
+    assert store.check(token, {Role.gateway}).role is Role.admin
+    assert store.revoke(principal.token_id)
+    with pytest.raises(Unauthorized):
+        store.check(token, {Role.gateway})
+
+
+def test_bearer_header_parsing():
+    assert bearer("Bearer abc") == "abc"
+    assert bearer("bearer  abc ") == "abc"
+    assert bearer("Basic abc") is None
+    assert bearer(None) is None

@@ -1,0 +1,128 @@
+"""Tokens with a role, stored hashed, checked the same way by every endpoint and socket.
+
+Tokens are 256-bit random secrets, so a fast SHA-256 digest is the right store (no password
+stretching needed); the plain token is shown once, at creation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class Role(StrEnum):
+    gateway = "gateway"
+    nurse = "nurse"
+    clinician = "clinician"
+    admin = "admin"
+
+
+class AuthError(Exception):
+    status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthorized(AuthError):
+    status = 401
+
+
+class Forbidden(AuthError):
+    status = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    token_id: str
+    wards: tuple[str, ...] = ()  # empty = all wards
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    """A small SQLite table of hashed tokens. Safe to share between threads of one process."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, digest TEXT UNIQUE NOT NULL,"
+            " role TEXT NOT NULL, name TEXT NOT NULL, wards TEXT NOT NULL DEFAULT '',"
+            " created REAL NOT NULL, revoked REAL)"
+        )
+        self._cache: dict[str, tuple[Principal | None, float]] = {}
+
+    def create(self, role: Role | str, name: str = "", wards: tuple[str, ...] = ()) -> tuple[str, Principal]:
+        role = Role(role)
+        token_id = secrets.token_hex(4)
+        token = f"ww_{role.value}_{token_id}_{secrets.token_urlsafe(32)}"
+        name = name or f"{role.value}-{token_id}"
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO tokens (id, digest, role, name, wards, created) VALUES (?,?,?,?,?,?)",
+                (token_id, _digest(token), role.value, name, ",".join(wards), time.time()),
+            )
+        return token, Principal(name=name, role=role, token_id=token_id, wards=tuple(wards))
+
+    def revoke(self, token_id: str) -> bool:
+        with self._lock:
+            cur = self._db.execute("UPDATE tokens SET revoked=? WHERE id=? AND revoked IS NULL", (time.time(), token_id))
+            self._cache.clear()
+        return cur.rowcount > 0
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, role, name, wards, created, revoked FROM tokens ORDER BY created").fetchall()
+        return [dict(zip(("id", "role", "name", "wards", "created", "revoked"), r)) for r in rows]
+
+    def lookup(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        digest = _digest(token)
+        hit = self._cache.get(digest)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, role, name, wards, digest FROM tokens WHERE digest=? AND revoked IS NULL", (digest,)
+            ).fetchone()
+        principal = None
+        if row and hmac.compare_digest(row[4], digest):
+            principal = Principal(name=row[2], role=Role(row[1]), token_id=row[0],
+                                  wards=tuple(w for w in row[3].split(",") if w))
+        # A short cache keeps the hot path off SQLite; revocation clears it.
+        self._cache[digest] = (principal, time.monotonic() + 5.0)
+        return principal
+
+    def check(self, token: str | None, allowed: set[Role] | frozenset[Role]) -> Principal:
+        """The one check every endpoint and socket uses: 401 without a valid token, 403 for a wrong role."""
+        principal = self.lookup(token)
+        if principal is None:
+            raise Unauthorized("missing or invalid token")
+        if principal.role not in allowed and principal.role is not Role.admin:
+            raise Forbidden(f"role {principal.role.value!r} may not do this")
+        return principal
+
+
+def bearer(header_value: str | None) -> str | None:
+    """The token from an ``Authorization: Bearer ...`` header."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

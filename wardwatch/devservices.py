@@ -1,0 +1,405 @@
+"""Install and run the real Apache Kafka (KRaft) and InfluxDB as plain processes, for tests and benches.
+
+Machines without Docker still need the real servers. Kafka comes from Maven Central jars, InfluxDB
+1.8 (which serves the ``/api/v2`` write and Flux query API that influxdb-client uses) is built with
+``go install``. Both are cached under ``$WARDWATCH_CACHE`` (default ``~/.cache/wardwatch``), outside
+the checkout, so a second run starts in seconds.
+
+Children are started with PR_SET_PDEATHSIG, so a killed test run takes its servers with it.
+
+    python -m wardwatch.devservices install        # fetch and build, cached
+    python -m wardwatch.devservices up             # run both until Ctrl-C, print their addresses
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KAFKA_VERSION = os.environ.get("WARDWATCH_KAFKA_VERSION", "4.1.1")
+LOG4J_VERSION = "2.24.3"
+INFLUXDB_VERSION = os.environ.get("WARDWATCH_INFLUXDB_VERSION", "1.8.10")
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("WARDWATCH_CACHE", Path.home() / ".cache" / "wardwatch"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # Linux only: the kernel sends SIGKILL to the child when the process that started it dies.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _log(msg: str) -> None:
+    print(f"[devservices] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------- install
+
+KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>org.wardwatch</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+LOG4J2_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders><Console name="out" target="SYSTEM_OUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console></Appenders>
+  <Loggers>
+    <Logger name="kafka" level="WARN"/><Logger name="org.apache.kafka" level="WARN"/>
+    <Root level="WARN"><AppenderRef ref="out"/></Root>
+  </Loggers>
+</Configuration>
+"""
+
+
+def kafka_libs() -> Path:
+    """The folder of Kafka broker jars, downloaded from Maven Central once."""
+    base = cache_dir() / f"kafka-{KAFKA_VERSION}"
+    libs = base / "libs"
+    if (base / ".complete").exists():
+        return libs
+    if not shutil.which("java") or not shutil.which("mvn"):
+        raise RuntimeError("Kafka needs Java 17+ and Maven (mvn) on PATH: apt-get install openjdk-17-jre-headless maven")
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "pom.xml").write_text(KAFKA_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+    (base / "log4j2.xml").write_text(LOG4J2_XML)
+    _log(f"fetching Kafka {KAFKA_VERSION} jars from Maven Central (once)")
+    subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(base / "pom.xml"), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={libs}"],
+        check=True,
+    )
+    (base / ".complete").touch()
+    return libs
+
+
+def influxd_binary() -> Path:
+    """The influxd binary, built with ``go install`` once (pure Go, no cgo)."""
+    bindir = cache_dir() / f"influxdb-{INFLUXDB_VERSION}" / "bin"
+    binary = bindir / "influxd"
+    if binary.exists():
+        return binary
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if not go:
+        raise RuntimeError("InfluxDB is built from source and needs Go on PATH (https://go.dev/dl)")
+    bindir.mkdir(parents=True, exist_ok=True)
+    _log(f"building InfluxDB {INFLUXDB_VERSION} with go install (once, about a minute)")
+    env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(bindir))
+    subprocess.run([go, "install", f"github.com/influxdata/influxdb/cmd/influxd@v{INFLUXDB_VERSION}"], check=True, env=env)
+    return binary
+
+
+# ---------------------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Proc:
+    name: str
+    workdir: Path
+    popen: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def _spawn(self, argv: list[str]) -> None:
+        self.log_path = self.workdir / f"{self.name}.log"
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                      preexec_fn=_die_with_parent, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log_tail(self, n: int = 40) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.alive():
+            return
+        assert self.popen is not None
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.popen is not None
+            self.popen.kill()
+            self.popen.wait(5)
+
+
+def _wait(what: str, ready, proc: Proc, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{what} exited during start-up:\n{proc.log_tail()}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} did not answer within {timeout:.0f}s:\n{proc.log_tail()}")
+
+
+@dataclass
+class KafkaServer(Proc):
+    name: str = "kafka"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ww-kafka-")))
+    port: int = 0
+    controller_port: int = 0
+    heap: str = "512m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _props(self) -> Path:
+        path = self.workdir / "server.properties"
+        path.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=6",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "num.partitions=6",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=48",
+            "message.max.bytes=10485760",
+            f"log.dirs={self.workdir / 'data'}",
+        ]) + "\n")
+        return path
+
+    def start(self, timeout: float = 90.0) -> "KafkaServer":
+        libs = kafka_libs()
+        self.port = self.port or free_port()
+        self.controller_port = self.controller_port or free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        props = self._props()
+        cp = f"{libs}/*"
+        log4j = f"-Dlog4j2.configurationFile={libs.parent / 'log4j2.xml'}"
+        if not (self.workdir / "data" / "meta.properties").exists():
+            cluster = subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
+                                     check=True, capture_output=True, text=True).stdout.strip()
+            subprocess.run(["java", log4j, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster,
+                            "-c", str(props)], check=True, capture_output=True)
+        self._spawn(["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", log4j,
+                     "-cp", cp, "kafka.Kafka", str(props)])
+        _wait("Kafka", lambda: kafka_ready(self.bootstrap), self, timeout)
+        return self
+
+    def restart(self) -> None:
+        """Stop and start on the same ports and data (a broker restart)."""
+        self.stop()
+        self.start()
+
+
+def kafka_ready(bootstrap: str) -> bool:
+    """True once the broker answers a metadata request (with its own, short-lived client)."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def probe() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        try:
+            await asyncio.wait_for(admin.start(), 3)
+            await asyncio.wait_for(admin.list_topics(), 3)
+            return True
+        except Exception:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        if s.connect_ex((host, int(port))) != 0:
+            return False
+    return asyncio.run(probe())
+
+
+@dataclass
+class InfluxServer(Proc):
+    name: str = "influxd"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ww-influx-")))
+    port: int = 0
+    rpc_port: int = 0
+    database: str = "wardwatch"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return "wardwatch:wardwatch"  # auth is off on the test server; the v1 compat token is user:password
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.database}/autogen"
+
+    def _config(self) -> Path:
+        d = self.workdir
+        path = d / "influxdb.conf"
+        path.write_text(f"""
+reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d / 'meta'}"
+[data]
+  dir = "{d / 'data'}"
+  wal-dir = "{d / 'wal'}"
+  query-log-enabled = false
+  wal-fsync-delay = "0s"
+[coordinator]
+  write-timeout = "30s"
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = false
+  log-enabled = false
+  flux-enabled = true
+  max-body-size = 0
+  max-concurrent-write-limit = 0
+[logging]
+  level = "warn"
+[continuous_queries]
+  enabled = false
+""")
+        return path
+
+    def start(self, timeout: float = 60.0) -> "InfluxServer":
+        binary = influxd_binary()
+        self.port = self.port or free_port()
+        self.rpc_port = self.rpc_port or free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._spawn([str(binary), "run", "-config", str(self._config())])
+        _wait("InfluxDB", lambda: _http_ok(f"{self.url}/ping"), self, timeout)
+        self.create_database(self.database)
+        return self
+
+    def create_database(self, name: str) -> None:
+        data = urllib.parse.urlencode({"q": f'CREATE DATABASE "{name}"'}).encode()
+        urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10).read()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return 200 <= r.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class Services:
+    kafka: KafkaServer
+    influx: InfluxServer
+
+    def env(self) -> dict[str, str]:
+        return {
+            "WARDWATCH_BACKEND": "kafka",
+            "WARDWATCH_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "WARDWATCH_INFLUX_URL": self.influx.url,
+            "WARDWATCH_INFLUX_TOKEN": self.influx.token,
+            "WARDWATCH_INFLUX_BUCKET": self.influx.bucket,
+        }
+
+    def stop(self) -> None:
+        self.kafka.stop()
+        self.influx.stop()
+        for p in (self.kafka, self.influx):
+            shutil.rmtree(p.workdir, ignore_errors=True)
+
+
+def start_services() -> Services:
+    kafka = KafkaServer()
+    influx = InfluxServer()
+    try:
+        influx.start()  # start InfluxDB first: it is quick, and Kafka's start overlaps nothing
+        kafka.start()
+    except BaseException:
+        kafka.stop()
+        influx.stop()
+        raise
+    return Services(kafka, influx)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wardwatch.devservices", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("install", help="fetch Kafka jars and build influxd into the cache")
+    up = sub.add_parser("up", help="start Kafka and InfluxDB and run until interrupted")
+    up.add_argument("--env-file", help="write the WARDWATCH_* settings for these servers to this file")
+    args = ap.parse_args(argv)
+    if args.cmd == "install":
+        print(kafka_libs())
+        print(influxd_binary())
+        return 0
+    services = start_services()
+    env = services.env()
+    if args.env_file:
+        Path(args.env_file).write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    print(json.dumps(env), flush=True)
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stop and services.kafka.alive() and services.influx.alive():
+            time.sleep(0.5)
+    finally:
+        services.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Kafka plumbing: clients with the project's settings, topic creation, and batched keyed sends.
+
+Per-message ``send()`` is ten times slower than building batches (see docs/baselines), so the hot
+paths hand lists of (key, value) to :func:`send_batch`, which partitions them the way the Java
+client does (murmur2 of the key) and sends one batch per partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+
+from .settings import Settings
+from .topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def topics_for(settings: Settings) -> Topics:
+    return Topics(settings.topic_prefix)
+
+
+def make_producer(settings: Settings, **overrides) -> AIOKafkaProducer:
+    opts = dict(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+                max_batch_size=1 << 20, max_request_size=8 << 20, request_timeout_ms=30000,
+                enable_idempotence=False)
+    opts.update(overrides)
+    return AIOKafkaProducer(**opts)
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str | None = None, **overrides) -> AIOKafkaConsumer:
+    opts = dict(bootstrap_servers=settings.kafka_bootstrap, group_id=group_id, enable_auto_commit=False,
+                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+                session_timeout_ms=10000, heartbeat_interval_ms=2000, max_poll_interval_ms=300000)
+    opts.update(overrides)
+    return AIOKafkaConsumer(*topics, **opts)
+
+
+async def ensure_topics(settings: Settings, partitions: dict[str, int] | None = None,
+                        compacted: Iterable[str] = ()) -> None:
+    """Create the project's topics with the partition counts we mean (auto-created ones get one)."""
+    t = topics_for(settings)
+    wanted = partitions or {
+        t.readings: settings.readings_partitions,
+        t.deadletter: 1,
+        t.alerts: settings.readings_partitions,
+        t.state: settings.readings_partitions,
+        t.registry: 1,
+    }
+    compacted = set(compacted) or {t.state, t.registry}
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(name, n, 1, topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+               for name, n in wanted.items() if name not in existing]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+    # Wait until the metadata shows every topic with its leaders, so the first send does not race.
+    for _ in range(100):
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            desc = await admin.describe_topics(list(wanted))
+        finally:
+            await admin.close()
+        ok = all(d.get("error_code", 0) == 0 and len(d.get("partitions", [])) >= 1 and
+                 all(p.get("leader", -1) >= 0 for p in d["partitions"]) for d in desc)
+        if ok:
+            return
+        await asyncio.sleep(0.1)
+
+
+def partition_for(key: bytes, n_partitions: int) -> int:
+    """The Java client's default partitioner, so every producer puts a patient on the same partition."""
+    return (murmur2(key) & 0x7FFFFFFF) % n_partitions
+
+
+async def send_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[tuple[bytes, bytes]],
+                     partitions: Sequence[int] | None = None) -> int:
+    """Send keyed records as one batch per partition; returns once the broker acknowledged all of them.
+
+    Raises on failure: the caller decides whether to retry (the same records, so ids dedupe).
+    """
+    if not items:
+        return 0
+    if partitions is None:
+        partitions = sorted(await producer.partitions_for(topic))
+    n = len(partitions)
+    by_part: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+    for key, value in items:
+        by_part[partitions[partition_for(key, n)]].append((key, value))
+    futures = []
+    for part, records in by_part.items():
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=part))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError("record larger than the producer's max batch size")
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic, partition=part))
+    await asyncio.gather(*futures)
+    return len(items)

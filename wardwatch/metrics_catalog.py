@@ -1,0 +1,106 @@
+"""The vital signs WardWatch knows: codes (LOINC, IEEE 11073 MDC), canonical UCUM unit, plausible range.
+
+One table, so that ingest validation, FHIR/HL7 mapping, detectors and the history export agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Metric(StrEnum):
+    heart_rate = "heart_rate"
+    pulse_rate = "pulse_rate"
+    spo2 = "spo2"
+    resp_rate = "resp_rate"
+    temperature = "temperature"
+    sbp = "sbp"
+    dbp = "dbp"
+    map = "map"
+    etco2 = "etco2"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    metric: Metric
+    label: str
+    loinc: str
+    unit: str  # canonical UCUM unit
+    low: float  # physiologically possible range: outside it a value is rejected, not alarmed on
+    high: float
+    mdc: int | None = None
+    mdc_name: str | None = None
+
+
+CATALOG: dict[Metric, MetricInfo] = {
+    m.metric: m
+    for m in [
+        MetricInfo(Metric.heart_rate, "Heart rate", "8867-4", "/min", 0, 350, 147842, "MDC_ECG_HEART_RATE"),
+        MetricInfo(Metric.pulse_rate, "Pulse rate", "8889-8", "/min", 0, 350, 149530, "MDC_PULS_OXIM_PULS_RATE"),
+        MetricInfo(Metric.spo2, "SpO2", "59408-5", "%", 0, 100, 150456, "MDC_PULS_OXIM_SAT_O2"),
+        MetricInfo(Metric.resp_rate, "Respiratory rate", "9279-1", "/min", 0, 120, 151562, "MDC_RESP_RATE"),
+        MetricInfo(Metric.temperature, "Body temperature", "8310-5", "Cel", 20, 45, 150364, "MDC_TEMP_BODY"),
+        MetricInfo(Metric.sbp, "Systolic BP", "8480-6", "mm[Hg]", 0, 300, 150033, "MDC_PRESS_BLD_ART_SYS"),
+        MetricInfo(Metric.dbp, "Diastolic BP", "8462-4", "mm[Hg]", 0, 250, 150034, "MDC_PRESS_BLD_ART_DIA"),
+        MetricInfo(Metric.map, "Mean arterial pressure", "8478-0", "mm[Hg]", 0, 250, 150035, "MDC_PRESS_BLD_ART_MEAN"),
+        MetricInfo(Metric.etco2, "End-tidal CO2", "19889-5", "mm[Hg]", 0, 150, 151708, "MDC_AWAY_CO2_ET"),
+    ]
+}
+
+# Extra codes seen from devices that mean the same metric.
+LOINC_TO_METRIC: dict[str, Metric] = {info.loinc: m for m, info in CATALOG.items()}
+LOINC_TO_METRIC.update({"2708-6": Metric.spo2, "8310-5": Metric.temperature, "8331-1": Metric.temperature})
+MDC_TO_METRIC: dict[int, Metric] = {info.mdc: m for m, info in CATALOG.items() if info.mdc}
+MDC_TO_METRIC.update({149522: Metric.heart_rate, 150037: Metric.sbp, 150038: Metric.dbp, 150039: Metric.map,
+                      150021: Metric.sbp, 150022: Metric.dbp, 150023: Metric.map, 150344: Metric.temperature})
+
+# Metric order used for numpy columns in the hot path.
+METRIC_INDEX: dict[Metric, int] = {m: i for i, m in enumerate(Metric)}
+METRICS: tuple[Metric, ...] = tuple(Metric)
+
+# Unit aliases normalised to UCUM, and conversions (unit -> (canonical unit, function)).
+UNIT_ALIASES: dict[str, str] = {
+    "bpm": "/min", "beats/min": "/min", "{beats}/min": "/min", "1/min": "/min", "/min": "/min",
+    "breaths/min": "/min", "{breaths}/min": "/min", "rpm": "/min", "min-1": "/min",
+    "%": "%", "percent": "%", "pct": "%", "1": "1",
+    "cel": "Cel", "c": "Cel", "°c": "Cel", "degc": "Cel", "deg c": "Cel",
+    "[degf]": "[degF]", "f": "[degF]", "°f": "[degF]", "degf": "[degF]",
+    "mm[hg]": "mm[Hg]", "mmhg": "mm[Hg]", "mm hg": "mm[Hg]", "kpa": "kPa",
+    "s-1": "/s", "hz": "/s", "/s": "/s",
+    # IEEE 11073 MDC unit codes as IHE PCD-01 devices send them in OBX-6.
+    "264864^mdc_dim_beat_per_min": "/min", "mdc_dim_beat_per_min": "/min",
+    "264928^mdc_dim_resp_per_min": "/min", "mdc_dim_resp_per_min": "/min",
+    "262688^mdc_dim_percent": "%", "mdc_dim_percent": "%",
+    "268192^mdc_dim_degc": "Cel", "mdc_dim_degc": "Cel",
+    "266016^mdc_dim_mmhg": "mm[Hg]", "mdc_dim_mmhg": "mm[Hg]",
+}
+
+
+def normalise_unit(unit: str) -> str:
+    u = unit.strip()
+    return UNIT_ALIASES.get(u.lower(), UNIT_ALIASES.get(u.lower().split("&")[0], u))
+
+
+def _identity(v: float) -> float:
+    return v
+
+
+CONVERSIONS: dict[tuple[str, str], object] = {
+    ("[degF]", "Cel"): lambda v: (v - 32.0) * 5.0 / 9.0,
+    ("kPa", "mm[Hg]"): lambda v: v * 7.50062,
+    ("1", "%"): lambda v: v * 100.0,  # SpO2 as a fraction
+    ("/s", "/min"): lambda v: v * 60.0,
+}
+
+
+def to_canonical(metric: Metric, value: float, unit: str) -> float:
+    """Convert ``value`` in ``unit`` to the metric's canonical UCUM unit; ValueError when impossible."""
+    canonical = CATALOG[metric].unit
+    u = normalise_unit(unit)
+    if u == canonical:
+        return value
+    conv = CONVERSIONS.get((u, canonical))
+    if conv is None:
+        raise ValueError(f"unit {unit!r} cannot be converted to {canonical!r} for {metric.value}")
+    return conv(value)  # type: ignore[operator]

@@ -1,0 +1,167 @@
+"""Pydantic models at the edges: a reading, a rejected input, an alert and its lifecycle events.
+
+The hot path does not build these per message; it works on numpy columns (see ``wardwatch.codec``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .metrics_catalog import CATALOG, Metric
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+
+
+def now_ms() -> int:
+    return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+def reading_id(device: str, metric: str, ts_ms: int) -> str:
+    """A stable id for dedupe: the same device, metric and device time always give the same id."""
+    return hashlib.blake2b(f"{device}|{metric}|{ts_ms}".encode(), digest_size=10).hexdigest()
+
+
+class Reading(BaseModel):
+    """One vital-sign value from one device, in the metric's canonical UCUM unit.
+
+    ``ts`` is the device's time and ``received`` the gateway's or ingest's, both epoch milliseconds
+    (UTC), so that a reading is one small JSON object on the wire.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field("", pattern=r"^$|" + ID_PATTERN)
+    patient: str = Field(pattern=ID_PATTERN)
+    device: str = Field(pattern=ID_PATTERN)
+    metric: Metric
+    value: float = Field(allow_inf_nan=False)
+    unit: str = Field(min_length=1, max_length=32)
+    ts: int = Field(ge=0, description="device timestamp, epoch ms UTC")
+    received: int | None = Field(None, ge=0, description="received timestamp, epoch ms UTC")
+    quality: float | None = Field(None, ge=0, le=1, description="signal quality 0..1 where the device gives one")
+
+    @model_validator(mode="after")
+    def _fill_id(self) -> "Reading":
+        if not self.id:
+            object.__setattr__(self, "id", reading_id(self.device, self.metric.value, self.ts))
+        return self
+
+    @property
+    def loinc(self) -> str:
+        return CATALOG[self.metric].loinc
+
+
+class RejectedInput(BaseModel):
+    """What goes to the dead-letter topic: the original payload, why it was rejected, and from where."""
+
+    source: str  # "http:json", "http:fhir", "http:hl7v2", "kafka:readings", ...
+    reason: str  # a short machine-readable code, e.g. "impossible_value"
+    detail: str  # a human-readable explanation
+    payload: str  # the original input (truncated to a bound)
+    received: int = Field(default_factory=now_ms)
+    index: int | None = None  # position in the batch it came in
+
+
+class AlertKind(StrEnum):
+    physiological = "physiological"
+    technical = "technical"
+
+
+class Priority(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+    @property
+    def rank(self) -> int:
+        return {"low": 1, "medium": 2, "high": 3}[self.value]
+
+    def raised(self) -> "Priority":
+        return {"low": Priority.medium, "medium": Priority.high, "high": Priority.high}[self.value]
+
+
+class AlertState(StrEnum):
+    active = "active"  # condition present, nobody has acknowledged
+    acknowledged = "acknowledged"  # a person has seen it; condition may still be present
+    cleared = "cleared"  # condition ended (a latched high alarm stays shown until acknowledged)
+    resolved = "resolved"  # closed by a person, or cleared and acknowledged
+
+
+class AlertEventType(StrEnum):
+    raised = "raised"
+    escalated = "escalated"
+    updated = "updated"
+    cleared = "cleared"
+    acknowledged = "acknowledged"
+    audio_paused = "audio_paused"
+    resolved = "resolved"
+
+
+def alert_id(patient: str, condition: str, onset_ms: int) -> str:
+    """Deterministic: a worker that replays the same readings derives the same id."""
+    return "al-" + hashlib.blake2b(f"{patient}|{condition}|{onset_ms}".encode(), digest_size=8).hexdigest()
+
+
+class Alert(BaseModel):
+    id: str
+    patient: str
+    kind: AlertKind
+    priority: Priority
+    condition: str  # e.g. "spo2_low", "device_silent", "sensor_off"
+    message: str  # why, in words, with the values behind it
+    values: dict[str, float] = Field(default_factory=dict)
+    onset: int  # epoch ms of the reading that started the condition
+    raised_at: int
+    updated_at: int
+    state: AlertState = AlertState.active
+    latched: bool = False
+    escalation_level: int = 0
+    acknowledged_by: str | None = None
+    audio_paused_until: int | None = None
+
+
+class AlertEvent(BaseModel):
+    """One step in an alarm's life. ``event_id`` is deterministic so consumers can drop repeats."""
+
+    event_id: str
+    type: AlertEventType
+    alert: Alert
+    at: int
+    by: str | None = None  # the user, for actions; None for the detector
+    note: str | None = None
+    seq: int | None = None  # assigned by the alert service, in order, per service
+
+    @field_validator("event_id")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("event_id must not be empty")
+        return v
+
+    @staticmethod
+    def make_id(alert_id_: str, type_: AlertEventType, at: int) -> str:
+        return f"{alert_id_}:{type_.value}:{at}"
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> "AlertEvent":
+        return cls.model_validate_json(data)
+
+
+class Score(BaseModel):
+    """An early-warning score at one time, with the reasons behind it."""
+
+    patient: str
+    name: str  # "news2", "risk", "iforest", "trend"
+    value: float
+    ts: int
+    partial: bool = False
+    reasons: list[str] = Field(default_factory=list)
+    components: dict[str, Any] = Field(default_factory=dict)

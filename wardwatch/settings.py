@@ -1,0 +1,66 @@
+"""One settings object, read from the environment (prefix ``WARDWATCH_``) and an optional ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARDWATCH_", env_file=".env", extra="ignore")
+
+    # Which bus and store the services use: "embedded" runs everything in one process with an
+    # in-memory bus and an embedded store (the demo); "kafka" uses Apache Kafka and InfluxDB.
+    backend: Literal["embedded", "kafka"] = "kafka"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "wardwatch."
+    readings_partitions: int = Field(6, ge=1)
+    consumer_group: str = "wardwatch-detectors"
+
+    influx_url: str = "http://127.0.0.1:8086"
+    # InfluxDB 1.8 (native path) takes "user:password" and "database/retention"; 2.x a real token and bucket.
+    influx_token: str = "wardwatch:wardwatch"
+    influx_org: str = "wardwatch"
+    influx_bucket: str = "wardwatch/autogen"
+    influx_batch_size: int = Field(5000, ge=1)
+
+    data_dir: Path = Path(".wardwatch")
+
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = 8080
+    alerts_host: str = "127.0.0.1"
+    alerts_port: int = 8765
+    detect_metrics_port: int = 9108
+
+    # Validation windows for device timestamps.
+    max_future_s: float = 120.0
+    max_age_s: float = 7 * 24 * 3600.0
+    # Producer backlog (readings) above which the HTTP endpoint answers 429 instead of buffering.
+    ingest_max_backlog: int = 200_000
+
+    # Alarm handling.
+    stale_after_s: float = 60.0
+    audio_pause_s: float = 120.0
+    escalate_after_s: float = 120.0
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.data_dir / "tokens.sqlite3"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.sqlite3"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.data_dir / "audit.sqlite3"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

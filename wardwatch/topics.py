@@ -1,0 +1,35 @@
+"""Kafka topic names, derived from one prefix so that tests and tenants can run side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "wardwatch."
+
+    @property
+    def readings(self) -> str:
+        """Validated readings, keyed by patient."""
+        return f"{self.prefix}readings"
+
+    @property
+    def deadletter(self) -> str:
+        """Every rejected input with its original payload, reason and source."""
+        return f"{self.prefix}deadletter"
+
+    @property
+    def alerts(self) -> str:
+        """Alarm lifecycle events (raised, escalated, cleared, acknowledged...), keyed by patient."""
+        return f"{self.prefix}alerts"
+
+    @property
+    def state(self) -> str:
+        """Compacted per-patient detector state, keyed by patient."""
+        return f"{self.prefix}detector-state"
+
+    @property
+    def registry(self) -> str:
+        """Compacted device-to-patient assignments (admit, assign, discharge)."""
+        return f"{self.prefix}registry"
