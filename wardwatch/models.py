@@ -165,3 +165,30 @@ class Score(BaseModel):
     partial: bool = False
     reasons: list[str] = Field(default_factory=list)
     components: dict[str, Any] = Field(default_factory=dict)
+
+
+class VitalsSnapshot(BaseModel):
+    """What the live feed shows on a patient's tile: latest cleaned values and scores.
+
+    Workers publish one per patient every few seconds (and when something changes), keyed by patient.
+    """
+
+    patient: str
+    ts: int  # time of the newest reading behind it
+    values: dict[str, float] = Field(default_factory=dict)  # metric -> latest cleaned value
+    news2: float | None = None
+    news2_partial: bool = True
+    risk: float | None = None
+    stale_metrics: list[str] = Field(default_factory=list)  # metrics whose device went silent
+    trend: dict[str, list[float]] = Field(default_factory=dict)  # metric -> short sparkline
+
+
+class PatientRecord(BaseModel):
+    """A monitored patient: where they are and which devices report for them. No names: ids only."""
+
+    patient: str = Field(pattern=ID_PATTERN)
+    ward: str = Field(pattern=ID_PATTERN)
+    bed: str | None = Field(None, max_length=32)
+    devices: list[str] = Field(default_factory=list)
+    admitted: int = Field(default_factory=now_ms)
+    discharged: int | None = None

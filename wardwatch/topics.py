@@ -30,6 +30,11 @@ class Topics:
         return f"{self.prefix}detector-state"
 
     @property
+    def vitals(self) -> str:
+        """Per-patient vitals snapshots (latest values, scores, staleness) for the live feed, keyed by patient."""
+        return f"{self.prefix}vitals"
+
+    @property
     def registry(self) -> str:
         """Compacted device-to-patient assignments (admit, assign, discharge)."""
         return f"{self.prefix}registry"

@@ -1,0 +1,32 @@
+"""Benchmarks: ``wardwatch bench ingest|detectors|alerts|pipeline``; each compares against a baseline
+measured in the same run. ``--json`` prints one JSON object on standard output."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+TARGETS = {
+    "ingest": "ingest.bench",
+    "detectors": "detectors.bench",
+    "alerts": "alerts.bench",
+    "pipeline": "wardwatch.pipeline_bench",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="target", required=True)
+    for name, module_name in TARGETS.items():
+        sp = sub.add_parser(name)
+        sp.add_argument("--json", action="store_true", help="one JSON object on standard output")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(sp)
+
+
+def run(args: argparse.Namespace) -> int:
+    module = importlib.import_module(TARGETS[args.target])
+    return int(module.run(args) or 0)
