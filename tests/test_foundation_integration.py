@@ -68,3 +68,38 @@ async def test_store_retries_then_fails_loud_when_influxdb_is_unreachable(settin
         await store.write_lines(["vitals,patient=p1 value=1 1"], max_attempts=2, base_delay=0.01)
     assert store.health.ok is False and store.health.write_errors == 2
     store.close()
+
+
+async def test_history_series_is_downsampled_by_influxdb(settings):
+    store = InfluxStore(settings)
+    base = 1_700_000_040_000  # minute-aligned, as InfluxDB aligns windows to the epoch
+    # One hour of 1 Hz heart rate, 60..119 repeating each minute: every 1-minute mean is 89.5.
+    lines = [line("vitals", {"patient": "p9", "metric": "heart_rate"}, {"value": float(60 + i % 60)}, base + 1000 * i)
+             for i in range(3600)]
+    await store.write_lines(lines)
+    raw = await store.query_series("vitals", "p9", base, base + 3_600_000)
+    per_minute = await store.query_series("vitals", "p9", base, base + 3_600_000, every_ms=60_000, fields=["value"])
+    store.close()
+    assert len(raw) == 3600
+    assert len(per_minute) == 60
+    assert all(row["value"] == pytest.approx(89.5) for row in per_minute)
+    assert per_minute[0]["metric"] == "heart_rate"
+
+
+async def test_memory_bus_keeps_offsets_per_group_like_kafka(settings):
+    from wardwatch.bus import MemoryBus
+
+    bus = MemoryBus(settings.model_copy(update={"backend": "embedded"}), partitions=3)
+    await bus.ensure_topics()
+    producer = bus.producer()
+    await producer.send_many(bus.topics.readings, [(f"p{i % 5}".encode(), str(i).encode()) for i in range(100)])
+    consumer = bus.consumer(bus.topics.readings, group_id="g")
+    await consumer.start()
+    first = await consumer.getmany(timeout_ms=100, max_records=60)
+    assert sum(len(v) for v in first.values()) == 60
+    await consumer.commit()
+    again = bus.consumer(bus.topics.readings, group_id="g")
+    await again.start()
+    rest = await again.getmany(timeout_ms=100, max_records=1000)
+    seen = [int(m.value) for v in list(first.values()) + list(rest.values()) for m in v]
+    assert sorted(seen) == list(range(100))

@@ -104,11 +104,46 @@ class InfluxStore:
     async def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.query_sync, flux, params)
 
+    async def query_series(self, measurement: str, patient: str, start_ms: int, stop_ms: int,
+                           every_ms: int | None = None, fields: Sequence[str] | None = None,
+                           tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Rows ``{"time": ms, "field", "value", **tags}`` sorted by time; see :func:`series_flux`."""
+        rows = await self.query(series_flux(self.bucket, measurement, patient, start_ms, stop_ms, every_ms, fields, tags))
+        out = []
+        for r in rows:
+            extra = {k: v for k, v in r.items() if not k.startswith("_") and k not in ("result", "table")}
+            out.append({"time": int(r["_time"].timestamp() * 1000), "field": r["_field"], "value": r["_value"], **extra})
+        out.sort(key=lambda row: row["time"])
+        return out
+
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
         except Exception:
             return False
+
+
+def _rfc3339(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def series_flux(bucket: str, measurement: str, patient: str, start_ms: int, stop_ms: int,
+                every_ms: int | None = None, fields: Sequence[str] | None = None,
+                tags: dict[str, str] | None = None) -> str:
+    """The one Flux query history reads use: a patient's points of one measurement in a time range,
+    optionally downsampled by InfluxDB itself (aggregateWindow, mean) to what a chart needs."""
+    conds = [f"r._measurement == {flux_string(measurement)}", f"r.patient == {flux_string(patient)}"]
+    conds += [f"r[{flux_string(k)}] == {flux_string(v)}" for k, v in (tags or {}).items()]
+    q = (f"from(bucket: {flux_string(bucket)})"
+         f" |> range(start: {_rfc3339(start_ms)}, stop: {_rfc3339(stop_ms)})"
+         f" |> filter(fn: (r) => {' and '.join(conds)})")
+    if fields:
+        q += " |> filter(fn: (r) => " + " or ".join(f"r._field == {flux_string(f)}" for f in fields) + ")"
+    if every_ms:
+        q += f" |> aggregateWindow(every: {int(every_ms)}ms, fn: mean, createEmpty: false)"
+    return q
 
 
 def flux_string(value: str) -> str:
