@@ -54,8 +54,9 @@ async def ensure_topics(settings: Settings, partitions: dict[str, int] | None = 
         t.state: settings.readings_partitions,
         t.vitals: settings.readings_partitions,
         t.registry: 1,
+        t.limits: 1,
     }
-    compacted = set(compacted) or {t.state, t.registry}
+    compacted = set(compacted) or {t.state, t.registry, t.limits}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:

@@ -35,6 +35,11 @@ class Topics:
         return f"{self.prefix}vitals"
 
     @property
+    def limits(self) -> str:
+        """Compacted per-patient alarm-limit overrides (who changed them and why), keyed by patient."""
+        return f"{self.prefix}limits"
+
+    @property
     def registry(self) -> str:
         """Compacted device-to-patient assignments (admit, assign, discharge)."""
         return f"{self.prefix}registry"
