@@ -256,7 +256,11 @@ def kafka_ready(bootstrap: str) -> bool:
         s.settimeout(0.5)
         if s.connect_ex((host, int(port))) != 0:
             return False
-    return asyncio.run(probe())
+    # A thread of its own, so callers inside an event loop (benchmarks, async fixtures) can use it too.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, probe()).result()
 
 
 @dataclass
