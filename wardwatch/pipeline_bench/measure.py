@@ -1,0 +1,114 @@
+"""Measuring a running build: consumer-group lag, drain rate, per-process CPU and memory, latency stats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+
+class GroupWatch:
+    """Committed offsets of a consumer group against the topic's end offsets, with long-lived clients."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.group, self.topic = group, topic
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+
+    async def start(self) -> "GroupWatch":
+        await self.admin.start()
+        await self.consumer.start()
+        return self
+
+    async def stop(self) -> None:
+        await self.admin.close()
+        await self.consumer.stop()
+
+    async def consumed(self) -> tuple[int, int]:
+        """(committed, end) summed over the topic's partitions; committed is 0 before the group exists."""
+        ends = await self.consumer.end_offsets(self.tps)
+        try:
+            offsets = await self.admin.list_consumer_group_offsets(self.group)
+        except Exception:  # the group or its coordinator does not exist yet
+            return 0, sum(ends.values())
+        committed = sum(o.offset for tp, o in offsets.items() if tp.topic == self.topic and o.offset >= 0)
+        return committed, sum(ends.values())
+
+
+async def drain_rate(watch: GroupWatch, total: int, timeout: float) -> dict:
+    """Watch a group consume ``total`` prefilled records; rate between 10 % and 90 % (start-up excluded)."""
+    t_lo = t_hi = None
+    c_lo = c_hi = 0
+    deadline = time.monotonic() + timeout
+    committed = 0
+    while time.monotonic() < deadline:
+        committed, _end = await watch.consumed()
+        now = time.monotonic()
+        if t_lo is None and committed >= 0.1 * total:
+            t_lo, c_lo = now, committed
+        if committed >= 0.9 * total:
+            t_hi, c_hi = now, committed
+            break
+        await asyncio.sleep(0.25)
+    if t_lo is None:
+        return {"readings_per_s": 0.0, "drained": committed}
+    if t_hi is None:  # did not reach 90 % in time: rate over what it did
+        t_hi, c_hi = time.monotonic(), committed
+    rate = (c_hi - c_lo) / max(t_hi - t_lo, 1e-6)
+    return {"readings_per_s": rate, "drained": committed}
+
+
+@dataclass
+class ProcSampler:
+    """Samples CPU and RSS of named processes once a second while a phase runs."""
+
+    pids: dict[str, int]
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    rss: dict[str, list[float]] = field(default_factory=dict)
+    _task: asyncio.Task | None = None
+
+    async def _loop(self) -> None:
+        procs = {}
+        for name, pid in self.pids.items():
+            try:
+                procs[name] = psutil.Process(pid)
+                procs[name].cpu_percent(None)
+            except psutil.Error:
+                pass
+        while True:
+            await asyncio.sleep(1.0)
+            for name, p in procs.items():
+                try:
+                    self.cpu.setdefault(name, []).append(p.cpu_percent(None))
+                    self.rss.setdefault(name, []).append(p.memory_info().rss / 2**20)
+                except psutil.Error:
+                    pass
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> dict:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        return {name: {"cpu_percent": round(float(np.mean(self.cpu.get(name) or [0])), 1),
+                       "rss_mb": round(float(np.max(self.rss.get(name) or [0])), 1)} for name in self.pids}
+
+
+def latency_stats(latencies_ms: list[float]) -> dict:
+    if not latencies_ms:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None, "alarms": 0}
+    a = np.asarray(latencies_ms)
+    return {"p50_ms": round(float(np.percentile(a, 50)), 1), "p99_ms": round(float(np.percentile(a, 99)), 1),
+            "max_ms": round(float(a.max()), 1), "alarms": int(len(a))}

@@ -1,0 +1,127 @@
+"""The peer builds of the pipeline benchmark, each run as its own process.
+
+    python -m wardwatch.pipeline_bench.peers raw|per_message|quix --bootstrap B --in T --out T2 --group G --seconds S
+
+* ``raw``: aiokafka pass-through (consume a batch, decode, send_batch, commit): the upper limit.
+* ``per_message``: the obvious build: one message at a time, pydantic validation, dict state,
+  an awaited send per alarm, commit every 1,000 messages.
+* ``quix``: the same rules on Quix Streams 3 (per-key state in its RocksDB store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+
+import orjson
+
+from .rules import PatientRules
+
+
+async def run_raw(a: argparse.Namespace) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from wardwatch.kafka import send_batch
+
+    consumer = AIOKafkaConsumer(a.inp, bootstrap_servers=a.bootstrap, group_id=a.group, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=a.bootstrap, acks="all", linger_ms=5, max_batch_size=1 << 20)
+    await consumer.start()
+    await producer.start()
+    parts = sorted(await producer.partitions_for(a.out))
+    deadline = time.monotonic() + a.seconds
+    try:
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=20000)
+            items = []
+            for msgs in batches.values():
+                for m in msgs:
+                    r = orjson.loads(m.value)
+                    items.append((m.key, orjson.dumps(r)))
+            if items:
+                await send_batch(producer, a.out, items, parts)
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def run_per_message(a: argparse.Namespace) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from wardwatch.models import Reading
+
+    consumer = AIOKafkaConsumer(a.inp, bootstrap_servers=a.bootstrap, group_id=a.group, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=a.bootstrap, acks="all")
+    await consumer.start()
+    await producer.start()
+    state: dict[str, PatientRules] = {}
+    n = 0
+    deadline = time.monotonic() + a.seconds
+    try:
+        while time.monotonic() < deadline:
+            try:
+                m = await asyncio.wait_for(consumer.getone(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            r = Reading.model_validate_json(m.value)
+            change = state.setdefault(r.patient, PatientRules()).update(r.metric.value, r.value, r.ts)
+            if change:
+                await producer.send_and_wait(a.out, orjson.dumps({"patient": r.patient, "event": change, "ts": r.ts}),
+                                             key=m.key)
+            n += 1
+            if n % 1000 == 0:
+                await consumer.commit()
+    finally:
+        await consumer.commit()
+        await consumer.stop()
+        await producer.stop()
+
+
+def run_quix(a: argparse.Namespace) -> None:
+    from quixstreams import Application
+
+    app = Application(broker_address=a.bootstrap, consumer_group=a.group, auto_offset_reset="earliest",
+                      state_dir=tempfile.mkdtemp(prefix="ww-quix-"), commit_interval=1.0, loglevel="WARNING")
+    src = app.topic(a.inp, value_deserializer="json")
+    dst = app.topic(a.out, value_serializer="json")
+    sdf = app.dataframe(src)
+
+    def rules(value: dict, state) -> dict | None:
+        r = PatientRules.from_dict(state.get("rules"))
+        change = r.update(value["metric"], float(value["value"]), int(value["ts"]))
+        state.set("rules", r.to_dict())
+        return {"patient": value["patient"], "event": change, "ts": value["ts"]} if change else None
+
+    sdf = sdf.apply(rules, stateful=True).filter(lambda v: v is not None)
+    sdf.to_topic(dst)
+    _run_for(app, a.seconds)
+
+
+def _run_for(app, seconds: float) -> None:
+    import threading
+
+    threading.Timer(seconds, app.stop).start()
+    app.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build", choices=["raw", "per_message", "quix"])
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--in", dest="inp", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--group", required=True)
+    ap.add_argument("--seconds", type=float, default=60)
+    a = ap.parse_args(argv)
+    if a.build == "quix":
+        run_quix(a)
+    else:
+        asyncio.run(run_raw(a) if a.build == "raw" else run_per_message(a))
+
+
+if __name__ == "__main__":
+    main()
