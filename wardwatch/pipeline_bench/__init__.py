@@ -187,7 +187,7 @@ async def _main(args: argparse.Namespace) -> int:
 
     services = None
     if not os.environ.get("WARDWATCH_KAFKA_BOOTSTRAP"):
-        services = await asyncio.to_thread(start_services)
+        services = start_services()  # main thread: children die with it (PR_SET_PDEATHSIG is per thread)
         os.environ.update(services.env())
     workdir = Path(args.out)
     workdir.mkdir(parents=True, exist_ok=True)
