@@ -1,0 +1,67 @@
+"""Default alarm conditions and per-patient limit overrides.
+
+Defaults follow common adult ward practice and IEC 60601-1-8 alarm behaviour: a condition must
+persist for its delay (in reading time) before it alarms, and clears only when the value is back
+inside the limit by the hysteresis margin. Clinicians override limits per patient (a COPD patient's
+SpO2 target, say); each change carries who and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from wardwatch.metrics_catalog import METRIC_INDEX, Metric
+from wardwatch.models import Priority
+
+
+@dataclass(frozen=True)
+class LimitRule:
+    condition: str  # stable name, part of the alert id
+    metric: Metric
+    side: str  # "low" or "high"
+    limit: float
+    priority: Priority
+    delay_ms: int
+    hysteresis: float
+
+    @property
+    def column(self) -> int:
+        return METRIC_INDEX[self.metric]
+
+    def message(self, value: float) -> str:
+        word = "below" if self.side == "low" else "above"
+        return f"{self.metric.value.replace('_', ' ')} {value:g} {word} {self.limit:g} for {self.delay_ms // 1000}s"
+
+
+# Ordered: the index of a rule is its column in the engine's condition arrays.
+DEFAULT_RULES: tuple[LimitRule, ...] = (
+    LimitRule("spo2_low", Metric.spo2, "low", 90, Priority.high, 15_000, 2),
+    LimitRule("spo2_critical", Metric.spo2, "low", 85, Priority.high, 5_000, 2),
+    LimitRule("hr_high", Metric.heart_rate, "high", 130, Priority.medium, 20_000, 5),
+    LimitRule("hr_low", Metric.heart_rate, "low", 40, Priority.high, 10_000, 3),
+    LimitRule("rr_high", Metric.resp_rate, "high", 24, Priority.medium, 30_000, 2),
+    LimitRule("rr_low", Metric.resp_rate, "low", 8, Priority.high, 15_000, 1),
+    LimitRule("sbp_low", Metric.sbp, "low", 90, Priority.medium, 10_000, 5),
+    LimitRule("sbp_high", Metric.sbp, "high", 220, Priority.medium, 10_000, 10),
+    LimitRule("temp_high", Metric.temperature, "high", 39.0, Priority.low, 0, 0.3),
+    LimitRule("temp_low", Metric.temperature, "low", 35.0, Priority.medium, 0, 0.3),
+)
+
+
+def apply_override(rules: tuple[LimitRule, ...], limits: dict) -> tuple[LimitRule, ...]:
+    """Per-patient limits as published on the limits topic: ``{"spo2": {"low": 88, "high": null}}``.
+
+    A low/high given for a metric replaces the limit of that side's rules (the critical SpO2 rule
+    keeps its distance below the main one); ``null`` keeps the default.
+    """
+    out = []
+    for r in rules:
+        side = (limits.get(r.metric.value) or {}).get(r.side)
+        if isinstance(side, (int, float)) and not isinstance(side, bool):
+            if r.condition == "spo2_critical":
+                out.append(replace(r, limit=min(r.limit, float(side) - 3)))
+            else:
+                out.append(replace(r, limit=float(side)))
+        else:
+            out.append(r)
+    return tuple(out)

@@ -1,0 +1,31 @@
+"""The plug-in point for score stages (NEWS2, trends, learned risk) inside the detector engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class StageScores:
+    rows: np.ndarray  # patient-table rows scored in this call
+    scores: dict[str, np.ndarray]  # score name -> float per row (NaN = not scored)
+    partial: dict[str, np.ndarray]  # score name -> bool per row (parameters missing)
+    alarm_level: np.ndarray  # int8 per row: 0 none, 1 low, 2 medium, 3 high
+    alarm_condition: np.ndarray  # object per row: condition name or ""
+    reasons: list[list[str]] = field(default_factory=list)  # per row, in words
+
+
+class ScoreStage(Protocol):
+    name: str
+
+    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
+        """Score ``rows`` from their latest clean values (rows x METRICS, NaN missing) and times."""
+
+    def resize(self, n_rows: int) -> None: ...
+
+    def state_dict(self, rows: np.ndarray) -> dict: ...
+
+    def load_state(self, rows: np.ndarray, state: dict) -> None: ...
