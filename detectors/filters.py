@@ -56,9 +56,9 @@ class Hampel:
         """True where a value is an outlier against its window; then the value joins the window."""
         win = self.buf[rows, cols]
         filled = np.sum(~np.isnan(win), axis=1)
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(np.where(filled[:, None] > 0, win, 0.0), axis=1)
-            mad = np.nanmedian(np.abs(win - med[:, None]), axis=1) * 1.4826
+        win = np.where(filled[:, None] > 0, win, 0.0)  # an empty window: no verdict (filled < 5 below)
+        med = np.nanmedian(win, axis=1)
+        mad = np.nanmedian(np.abs(win - med[:, None]), axis=1) * 1.4826
         scale = np.maximum(np.nan_to_num(mad), self.min_scale)
         outlier = (filled >= 5) & (np.abs(values - med) > self.k * scale)
         p = self.pos[rows, cols]

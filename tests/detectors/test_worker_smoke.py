@@ -1,0 +1,46 @@
+import asyncio
+import time
+
+import orjson
+import pytest
+
+from detectors.worker import DetectorWorker
+from wardwatch.bus import open_bus
+from wardwatch.models import AlertEvent, Reading
+from wardwatch.store import InfluxStore
+
+pytestmark = pytest.mark.integration
+
+
+async def test_worker_stores_readings_and_publishes_an_alarm(settings):
+    bus = open_bus(settings)
+    await bus.ensure_topics()
+    now = int(time.time() * 1000) - 120_000
+    readings = [Reading(patient="p1", device="d1", metric="spo2", value=97 if i < 20 else 84, unit="%", ts=now + 1000 * i)
+                for i in range(60)]
+    producer = bus.producer()
+    await producer.start()
+    await producer.send_many(bus.topics.readings, [(r.patient.encode(), r.model_dump_json().encode()) for r in readings]
+                             + [(b"p1", b"{not json")])
+    await producer.stop()
+    worker = DetectorWorker(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    alerts = bus.consumer(bus.topics.alerts, group_id=None)
+    await alerts.start()
+    events = []
+    deadline = time.monotonic() + 30
+    while len(events) < 2 and time.monotonic() < deadline:
+        for msgs in (await alerts.getmany(timeout_ms=500)).values():
+            events += [AlertEvent.from_json(m.value) for m in msgs]
+    await alerts.stop()
+    stop.set()
+    await task
+    # SpO2 84 % is below both limits: the critical one (5 s delay) alarms first, then the 90 % one (15 s).
+    assert [(e.type.value, e.alert.condition) for e in events] == [("raised", "spo2_critical"), ("raised", "spo2_low")]
+    assert events[0].alert.priority.value == "high" and "84" in events[0].alert.message
+    store = InfluxStore(settings)
+    rows = await store.query_series("vitals", "p1", now - 1, now + 120_000, fields=["value"])
+    store.close()
+    assert len(rows) == 60
+    assert worker.metrics.rejected.labels("malformed_json")._value.get() == 1
