@@ -1,0 +1,129 @@
+"""Two detector worker processes share the partitions; one is SIGKILLed mid-stream and restarted.
+
+Every reading must end up in InfluxDB exactly once and the alert topic must carry exactly the
+events an uninterrupted engine produces for the same readings (after dropping repeats by id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.engine import DetectorEngine
+from wardwatch.bus import open_bus
+from wardwatch.columns import ReadingColumns
+from wardwatch.devservices import free_port
+from wardwatch.models import AlertEvent, Reading
+from wardwatch.store import InfluxStore, flux_string
+
+pytestmark = pytest.mark.integration
+
+N_PATIENTS, SECONDS = 30, 120
+
+
+def make_readings(base: int) -> list[Reading]:
+    rng = np.random.default_rng(5)
+    out = []
+    for s in range(SECONDS):
+        for p in range(N_PATIENTS):
+            desat = p % 5 == 0 and 40 <= s < 80  # every fifth patient desaturates for 40 s
+            for metric, unit, v in (("heart_rate", "/min", 75 + rng.normal(0, 2)),
+                                    ("spo2", "%", (86 if desat else 97) + rng.normal(0, 0.5)),
+                                    ("resp_rate", "/min", 16 + rng.normal(0, 1))):
+                out.append(Reading(patient=f"k{p:02d}", device=f"dev-k{p:02d}", metric=metric,
+                                   value=round(min(v, 100), 1), unit=unit, ts=base + 1000 * s))
+    return out
+
+
+def spawn_worker(env: dict, port: int, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "detect", "--metrics-port", str(port)],
+                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+
+async def produce(bus, readings: list[Reading]) -> None:
+    producer = bus.producer()
+    await producer.start()
+    try:
+        await producer.send_many(bus.topics.readings, [(r.patient.encode(), r.model_dump_json().encode()) for r in readings])
+    finally:
+        await producer.stop()
+
+
+async def total_points(store: InfluxStore, bucket: str) -> int:
+    rows = await store.query(f'from(bucket: {flux_string(bucket)}) |> range(start: 0)'
+                             ' |> filter(fn: (r) => r._measurement == "vitals" and r._field == "value")'
+                             ' |> group() |> count()')
+    return int(rows[0]["_value"]) if rows else 0
+
+
+async def test_sigkilled_worker_loses_nothing_and_repeats_no_alarm(settings, tmp_path):
+    bus = open_bus(settings)
+    await bus.ensure_topics()
+    base = int(time.time() * 1000) - 3_600_000
+    readings = make_readings(base)
+    expected = DetectorEngine(stale_after_ms=10**12).process(ReadingColumns.from_readings(readings)).events
+    expected_ids = {e.event_id for e in expected}
+    assert len(expected_ids) >= 12  # six desaturating patients raise and clear two alarms each
+
+    env = dict(os.environ, WARDWATCH_BACKEND="kafka", WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+               WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_CONSUMER_GROUP=settings.consumer_group,
+               WARDWATCH_INFLUX_URL=settings.influx_url, WARDWATCH_INFLUX_TOKEN=settings.influx_token,
+               WARDWATCH_INFLUX_BUCKET=settings.influx_bucket, WARDWATCH_READINGS_PARTITIONS=str(settings.readings_partitions),
+               WARDWATCH_STALE_AFTER_S="1000000000", WARDWATCH_DATA_DIR=str(tmp_path))
+    ports = [free_port(), free_port()]
+    a = spawn_worker(env, ports[0], tmp_path / "a.log")
+    b = spawn_worker(env, ports[1], tmp_path / "b.log")
+    store = InfluxStore(settings)
+    try:
+        third = len(readings) // 3
+        await produce(bus, readings[:third])
+        deadline = time.monotonic() + 60
+        while await total_points(store, settings.influx_bucket) < third // 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+        a.send_signal(signal.SIGKILL)  # mid-stream: no chance to flush or commit
+        a.wait(10)
+        await produce(bus, readings[third:2 * third])
+        a = spawn_worker(env, ports[0], tmp_path / "a2.log")
+        await produce(bus, readings[2 * third:])
+        deadline = time.monotonic() + 120
+        while await total_points(store, settings.influx_bucket) < len(readings) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        assert await total_points(store, settings.influx_bucket) == len(readings)
+        # Let the workers publish the last alarms, then read the whole alerts topic.
+        await asyncio.sleep(2)
+        consumer = bus.consumer(bus.topics.alerts, group_id=None)
+        await consumer.start()
+        seen: dict[str, str] = {}
+        copies = 0
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=2000, max_records=10_000)
+                if not batches:
+                    break
+                for msgs in batches.values():
+                    for m in msgs:
+                        e = AlertEvent.from_json(m.value)
+                        copies += 1
+                        assert seen.setdefault(e.event_id, e.model_dump_json()) == e.model_dump_json(), \
+                            "a replayed event must be identical to the first copy"
+        finally:
+            await consumer.stop()
+        assert set(seen) == expected_ids, "no alarm lost, none invented"
+        alerts_in_db = await store.query(f'from(bucket: {flux_string(settings.influx_bucket)}) |> range(start: 0)'
+                                         ' |> filter(fn: (r) => r._measurement == "alerts" and r._field == "alert_id")'
+                                         ' |> group() |> count()')
+        assert int(alerts_in_db[0]["_value"]) == len(expected_ids)
+    finally:
+        store.close()
+        for p in (a, b):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(20)
