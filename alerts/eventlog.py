@@ -1,0 +1,152 @@
+"""The alert service's durable log: every alarm event and every human action, in sequence.
+
+One SQLite file is both the resume log (a client that saw seq N gets exactly the events after N)
+and the audit log (who did what, when). Events are unique by ``event_id``, so a detector replay
+after a crash, or this service reading back its own actions from Kafka, never stores one twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertState, Priority
+
+
+class EventLog:
+    def __init__(self, path: Path | str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript("""
+            CREATE TABLE IF NOT EXISTS events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL, alert_id TEXT NOT NULL,
+                patient TEXT NOT NULL, ward TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL,
+                by TEXT, logged REAL NOT NULL, body TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS events_ward ON events (ward, seq);
+            CREATE TABLE IF NOT EXISTS alarms (
+                alert_id TEXT PRIMARY KEY, patient TEXT NOT NULL, ward TEXT NOT NULL, seen REAL NOT NULL,
+                open INTEGER NOT NULL, body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
+                action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+        """)
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- events and alarm state
+
+    def append(self, event: AlertEvent, ward: str) -> AlertEvent | None:
+        """Store an event and fold it into the alarm's state; None when the event_id is known already.
+
+        Returns the event as clients see it: with ``seq`` and the alarm's state after the event.
+        """
+        with self._lock:
+            cur = self._db.execute("SELECT body, seen FROM alarms WHERE alert_id=?", (event.alert.id,)).fetchone()
+            exists = self._db.execute("SELECT 1 FROM events WHERE event_id=?", (event.event_id,)).fetchone()
+            if exists:
+                return None
+            alarm = fold(Alert.model_validate_json(cur[0]) if cur else None, event)
+            seen = cur[1] if cur else time.time()
+            self._db.execute("BEGIN")
+            c = self._db.execute(
+                "INSERT INTO events (event_id, alert_id, patient, ward, type, at, by, logged, body) VALUES (?,?,?,?,?,?,?,?,?)",
+                (event.event_id, event.alert.id, event.alert.patient, ward, event.type.value, event.at, event.by,
+                 time.time(), ""))
+            seq = c.lastrowid
+            out = event.model_copy(update={"alert": alarm, "seq": seq})
+            self._db.execute("UPDATE events SET body=? WHERE seq=?", (out.model_dump_json(), seq))
+            self._db.execute("INSERT OR REPLACE INTO alarms VALUES (?,?,?,?,?,?)",
+                             (alarm.id, alarm.patient, ward, seen, int(alarm.state is not AlertState.resolved),
+                              alarm.model_dump_json()))
+            self._db.execute("COMMIT")
+            return out
+
+    def last_seq(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return row[0] or 0
+
+    def since(self, seq: int, wards: set[str] | None, patients: set[str], limit: int = 5000) -> list[dict] | None:
+        """Events after ``seq`` for a scope (wards None = all); None when more than ``limit`` (resync)."""
+        with self._lock:
+            rows = self._db.execute("SELECT body, ward, patient, type FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    (seq, limit + 1)).fetchall()
+        if len(rows) > limit:
+            return None
+        return [orjson.loads(b) for b, w, p, t in rows if in_scope(w, p, wards, patients, t)]
+
+    def open_alarms(self, wards: set[str] | None, patients: set[str]) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT body, ward, patient FROM alarms WHERE open=1").fetchall()
+        out = []
+        for body, ward, patient in rows:
+            alarm = orjson.loads(body)
+            if in_scope(ward, patient, wards, patients, "") or alarm.get("escalation_level", 0) > 0:
+                out.append(alarm | {"ward": ward})
+        return out
+
+    def alarm(self, alert_id: str) -> tuple[Alert, str, float] | None:
+        with self._lock:
+            row = self._db.execute("SELECT body, ward, seen FROM alarms WHERE alert_id=?", (alert_id,)).fetchone()
+        return (Alert.model_validate_json(row[0]), row[1], row[2]) if row else None
+
+    def unacknowledged(self) -> list[tuple[Alert, str, float]]:
+        with self._lock:
+            rows = self._db.execute("SELECT body, ward, seen FROM alarms WHERE open=1").fetchall()
+        out = []
+        for body, ward, seen in rows:
+            a = Alert.model_validate_json(body)
+            if a.state is AlertState.active:
+                out.append((a, ward, seen))
+        return out
+
+    # ---------------------------------------------------------------- audit
+
+    def audit(self, who: str, role: str, action: str, target: str, detail: dict) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO audit (at, who, role, action, target, detail) VALUES (?,?,?,?,?,?)",
+                             (time.time(), who, role, action, target, orjson.dumps(detail).decode()))
+
+    def audit_rows(self, limit: int = 1000) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT at, who, role, action, target, detail FROM audit ORDER BY id DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [dict(zip(("at", "who", "role", "action", "target", "detail"), r)) for r in rows]
+
+
+def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str], type_: str) -> bool:
+    # Escalations go to a wider audience: everyone connected.
+    return wards is None or ward in wards or patient in patients or type_ == AlertEventType.escalated.value
+
+
+def fold(current: Alert | None, event: AlertEvent) -> Alert:
+    """The alarm's state after one more event (IEC 60601-1-8 style: latching, acknowledge, pause)."""
+    a = (current or event.alert).model_copy()
+    t = event.type
+    if t is AlertEventType.raised:
+        a = event.alert.model_copy(update={"state": AlertState.active})
+    elif t is AlertEventType.updated:
+        a = a.model_copy(update={"priority": event.alert.priority, "message": event.alert.message,
+                                 "values": event.alert.values, "updated_at": event.at})
+    elif t is AlertEventType.cleared:
+        # A latched (high-priority) alarm stays shown until a person acknowledges it.
+        if a.state is AlertState.acknowledged or not a.latched:
+            a = a.model_copy(update={"state": AlertState.resolved, "updated_at": event.at})
+        else:
+            a = a.model_copy(update={"state": AlertState.cleared, "updated_at": event.at})
+    elif t is AlertEventType.acknowledged:
+        state = AlertState.resolved if a.state is AlertState.cleared else AlertState.acknowledged
+        a = a.model_copy(update={"state": state, "acknowledged_by": event.by, "updated_at": event.at})
+    elif t is AlertEventType.audio_paused:
+        a = a.model_copy(update={"audio_paused_until": event.alert.audio_paused_until, "updated_at": event.at})
+    elif t is AlertEventType.resolved:
+        a = a.model_copy(update={"state": AlertState.resolved, "updated_at": event.at})
+    elif t is AlertEventType.escalated:
+        a = a.model_copy(update={"priority": Priority(a.priority).raised(), "escalation_level": a.escalation_level + 1,
+                                 "updated_at": event.at})
+    return a

@@ -1,0 +1,105 @@
+"""The live feed against the real Kafka: snapshot, live events, resume, roles, escalation, audit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+import websockets
+
+from wardwatch.models import Priority
+
+from .conftest import collect_events, connect, raised, send_events
+
+pytestmark = pytest.mark.integration
+
+
+async def test_nurse_gets_live_alarms_of_her_ward_only(ward):
+    ws, snap = await connect(ward, ward.tokens["nurse"], wards=("w7",))
+    assert snap["type"] == "snapshot" and snap["alarms"] == []
+    assert sorted(p["patient"] for p in snap["patients"]) == ["p0", "p1", "p2"]
+    await send_events(ward, [raised("p1"), raised("p4")])  # p4 is on ward w8
+    events = await collect_events(ws, 1)
+    await asyncio.sleep(0.3)
+    assert [e["alert"]["patient"] for e in events] == ["p1"]
+    assert events[0]["ward"] == "w7" and events[0]["seq"] >= 1
+    await ws.close()
+
+
+async def test_reconnect_with_since_has_no_gap_and_no_duplicate(ward):
+    ws, snap = await connect(ward, ward.tokens["nurse"])
+    first = [raised("p0", onset=i * 100_000) for i in range(3)]
+    await send_events(ward, first)
+    got = await collect_events(ws, 3)
+    last_seq = max(e["seq"] for e in got)
+    await ws.close()
+    # While the nurse is away: three new alarms, and a detector replay repeating one already seen.
+    later = [raised("p1", onset=i * 100_000) for i in range(3)]
+    await send_events(ward, later + [first[1]])
+    await asyncio.sleep(1.0)
+    ws, replay = await connect(ward, ward.tokens["nurse"], since=last_seq)
+    assert replay["type"] == "replay"
+    ids = [e["event_id"] for e in replay["events"]]
+    assert ids == [e.event_id for e in later]
+    assert all(e["seq"] > last_seq for e in replay["events"])
+    await ws.close()
+
+
+async def test_roles_gateway_and_no_token_get_nothing_nurse_cannot_change_limits(ward):
+    for token, code in ((ward.tokens["gateway"], 4403), ("ww_forged", 4401), (None, 4401)):
+        ws = await websockets.connect(ward.url)
+        await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd.code == code
+    ws, _ = await connect(ward, ward.tokens["nurse"])
+    await ws.send(orjson.dumps({"type": "set_limits", "patient": "p1", "limits": {"spo2": {"low": 85}}, "why": "COPD"}).decode())
+    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    while reply["type"] in ("batch", "heartbeat"):
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reply == {"type": "error", "code": 403, "message": "only a clinician may change alarm limits"}
+    await ws.close()
+    ws, _ = await connect(ward, ward.tokens["clinician"])
+    await ws.send(orjson.dumps({"type": "set_limits", "patient": "p1", "limits": {"spo2": {"low": 85}}, "why": "COPD"}).decode())
+    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    while reply["type"] in ("batch", "heartbeat"):
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reply == {"type": "limits_set", "patient": "p1"}
+    await ws.close()
+    limits = ward.bus.consumer(ward.bus.topics.limits, group_id=None)
+    await limits.start()
+    batches = await limits.getmany(timeout_ms=5000)
+    await limits.stop()
+    docs = [orjson.loads(m.value) for msgs in batches.values() for m in msgs]
+    assert docs and docs[0]["by"] == "clinician-tester" and docs[0]["why"] == "COPD"
+    audit = ward.service.log.audit_rows()
+    assert audit[0]["action"] == "set_limits" and audit[0]["who"] == "clinician-tester"
+
+
+async def test_acknowledgement_is_audited_and_seen_by_every_client_of_the_ward(ward):
+    a, _ = await connect(ward, ward.tokens["nurse"])
+    b, _ = await connect(ward, ward.tokens["admin"], wards=("*",))
+    ev = raised("p2")
+    await send_events(ward, [ev])
+    assert (await collect_events(a, 1))[0]["event_id"] == ev.event_id
+    await collect_events(b, 1)
+    await a.send(orjson.dumps({"type": "ack", "alert_id": ev.alert.id}).decode())
+    seen_a = await collect_events(a, 1)
+    seen_b = await collect_events(b, 1)
+    for seen in (seen_a, seen_b):
+        assert seen[0]["type"] == "acknowledged"
+        assert seen[0]["alert"]["state"] == "acknowledged" and seen[0]["by"] == "nurse-tester"
+    rows = ward.service.log.audit_rows()
+    assert rows[0]["action"] == "acknowledged" and rows[0]["who"] == "nurse-tester" and rows[0]["target"] == ev.alert.id
+    await a.close()
+    await b.close()
+
+
+async def test_unacknowledged_alarm_escalates_to_everyone(ward):
+    other, _ = await connect(ward, ward.tokens["nurse"], wards=("w8",))  # a different ward
+    await send_events(ward, [raised("p0", priority=Priority.medium)])
+    events = await collect_events(other, 1, timeout=8)
+    assert events and events[0]["type"] == "escalated"
+    assert events[0]["alert"]["priority"] == "high" and events[0]["alert"]["escalation_level"] == 1
+    await other.close()

@@ -1,0 +1,50 @@
+"""The clinician history API on points in the real InfluxDB: JSON, CSV, FHIR, and who may read it."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx
+import pytest
+
+from wardwatch.lineprotocol import line
+from wardwatch.store import InfluxStore
+
+pytestmark = pytest.mark.integration
+
+
+async def test_history_is_downsampled_exported_and_guarded(ward):
+    store = InfluxStore(ward.settings)
+    base = 1_700_000_040_000
+    lines = [line("vitals", {"patient": "p1", "metric": "heart_rate"}, {"value": 70.0 + (i % 10)}, base + 1000 * i)
+             for i in range(7200)]  # two hours at 1 Hz
+    lines += [line("alerts", {"patient": "p1", "kind": "physiological", "priority": "high", "condition": "spo2_low",
+                              "event": "raised"}, {"alert_id": "al-1", "message": "SpO2 86 below 90"}, base + 60_000)]
+    await store.write_lines(lines)
+    store.close()
+    q = {"patient": "p1", "start": base, "stop": base + 7_200_000}
+    async with httpx.AsyncClient(base_url=ward.http) as http:
+        assert (await http.get("/api/history", params=q)).status_code == 401
+        gw = {"Authorization": f"Bearer {ward.tokens['gateway']}"}
+        assert (await http.get("/api/history", params=q, headers=gw)).status_code == 403
+        auth = {"Authorization": f"Bearer {ward.tokens['clinician']}"}
+        r = await http.get("/api/history", params=q, headers=auth)
+        assert r.status_code == 200
+        h = r.json()
+        points = h["vitals"]["heart_rate"]
+        assert 0 < len(points) <= 1000 and h["every_ms"] >= 7200  # downsampled by InfluxDB for a chart
+        assert all(70 <= p[1] <= 79 for p in points) and len(points) > 900
+        assert h["alarms"][0]["condition"] == "spo2_low" and h["alarms"][0]["message"] == "SpO2 86 below 90"
+        rows = list(csv.DictReader(io.StringIO((await http.get("/api/history.csv", params=q, headers=auth)).text)))
+        assert rows[0]["name"] == "heart_rate" and rows[0]["unit"] == "/min"
+        assert len([r for r in rows if r["kind"] == "vital"]) == len(points)
+        fhir = (await http.get("/api/history.fhir", params=q, headers=auth)).json()
+        assert fhir["resourceType"] == "Bundle" and len(fhir["entry"]) == len(points)
+        obs = fhir["entry"][0]["resource"]
+        assert obs["code"]["coding"][0] == {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}
+        assert obs["valueQuantity"]["code"] == "/min" and obs["subject"]["reference"] == "Patient/p1"
+        assert (await http.get("/api/history", params={"patient": "p1", "start": 5, "stop": 1}, headers=auth)).status_code == 400
+        assert (await http.get("/healthz")).status_code == 200
+        page = await http.get("/")
+        assert page.status_code == 200 and "Nurse station" in page.text
