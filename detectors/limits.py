@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from wardwatch.metrics_catalog import METRIC_INDEX, Metric
+from wardwatch.metrics_catalog import CATALOG, METRIC_INDEX, Metric
 from wardwatch.models import Priority
 
 
@@ -29,8 +29,11 @@ class LimitRule:
         return METRIC_INDEX[self.metric]
 
     def message(self, value: float) -> str:
+        info = CATALOG[self.metric]
+        unit = {"/min": "/min", "%": "%", "Cel": "°C", "mm[Hg]": "mmHg"}.get(info.unit, info.unit)
         word = "below" if self.side == "low" else "above"
-        return f"{self.metric.value.replace('_', ' ')} {value:g} {word} {self.limit:g} for {self.delay_ms // 1000}s"
+        held = f" for {self.delay_ms // 1000}s" if self.delay_ms else ""
+        return f"{info.label} {value:.3g} {unit} {word} {self.limit:g} {unit}{held}"
 
 
 # Ordered: the index of a rule is its column in the engine's condition arrays.
