@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Validation windows for device timestamps.
     max_future_s: float = 120.0
     max_age_s: float = 7 * 24 * 3600.0
+    # Reject readings of patients who are not admitted (HTTP ingest and the gateway client).
+    enforce_registry: bool = True
     # Producer backlog (readings) above which the HTTP endpoint answers 429 instead of buffering.
     ingest_max_backlog: int = 200_000
 

@@ -1,0 +1,1 @@
+"""Input formats gateways send over HTTP, each turned into plain reading mappings for validation."""

@@ -1,0 +1,119 @@
+"""One ingest pipeline for every HTTP format: validate each item, hand the good ones to Kafka and the
+rejected ones, with their reasons, to the dead-letter topic; answer item by item.
+
+Accounting is exact: every item of a request is either accepted or rejected, and both kinds are
+acknowledged by Kafka (acks=all) before the gateway hears "accepted". If Kafka cannot take the
+batch, nothing is acknowledged: the gateway resends, and stable reading ids make the resend
+harmless downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from wardwatch.bus import Bus, BusProducer
+from wardwatch.models import RejectedInput, Reading
+
+from .validate import Invalid, Limits, reading_from_mapping, rejected
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: str  # "accepted" or "rejected"
+    id: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+class IngestResult(BaseModel):
+    received: int
+    accepted: int
+    rejected: int
+    items: list[ItemResult]
+
+
+class Backpressure(Exception):
+    """Kafka is slow or away: answer 429/503 with Retry-After rather than buffer without bound."""
+
+    def __init__(self, status: int, retry_after: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.retry_after, self.message = status, retry_after, message
+
+
+@dataclass
+class Batch:
+    """Items of one request as they are validated: (index, reading) or (index, rejection)."""
+
+    source: str
+    accepted: list[tuple[int, Reading]] = field(default_factory=list)
+    rejected: list[RejectedInput] = field(default_factory=list)
+
+    def reject(self, index: int, reason: str, detail: str, payload: Any) -> None:
+        self.rejected.append(rejected(self.source, reason, detail, payload, index))
+
+    def add(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
+        if isinstance(item, Invalid):
+            self.reject(index, item.reason, item.detail, {})
+            return
+        try:
+            self.accepted.append((index, reading_from_mapping(item, now_ms, limits, registry)))
+        except Invalid as exc:
+            self.reject(index, exc.reason, exc.detail, item)
+
+    def dedupe(self) -> None:
+        seen: set[str] = set()
+        keep = []
+        for index, r in self.accepted:
+            if r.id in seen:
+                self.reject(index, "duplicate_in_batch", "the same reading id appears earlier in the batch",
+                            r.model_dump())
+            else:
+                seen.add(r.id)
+                keep.append((index, r))
+        self.accepted = keep
+
+
+class Ingestor:
+    def __init__(self, bus: Bus, producer: BusProducer, max_backlog: int, send_timeout_s: float = 15.0) -> None:
+        self.bus, self.producer = bus, producer
+        self.max_backlog = max_backlog
+        self.send_timeout_s = send_timeout_s
+        self.in_flight = 0
+
+    async def commit(self, batch: Batch, received: int) -> IngestResult:
+        batch.dedupe()
+        n = len(batch.accepted) + len(batch.rejected)
+        if self.in_flight + n > self.max_backlog:
+            raise Backpressure(429, 1, "ingest backlog is full; retry shortly")
+        self.in_flight += n
+        try:
+            sends = []
+            if batch.accepted:
+                sends.append(self.producer.send_many(self.bus.topics.readings,
+                                                     [(r.patient.encode(), r.model_dump_json().encode())
+                                                      for _, r in batch.accepted]))
+            if batch.rejected:
+                sends.append(self.producer.send_many(self.bus.topics.deadletter,
+                                                     [(batch.source.encode(), r.model_dump_json().encode())
+                                                      for r in batch.rejected]))
+            await asyncio.wait_for(asyncio.gather(*sends), self.send_timeout_s)
+        except asyncio.TimeoutError:
+            raise Backpressure(503, 5, "Kafka did not acknowledge in time; nothing was accepted, resend") from None
+        except Exception as exc:
+            raise Backpressure(503, 5, f"Kafka unavailable ({type(exc).__name__}); nothing was accepted, resend") from None
+        finally:
+            self.in_flight -= n
+        items = [ItemResult(index=i, status="accepted", id=r.id) for i, r in batch.accepted]
+        items += [ItemResult(index=r.index if r.index is not None else -1, status="rejected", reason=r.reason,
+                             detail=r.detail) for r in batch.rejected]
+        items.sort(key=lambda it: it.index)
+        return IngestResult(received=received, accepted=len(batch.accepted), rejected=len(batch.rejected), items=items)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

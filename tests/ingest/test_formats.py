@@ -1,0 +1,53 @@
+"""FHIR R4 and HL7 v2 (IHE PCD-01) inputs become the one reading model, with clear reasons when not."""
+
+import pytest
+
+from ingest.formats import fhir, hl7v2
+from ingest.validate import Invalid
+
+PCD01 = ("MSH|^~\\&|MONITOR-7^0001^EUI-64|WARD7|WARDWATCH|HOSP|20261124101500+0000||ORU^R01^ORU_R01|MSG0001|P|2.6\r"
+         "PID|||p1^^^HOSP^MR||Doe^J\r"
+         "PV1||I|W7^7^1\r"
+         "OBR|1|||182777000^monitoring of patient^SCT|||20261124101500+0000\r"
+         "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|96|262688^MDC_DIM_PERCENT^MDC|||||R|||20261124101500+0000||||mon-1\r"
+         "OBX|2|NM|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.2|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R|||20261124101500+0000||||mon-1\r"
+         "OBX|3|ST|184327^MDC_ATTR_ALERT_TYPE^MDC|1.1.1.3|none||||||R\r"
+         "OBX|4|NM|999999^MDC_UNKNOWN^MDC|1.1.1.4|5|262688^MDC_DIM_PERCENT^MDC|||||R\r")
+
+
+def test_pcd01_message_gives_one_reading_per_numeric_vital_and_a_reason_for_the_unknown_code():
+    items = hl7v2.message_readings(hl7v2.split_messages("\x0b" + PCD01 + "\x1c\r")[0])
+    good = [i for i in items if isinstance(i, dict)]
+    bad = [i for i in items if isinstance(i, Invalid)]
+    assert [(r["metric"], r["value"], r["unit"], r["patient"], r["device"]) for r in good] == [
+        ("spo2", 96.0, "MDC_DIM_PERCENT", "p1", "mon-1"), ("heart_rate", 72.0, "MDC_DIM_BEAT_PER_MIN", "p1", "mon-1")]
+    assert good[0]["ts"] == 1795515300000
+    assert [b.reason for b in bad] == ["unknown_metric"]
+
+
+def test_two_messages_in_one_body_and_a_wrong_message_type():
+    assert len(hl7v2.split_messages(PCD01 + PCD01)) == 2
+    with pytest.raises(Invalid) as info:
+        hl7v2.message_readings(PCD01.replace("ORU^R01^ORU_R01", "ADT^A01"))
+    assert info.value.reason == "unsupported"
+
+
+def test_fhir_bundle_with_a_blood_pressure_panel():
+    obs = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-11-24T10:15:00Z",
+           "subject": {"reference": "Patient/p2"}, "device": {"reference": "Device/mon-2"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+           "component": [
+               {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": {"value": 121, "code": "mm[Hg]"}},
+               {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]}, "valueQuantity": {"value": 79, "code": "mm[Hg]"}}]}
+    spo2 = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-11-24T10:15:00+01:00",
+            "subject": {"reference": "Patient/p2"}, "device": {"reference": "Device/mon-2"},
+            "code": {"coding": [{"system": "urn:iso:std:iso:11073:10101", "code": "150456"}]},
+            "valueQuantity": {"value": 0.95, "unit": "1"}}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": obs}, {"resource": spo2}]}
+    readings = [r for res in fhir.resources(bundle) for r in fhir.observation_readings(res)]
+    assert [(r["metric"], r["value"], r["unit"]) for r in readings] == [("sbp", 121, "mm[Hg]"), ("dbp", 79, "mm[Hg]"),
+                                                                         ("spo2", 0.95, "1")]
+    assert readings[2]["ts"] == readings[0]["ts"] - 3600_000
+    with pytest.raises(Invalid) as info:
+        fhir.observation_readings(obs | {"effectiveDateTime": "2026-11-24T10:15:00"})
+    assert "time zone" in info.value.detail
