@@ -35,6 +35,10 @@ from .stage import ScoreStage, StageScores
 M = len(METRICS)
 METRIC_NAMES = [m.value for m in METRICS]
 SENSOR_OFF_DELAY_MS = 10_000
+# One technical alarm per probe: diastolic and mean pressure share the systolic's cuff or line, and
+# the oximeter's pulse rate its SpO2 probe, so they do not alarm on their own.
+SENSOR_OFF_ALARMS = np.array([m in (Metric.heart_rate, Metric.spo2, Metric.resp_rate, Metric.sbp, Metric.temperature,
+                                    Metric.etco2) for m in METRICS])
 SCORE_WRITE_EVERY_MS = 10_000
 SNAPSHOT_EVERY_MS = 5_000
 SPARK_LEN, SPARK_EVERY_MS = 30, 10_000
@@ -256,7 +260,7 @@ class DetectorEngine:
         start = off & (onset < 0)
         self.off_onset[rr[start], cc[start]] = t[start]
         onset = self.off_onset[rr, cc]
-        raise_ = off & ~self.off_active[rr, cc] & (t - onset >= SENSOR_OFF_DELAY_MS)
+        raise_ = off & ~self.off_active[rr, cc] & (t - onset >= SENSOR_OFF_DELAY_MS) & SENSOR_OFF_ALARMS[cc]
         for i in np.flatnonzero(raise_):
             r, c = rr[i], cc[i]
             self.off_active[r, c] = True
