@@ -410,6 +410,25 @@ class DetectorEngine:
         out.alert_lines = [_alert_line(e) for e in out.events]
         return out
 
+    # ------------------------------------------------------------------ waveforms
+
+    def waveform(self, patient: str, ecg: np.ndarray, ppg: np.ndarray | None, fs: float, t_end_ms: int) -> list[AlertEvent]:
+        """A short ECG (+ pleth) chunk: asystole only when the pleth does not contradict it, else a
+        technical "check ECG leads" alarm. See :mod:`detectors.waveform`."""
+        from .waveform import verify_asystole
+
+        v = verify_asystole(ecg, ppg, fs)
+        if not v.ecg_asystole:
+            return []
+        row = int(self.table.rows_for(np.array([patient], dtype=object))[0])
+        self._ensure_rows(len(self.table))
+        onset = int(t_end_ms - v.ecg_longest_gap_s * 1000)
+        if v.alarm:
+            return [self._event(row, "asystole", AlertKind.physiological, Priority.high, onset, t_end_ms,
+                                AlertEventType.raised, f"Asystole: {v.reason}", {"ecg_gap_s": v.ecg_longest_gap_s})]
+        return [self._event(row, "ecg_signal_poor", AlertKind.technical, Priority.low, onset, t_end_ms,
+                            AlertEventType.raised, v.reason, {"pleth_rate": v.ppg_rate, "pleth_sqi": v.ppg_sqi})]
+
     # ------------------------------------------------------------------ events
 
     def _event(self, row, condition: str, kind: AlertKind, priority: Priority, onset: int, at: int,

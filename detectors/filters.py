@@ -38,11 +38,21 @@ ZERO_IS_OFF = np.array([m in (Metric.heart_rate, Metric.pulse_rate, Metric.spo2,
                               Metric.dbp, Metric.map) for m in METRICS])
 
 
+# The smallest spread Hampel assumes, per metric: real numerics often sit still for minutes, and a
+# zero MAD must not turn normal one-step changes into "outliers" (measured on MIMIC-II s00001).
+MIN_SCALE = np.array([{Metric.heart_rate: 3.0, Metric.pulse_rate: 3.0, Metric.spo2: 1.0, Metric.resp_rate: 2.0,
+                       Metric.temperature: 0.2, Metric.sbp: 4.0, Metric.dbp: 4.0, Metric.map: 4.0,
+                       Metric.etco2: 2.0}[m] for m in METRICS])
+
+
 class Hampel:
     """Hampel identifier over the last ``window`` raw values of each (patient, metric)."""
 
-    def __init__(self, n_rows: int, n_cols: int, window: int = 7, k: float = 3.0, min_scale: float = 1.0) -> None:
-        self.window, self.k, self.min_scale = window, k, min_scale
+    def __init__(self, n_rows: int, n_cols: int, window: int = 7, k: float = 3.5,
+                 min_scale: float | np.ndarray = MIN_SCALE) -> None:
+        self.window, self.k = window, k
+        self.min_scale = np.broadcast_to(np.asarray(min_scale, float), (n_cols,)) if np.ndim(min_scale) == 0 \
+            else np.asarray(min_scale, float)
         self.buf = np.full((n_rows, n_cols, window), np.nan)
         self.pos = np.zeros((n_rows, n_cols), np.int16)
 
@@ -59,7 +69,7 @@ class Hampel:
         win = np.where(filled[:, None] > 0, win, 0.0)  # an empty window: no verdict (filled < 5 below)
         med = np.nanmedian(win, axis=1)
         mad = np.nanmedian(np.abs(win - med[:, None]), axis=1) * 1.4826
-        scale = np.maximum(np.nan_to_num(mad), self.min_scale)
+        scale = np.maximum(np.nan_to_num(mad), self.min_scale[cols])
         outlier = (filled >= 5) & (np.abs(values - med) > self.k * scale)
         p = self.pos[rows, cols]
         self.buf[rows, cols, p] = values
