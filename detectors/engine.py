@@ -233,8 +233,9 @@ class DetectorEngine:
         outlier = np.zeros(len(rr), bool)
         if on.any():
             outlier[on] = self.hampel.step(rr[on], cc[on], v[on])
-        artefact = on & (outlier | rate_artefact(cc, v, self.clean[rr, cc], dt))
-        # A reading after a long gap is not an artefact of a jump: the window restarts.
+        # Hampel judges streams (a reading a second or a minute); values charted hours apart are not
+        # "spikes" of each other, and a reading after a long gap is not an artefact of a jump.
+        artefact = on & ((outlier & (dt <= 120_000)) | rate_artefact(cc, v, self.clean[rr, cc], dt))
         artefact &= ~((dt > 300_000) | (self.clean_ts[rr, cc] < 0))
         out.artefacts += int(artefact.sum())
         valid = on & ~artefact

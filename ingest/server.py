@@ -290,6 +290,11 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=args.host or settings.ingest_host, port=args.port or settings.ingest_port,
-                log_level="warning", access_log=False)
+
+    async def main() -> None:  # the app's Kafka clients belong to this event loop
+        config = uvicorn.Config(create_app(settings), host=args.host or settings.ingest_host,
+                                port=args.port or settings.ingest_port, log_level="warning", access_log=False)
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(main())
     return 0

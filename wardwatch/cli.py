@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def setup_logging(level: str = "INFO") -> None:
     # Log lines carry counts, ids of infrastructure and errors: never patient identifiers or values.
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("aiokafka", "kafka", "urllib3", "websockets.server", "uvicorn.access"):
+    for noisy in ("aiokafka", "kafka", "urllib3", "httpx", "websockets.server", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
