@@ -27,60 +27,35 @@ def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source
                     limits: Limits | None = None) -> tuple[ReadingColumns, list[RejectedInput]]:
     limits = limits or Limits(max_future_ms=120_000, max_age_ms=7 * 86_400_000)
     rej: list[RejectedInput] = []
-    n = len(values)
-    ids, patients, devices = [], [], []
-    metric = np.empty(n, np.int8)
-    value = np.empty(n, np.float64)
-    ts = np.empty(n, np.int64)
-    received = np.zeros(n, np.int64)
-    quality = np.full(n, np.nan, np.float32)
-    src = []  # index into values of each kept row
-    k = 0
+    rows = []  # (index, id, patient, device, metric, value, ts, received, quality) of well-formed messages
+    append, loads, by_name, units = rows.append, orjson.loads, _METRIC_BY_NAME, _CANONICAL_UNIT
     for i, raw in enumerate(values):
+        # The common case in one try: every field present and of the right type, nothing per field.
         try:
-            d = orjson.loads(raw)
+            d = loads(raw)
+            m = by_name[d["metric"]]
+            rid, pid, dev, v, t = d["id"], d["patient"], d["device"], d["value"], d["ts"]
+            q, r = d.get("quality"), d.get("received")
+            if (type(rid) is str and type(pid) is str and type(dev) is str and type(t) is int
+                    and (type(v) is float or type(v) is int) and d["unit"] == units[m] and q is None
+                    and 0 < len(rid) <= 64 and 0 < len(pid) <= 64 and 0 < len(dev) <= 64 and -(2**62) < t < 2**62):
+                append((i, rid, pid, dev, m, v, t, r if type(r) is int and 0 <= r < 2**62 else 0, np.nan))
+                continue
         except Exception:
-            rej.append(rejected(source, "malformed_json", "not valid JSON", raw or b"", i))
-            continue
-        try:
-            m = _METRIC_BY_NAME.get(d.get("metric")) if isinstance(d, dict) else None
-        except TypeError:  # an unhashable "metric" (a list, an object)
-            m = None
-        if not isinstance(d, dict):
-            rej.append(rejected(source, "schema", "a reading must be a JSON object", raw, i))
-            continue
-        if m is None:
-            rej.append(rejected(source, "unknown_metric", "unknown metric", raw, i))
-            continue
-        v, t, pid, dev, rid = d.get("value"), d.get("ts"), d.get("patient"), d.get("device"), d.get("id")
-        if (type(v) not in _NUM or type(t) is not int or type(pid) is not str or type(dev) is not str
-                or type(rid) is not str or not pid or not dev or not rid or len(pid) > 64 or len(dev) > 64
-                or len(rid) > 64):
-            rej.append(rejected(source, "schema", "id, patient, device (strings), value (number), ts (integer ms) are required", raw, i))
-            continue
-        if d.get("unit") != _CANONICAL_UNIT[m]:
-            rej.append(rejected(source, "unit", f"unit must be {_CANONICAL_UNIT[m]} on the readings topic", raw, i))
-            continue
-        q = d.get("quality")
-        if q is not None and (type(q) not in _NUM or not 0 <= q <= 1):
-            rej.append(rejected(source, "schema", "quality must be a number in 0..1", raw, i))
-            continue
-        if not -(2**62) < t < 2**62:
-            rej.append(rejected(source, "schema", "ts out of range", raw, i))
-            continue
-        r = d.get("received")
-        ids.append(rid)
-        patients.append(pid)
-        devices.append(dev)
-        metric[k] = m
-        value[k] = v
-        ts[k] = t
-        received[k] = r if type(r) is int and 0 <= r < 2**62 else 0
-        if q is not None:
-            quality[k] = q
-        src.append(i)
-        k += 1
-    metric, value, ts, received, quality = metric[:k], value[:k], ts[:k], received[:k], quality[:k]
+            pass
+        row = _careful(raw, i, source, rej)
+        if row is not None:
+            append(row)
+    k = len(rows)
+    if k:
+        src, ids, patients, devices, metric, value, ts, received, quality = (list(c) for c in zip(*rows))
+    else:
+        src, ids, patients, devices, metric, value, ts, received, quality = ([] for _ in range(9))
+    metric = np.array(metric, dtype=np.int8)
+    value = np.array(value, dtype=np.float64)
+    ts = np.array(ts, dtype=np.int64)
+    received = np.array(received, dtype=np.int64)
+    quality = np.array(quality, dtype=np.float32)
     src_idx = np.asarray(src, dtype=np.int64)
     # Whole-batch checks with numpy.
     bad_value = ~np.isfinite(value) | (value < _LOW[metric]) | (value > _HIGH[metric])
@@ -100,3 +75,39 @@ def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source
     cols = ReadingColumns(np.array(ids, dtype=object), np.array(patients, dtype=object),
                           np.array(devices, dtype=object), metric, value, ts, received, quality)
     return cols.take(ok), rej
+
+
+def _careful(raw: bytes, i: int, source: str, rej: list[RejectedInput]) -> tuple | None:
+    """One message that failed the quick checks: find what is wrong, or accept it (e.g. with a quality)."""
+    try:
+        d = orjson.loads(raw)
+    except Exception:
+        rej.append(rejected(source, "malformed_json", "not valid JSON", raw or b"", i))
+        return None
+    if not isinstance(d, dict):
+        rej.append(rejected(source, "schema", "a reading must be a JSON object", raw, i))
+        return None
+    try:
+        m = _METRIC_BY_NAME.get(d.get("metric"))
+    except TypeError:  # an unhashable "metric" (a list, an object)
+        m = None
+    if m is None:
+        rej.append(rejected(source, "unknown_metric", "unknown metric", raw, i))
+        return None
+    v, t, pid, dev, rid = d.get("value"), d.get("ts"), d.get("patient"), d.get("device"), d.get("id")
+    if (type(v) not in _NUM or type(t) is not int or type(pid) is not str or type(dev) is not str
+            or type(rid) is not str or not pid or not dev or not rid or len(pid) > 64 or len(dev) > 64 or len(rid) > 64):
+        rej.append(rejected(source, "schema", "id, patient, device (strings), value (number), ts (integer ms) are required", raw, i))
+        return None
+    if d.get("unit") != _CANONICAL_UNIT[m]:
+        rej.append(rejected(source, "unit", f"unit must be {_CANONICAL_UNIT[m]} on the readings topic", raw, i))
+        return None
+    q = d.get("quality")
+    if q is not None and (type(q) not in _NUM or not 0 <= q <= 1):
+        rej.append(rejected(source, "schema", "quality must be a number in 0..1", raw, i))
+        return None
+    if not -(2**62) < t < 2**62:
+        rej.append(rejected(source, "schema", "ts out of range", raw, i))
+        return None
+    r = d.get("received")
+    return (i, rid, pid, dev, m, v, t, r if type(r) is int and 0 <= r < 2**62 else 0, np.nan if q is None else q)
