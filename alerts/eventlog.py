@@ -31,7 +31,8 @@ class EventLog:
             CREATE INDEX IF NOT EXISTS events_ward ON events (ward, seq);
             CREATE TABLE IF NOT EXISTS alarms (
                 alert_id TEXT PRIMARY KEY, patient TEXT NOT NULL, ward TEXT NOT NULL, seen REAL NOT NULL,
-                open INTEGER NOT NULL, body TEXT NOT NULL);
+                open INTEGER NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, level INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS alarms_due ON alarms (state, seen);
             CREATE TABLE IF NOT EXISTS audit (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
                 action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
@@ -45,26 +46,37 @@ class EventLog:
 
         Returns the event as clients see it: with ``seq`` and the alarm's state after the event.
         """
+        return self.append_many([(event, ward)])[0]
+
+    def append_many(self, items: list[tuple[AlertEvent, str]]) -> list[AlertEvent | None]:
+        """Many events in one transaction (one disk sync per Kafka batch, not per event)."""
+        out: list[AlertEvent | None] = []
         with self._lock:
-            cur = self._db.execute("SELECT body, seen FROM alarms WHERE alert_id=?", (event.alert.id,)).fetchone()
-            exists = self._db.execute("SELECT 1 FROM events WHERE event_id=?", (event.event_id,)).fetchone()
-            if exists:
-                return None
-            alarm = fold(Alert.model_validate_json(cur[0]) if cur else None, event)
-            seen = cur[1] if cur else time.time()
             self._db.execute("BEGIN")
-            c = self._db.execute(
-                "INSERT INTO events (event_id, alert_id, patient, ward, type, at, by, logged, body) VALUES (?,?,?,?,?,?,?,?,?)",
-                (event.event_id, event.alert.id, event.alert.patient, ward, event.type.value, event.at, event.by,
-                 time.time(), ""))
-            seq = c.lastrowid
-            out = event.model_copy(update={"alert": alarm, "seq": seq})
-            self._db.execute("UPDATE events SET body=? WHERE seq=?", (out.model_dump_json(), seq))
-            self._db.execute("INSERT OR REPLACE INTO alarms VALUES (?,?,?,?,?,?)",
-                             (alarm.id, alarm.patient, ward, seen, int(alarm.state is not AlertState.resolved),
-                              alarm.model_dump_json()))
-            self._db.execute("COMMIT")
-            return out
+            try:
+                for event, ward in items:
+                    if self._db.execute("SELECT 1 FROM events WHERE event_id=?", (event.event_id,)).fetchone():
+                        out.append(None)
+                        continue
+                    cur = self._db.execute("SELECT body, seen FROM alarms WHERE alert_id=?", (event.alert.id,)).fetchone()
+                    alarm = fold(Alert.model_validate_json(cur[0]) if cur else None, event)
+                    seen = cur[1] if cur else time.time()
+                    seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
+                    stored = event.model_copy(update={"alert": alarm, "seq": seq})
+                    self._db.execute(
+                        "INSERT INTO events (seq, event_id, alert_id, patient, ward, type, at, by, logged, body)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (seq, event.event_id, event.alert.id, event.alert.patient, ward, event.type.value, event.at,
+                         event.by, time.time(), stored.model_dump_json()))
+                    self._db.execute("INSERT OR REPLACE INTO alarms VALUES (?,?,?,?,?,?,?,?)",
+                                     (alarm.id, alarm.patient, ward, seen, int(alarm.state is not AlertState.resolved),
+                                      alarm.model_dump_json(), alarm.state.value, alarm.escalation_level))
+                    out.append(stored)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return out
 
     def last_seq(self) -> int:
         with self._lock:
@@ -95,15 +107,14 @@ class EventLog:
             row = self._db.execute("SELECT body, ward, seen FROM alarms WHERE alert_id=?", (alert_id,)).fetchone()
         return (Alert.model_validate_json(row[0]), row[1], row[2]) if row else None
 
-    def unacknowledged(self) -> list[tuple[Alert, str, float]]:
+    def due_for_escalation(self, now: float, period_s: float, max_level: int) -> list[tuple[Alert, str, float]]:
+        """Active (unacknowledged) alarms whose next escalation time has come: an indexed query, so
+        the escalation timer costs nothing however many alarms are open."""
         with self._lock:
-            rows = self._db.execute("SELECT body, ward, seen FROM alarms WHERE open=1").fetchall()
-        out = []
-        for body, ward, seen in rows:
-            a = Alert.model_validate_json(body)
-            if a.state is AlertState.active:
-                out.append((a, ward, seen))
-        return out
+            rows = self._db.execute(
+                "SELECT body, ward, seen FROM alarms WHERE state='active' AND level < ? AND seen + ? * (level + 1) <= ?",
+                (max_level, period_s, now)).fetchall()
+        return [(Alert.model_validate_json(b), w, seen) for b, w, seen in rows]
 
     # ---------------------------------------------------------------- audit
 

@@ -75,31 +75,38 @@ class AlertService:
             while not self.stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                 self._last_poll = time.monotonic()
+                events = []
                 for msgs in batches.values():
                     for m in msgs:
                         try:
-                            event = AlertEvent.from_json(m.value)
+                            events.append(AlertEvent.from_json(m.value))
                         except Exception:
                             log.warning("ignored a malformed alert event")
-                            continue
-                        self.ingest(event)
+                if events:
+                    self.ingest_many(events)
                 if batches:
                     await consumer.commit()  # after the event log has them
         finally:
             await consumer.stop()
 
     def ingest(self, event: AlertEvent) -> dict | None:
+        return self.ingest_many([event])[0]
+
+    def ingest_many(self, events: list[AlertEvent]) -> list[dict | None]:
         """Store (dedupe by event_id), then show to every client whose scope covers the patient."""
-        ward = self.ward_of(event.alert.patient)
-        stored = self.log.append(event, ward)
-        if stored is None:
-            self.m_dupes.inc()
-            return None
-        doc = orjson.loads(stored.model_dump_json())
-        doc["ward"] = ward
-        self.feed.publish_event(doc, ward, everyone=stored.type is AlertEventType.escalated)
-        self.m_events.labels(stored.type.value).inc()
-        return doc
+        wards = [self.ward_of(e.alert.patient) for e in events]
+        out: list[dict | None] = []
+        for stored, ward in zip(self.log.append_many(list(zip(events, wards))), wards):
+            if stored is None:
+                self.m_dupes.inc()
+                out.append(None)
+                continue
+            doc = stored.model_dump(mode="json")
+            doc["ward"] = ward
+            self.feed.publish_event(doc, ward, everyone=stored.type is AlertEventType.escalated)
+            self.m_events.labels(stored.type.value).inc()
+            out.append(doc)
+        return out
 
     async def consume_vitals(self) -> None:
         consumer = self.bus.consumer(self.bus.topics.vitals, group_id=None, auto_offset_reset="latest")
@@ -120,16 +127,13 @@ class AlertService:
         """Unacknowledged alarms move up a priority and out to everyone, once per escalation period."""
         period = self.settings.escalate_after_s
         while not self.stop.is_set():
-            now = time.time()
-            for alarm, ward, seen in self.log.unacknowledged():
+            for alarm, ward, seen in self.log.due_for_escalation(time.time(), period, MAX_ESCALATION):
                 level = alarm.escalation_level
-                due = seen + period * (level + 1)
-                if level < MAX_ESCALATION and now >= due:
-                    at = int(due * 1000)
-                    ev = AlertEvent(event_id=AlertEvent.make_id(alarm.id, AlertEventType.escalated, at),
-                                    type=AlertEventType.escalated, alert=alarm, at=at,
-                                    note=f"not acknowledged within {int(period * (level + 1))}s")
-                    await self.record_action(ev, None)
+                at = int((seen + period * (level + 1)) * 1000)
+                ev = AlertEvent(event_id=AlertEvent.make_id(alarm.id, AlertEventType.escalated, at),
+                                type=AlertEventType.escalated, alert=alarm, at=at,
+                                note=f"not acknowledged within {int(period * (level + 1))}s")
+                await self.record_action(ev, None)
             await asyncio.sleep(min(1.0, max(0.05, period / 10)))
 
     async def record_action(self, ev: AlertEvent, client: Client | None) -> dict | None:
@@ -328,7 +332,8 @@ class AlertService:
         except asyncio.TimeoutError:
             log.warning("registry not read within 30s; patients show as unassigned until it is")
         async with serve(self.handle, host, port, process_request=self.process_request, ping_interval=10,
-                         ping_timeout=20, max_size=1 << 20, max_queue=64) as server:
+                         ping_timeout=20, max_size=1 << 20, max_queue=64,
+                         compression=None) as server:  # per-client deflate made fan-out CPU-bound (profiled)
             self.server = server
             log.info("alert service on http://%s:%d/", host, port)
             if ready is not None:
