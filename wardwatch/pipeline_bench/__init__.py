@@ -125,6 +125,9 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
         before, _ = await watch.consumed()
+        from .wardwatch_build import LIVE_START_MS
+
+        LIVE_START_MS[0] = int(time.time() * 1000)
         offered = await produce_live(settings, readings, ward, args.seconds)
         live_s = time.monotonic() - t0
         await asyncio.sleep(3.0)  # grace for the last alarms
