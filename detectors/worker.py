@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import orjson
 from aiokafka import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -83,6 +84,7 @@ class DetectorWorker:
         self._last_progress = time.monotonic()
         self._caught_up = False
         self.lag = 0
+        self.kafka_ok = True
         self.n_partitions = settings.readings_partitions
 
     # ------------------------------------------------------------------ state
@@ -162,11 +164,32 @@ class DetectorWorker:
     async def _checkpoint(self) -> None:
         if self._dirty:
             items = [(p.encode(), self.engine.state_dict(p) or b"") for p in self._dirty]
-            await self.producer.send_many(self.topics.state, items)
+            await self._retry("state checkpoint", lambda: self.producer.send_many(self.topics.state, items))
             self._dirty.clear()
         if self._offsets and self.consumer is not None:
-            await self.consumer.commit(dict(self._offsets))
+            try:
+                await self.consumer.commit(dict(self._offsets))
+            except Exception as exc:  # a broker restart or a rebalance: the next checkpoint commits
+                log.warning("offset commit failed (%s); will commit at the next checkpoint", type(exc).__name__)
+                return
         self._last_commit = time.monotonic()
+
+    async def _retry(self, what: str, send) -> None:
+        """Kafka sends are retried until they succeed: the batch is not committed before, so a worker
+        that waits loses nothing, and its health check says it is waiting."""
+        delay = 0.2
+        while True:
+            try:
+                await send()
+                if not self.kafka_ok:
+                    log.warning("Kafka sends recovered")
+                self.kafka_ok = True
+                return
+            except Exception as exc:
+                self.kafka_ok = False
+                log.warning("%s failed (%s); retrying in %.1fs", what, type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # ------------------------------------------------------------------ the loop
 
@@ -179,7 +202,12 @@ class DetectorWorker:
         limits_task = asyncio.create_task(self._follow_limits(stop))
         try:
             while not stop.is_set():
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+                try:
+                    batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+                except KafkaError as exc:  # the broker is restarting: keep state, wait, fetch again
+                    log.warning("fetch failed (%s); retrying", type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
                 n = sum(len(v) for v in batches.values())
                 self._caught_up = n < MAX_RECORDS
                 async with self._lock:
@@ -208,9 +236,9 @@ class DetectorWorker:
         now_ms = int(time.time() * 1000)
         cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
         out = self.engine.process(cols)
-        # Stored first (retried until InfluxDB has it), then published; offsets only after both.
-        await self.store.write_lines(out.lines, max_attempts=None)
-        await self._publish(out.events, out.snapshots, rejected)
+        # Stored (retried until InfluxDB has it) and published at the same time; offsets only after both.
+        await asyncio.gather(self.store.write_lines(out.lines, max_attempts=None),
+                             self._publish(out.events, out.snapshots, rejected))
         for tp, msgs in batches.items():
             self._offsets[tp] = msgs[-1].offset + 1
         self._dirty.update(set(cols.patient.tolist()))
@@ -231,15 +259,16 @@ class DetectorWorker:
 
     async def _publish(self, events, snapshots, rejected) -> None:
         if events:
-            await self.producer.send_many(self.topics.alerts, [(e.alert.patient.encode(), e.to_json()) for e in events])
+            items = [(e.alert.patient.encode(), e.to_json()) for e in events]
+            await self._retry("alert events", lambda: self.producer.send_many(self.topics.alerts, items))
             for e in events:
                 self.metrics.alarms.labels(e.alert.kind.value, e.type.value).inc()
         if snapshots:
-            await self.producer.send_many(self.topics.vitals,
-                                          [(s.patient.encode(), s.model_dump_json().encode()) for s in snapshots])
+            snaps = [(s.patient.encode(), s.model_dump_json().encode()) for s in snapshots]
+            await self._retry("vitals snapshots", lambda: self.producer.send_many(self.topics.vitals, snaps))
         if rejected:
-            await self.producer.send_many(self.topics.deadletter,
-                                          [(b"kafka:readings", r.model_dump_json().encode()) for r in rejected])
+            dead = [(b"kafka:readings", r.model_dump_json().encode()) for r in rejected]
+            await self._retry("dead letters", lambda: self.producer.send_many(self.topics.deadletter, dead))
 
     def _update_lag(self) -> None:
         try:
@@ -261,8 +290,9 @@ class DetectorWorker:
         behind = self.lag > 500_000
         db = self.store.health
         db_down = not db.ok and db.failing_since is not None and time.monotonic() - db.failing_since > 10
-        ok = not (stalled or behind or db_down)
+        ok = not (stalled or behind or db_down or not self.kafka_ok)
         return ok, {"ok": ok, "lag": self.lag, "stalled": stalled, "behind": behind, "store_ok": db.ok,
+                    "kafka_ok": self.kafka_ok,
                     "store_error": db.last_error, "patients": len(self.engine.table)}
 
     async def serve_health(self, host: str, port: int):
