@@ -483,8 +483,13 @@ class DetectorEngine:
 
 
 def _default_stages() -> list[ScoreStage]:
+    """NEWS2 scored and shown; the learned risk (when its artefact ships) raises the early-warning alarm,
+    since it beats NEWS2 >= 5 on held-out patients (docs/early-warning.md)."""
     from .early_warning.news2 import News2Stage
+    from .early_warning.risk import ARTEFACTS, RiskStage
 
+    if (ARTEFACTS / "risk.npz").exists():
+        return [News2Stage(alarms=False), RiskStage.shipped()]
     return [News2Stage()]
 
 

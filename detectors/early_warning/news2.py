@@ -88,8 +88,9 @@ class News2Stage:
 
     name = "news2"
 
-    def __init__(self, max_age_ms: int = 4 * 3600_000) -> None:
+    def __init__(self, max_age_ms: int = 4 * 3600_000, alarms: bool = True) -> None:
         self.max_age_ms = max_age_ms  # values older than this do not count (a stale value is missing)
+        self.alarms = alarms  # False: score and show NEWS2, let another stage (the risk) raise alarms
 
     def resize(self, n_rows: int) -> None:
         return None
@@ -104,6 +105,8 @@ class News2Stage:
         fresh = np.where(latest_ts >= now_ms - self.max_age_ms, latest, np.nan)
         total, partial, parts = news2(fresh)
         level, cond = news2_alarm(total, parts)
+        if not self.alarms:
+            level, cond = np.zeros_like(level), np.full(len(level), "", dtype=object)
         reasons = LazyReasons(parts)
         return StageScores(rows=rows, scores={"news2": total}, partial={"news2": partial}, alarm_level=level,
                            alarm_condition=cond, reasons=reasons)

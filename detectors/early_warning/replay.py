@@ -1,0 +1,90 @@
+"""Offline replay of a CinC 2019 file through the live worker's own detector engine.
+
+Each patient's rows become readings at base + (ICULOS - 1) hours; all patients' hour h go through
+the engine as one batch, so 14,000 patients take one pass of a few hundred vectorised batches.
+The SepsisLabel column is never read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from wardwatch.columns import ReadingColumns
+from wardwatch.metrics_catalog import METRIC_INDEX, Metric
+from wardwatch.models import Priority
+
+from ..engine import DetectorEngine
+
+CINC = {"HR": "heart_rate", "O2Sat": "spo2", "Temp": "temperature", "SBP": "sbp", "MAP": "map", "DBP": "dbp",
+        "Resp": "resp_rate", "EtCO2": "etco2"}
+BASE_MS = 1_577_836_800_000  # 2020-01-01: any fixed origin works, the engine only needs order
+
+
+@dataclass
+class ReplayResult:
+    patient: np.ndarray
+    iculos: np.ndarray
+    risk: np.ndarray
+    news2: np.ndarray
+    alert: np.ndarray
+    priority: np.ndarray
+
+
+def read_cinc(path) -> pd.DataFrame:
+    cols = ["patient", "ICULOS", *CINC]
+    return pd.read_csv(path, usecols=lambda c: c in cols)
+
+
+def replay(df: pd.DataFrame, engine: DetectorEngine, base_ms: int = BASE_MS, events: list | None = None) -> ReplayResult:
+    df = df.reset_index(drop=True)
+    n = len(df)
+    risk = np.full(n, np.nan)
+    news = np.full(n, np.nan)
+    alert = np.zeros(n, np.int8)
+    prio = np.full(n, "", dtype=object)
+    medium_rules = np.array([r.priority in (Priority.medium, Priority.high) for r in engine.rules])
+    last_risk: dict[str, float] = {}
+    last_news: dict[str, float] = {}
+    long = df.melt(id_vars=["patient", "ICULOS"], value_vars=[c for c in CINC if c in df], var_name="col",
+                   value_name="value").dropna(subset=["value"])
+    long["metric"] = long["col"].map({c: METRIC_INDEX[Metric(m)] for c, m in CINC.items()})
+    by_hour = dict(tuple(long.groupby("ICULOS", sort=True)))
+    rows_by_hour = dict(tuple(df.reset_index().groupby("ICULOS", sort=True)))
+    for hour in sorted(rows_by_hour):
+        part = by_hour.get(hour)
+        if part is not None and len(part):
+            k = len(part)
+            ts = base_ms + (int(hour) - 1) * 3_600_000
+            cols = ReadingColumns(id=np.array([""] * k, object), patient=part["patient"].astype(str).to_numpy(object),
+                                  device=part["patient"].astype(str).to_numpy(object),
+                                  metric=part["metric"].to_numpy(np.int8), value=part["value"].to_numpy(float),
+                                  ts=np.full(k, ts, np.int64), received=np.zeros(k, np.int64),
+                                  quality=np.full(k, np.nan, np.float32))
+            out = engine.process(cols)
+            if events is not None:
+                events.extend(out.events)
+            scores = getattr(engine, "_last_scores", {})
+            for name, store in (("risk", last_risk), ("news2", last_news)):
+                if name in scores:
+                    srows, vals = scores[name]
+                    for r, v in zip(srows.tolist(), vals.tolist()):
+                        store[engine.table.ids[r]] = v
+        idx = rows_by_hour[hour]["index"].to_numpy()
+        pats = df.loc[idx, "patient"].astype(str).to_numpy()
+        for i, p in zip(idx, pats):
+            risk[i] = last_risk.get(p, np.nan)
+            news[i] = last_news.get(p, np.nan)
+            r = engine.table.index.get(p)
+            if r is None:
+                continue
+            level = int(engine.score_active[r])
+            limit_hit = bool((engine.cond_active[r] & medium_rules).any())
+            if level >= 2 or limit_hit:
+                alert[i] = 1
+                high = level == 3 or any(engine.cond_active[r, j] and engine.rules[j].priority is Priority.high
+                                         for j in range(len(engine.rules)))
+                prio[i] = "high" if high else "medium"
+    return ReplayResult(df["patient"].astype(str).to_numpy(), df["ICULOS"].to_numpy(), risk, news, alert, prio)

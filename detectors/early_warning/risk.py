@@ -1,0 +1,208 @@
+"""A learned early-warning risk, computed online inside the detector engine, with its reasons.
+
+Per patient the stage keeps the last 12 hours of hourly values of six vitals and derives trends
+(1, 3 and 6-hour deltas), spreads, ranges, how often each vital is charted, NEWS2's components
+and the hours since monitoring began. A gradient-boosted tree model (scikit-learn's
+HistGradientBoostingClassifier, trained by ``wardwatch train`` on CinC 2019 patients) turns them
+into a risk between 0 and 1. The model ships as plain arrays (``.npz`` without pickle, plus a JSON
+manifest), and is evaluated here with numpy: loading it runs no code from the file.
+
+Works when: vitals are charted or streamed for hours, as on a ward or in an ICU; the risk looks
+at trends, so it needs a few hours of history. Does not work when: a patient has only just been
+admitted (little history), or only one or two vitals are measured (a watch: SpO2 and pulse): the
+risk is then computed from what there is, and the NEWS2 stage's partial flag says what is missing.
+It was trained for sepsis onset in ICU stays (CinC 2019): it is an early-warning aid, not a
+diagnosis.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wardwatch.metrics_catalog import METRIC_INDEX, Metric
+
+from ..stage import StageScores
+from .news2 import news2
+
+VITALS = (Metric.heart_rate, Metric.spo2, Metric.temperature, Metric.sbp, Metric.map, Metric.resp_rate)
+VCOLS = np.array([METRIC_INDEX[m] for m in VITALS])
+H = 12  # hours of history
+HOUR_MS = 3_600_000
+STALE_MS = 4 * HOUR_MS
+ARTEFACTS = Path(__file__).resolve().parents[1] / "artefacts"
+
+
+def feature_names() -> list[str]:
+    v = [m.value for m in VITALS]
+    names = [f"{x}" for x in v] + [f"{x}_d1" for x in v] + [f"{x}_d3" for x in v] + [f"{x}_d6" for x in v]
+    names += [f"{x}_{s}6" for s in ("mean", "std", "min", "max") for x in v] + [f"{x}_mean12" for x in v]
+    names += [f"{x}_count12" for x in v] + ["hours", "news2", "news2_rr", "news2_spo2", "news2_sbp", "news2_pulse",
+                                            "news2_temp", "shock_index"]
+    return names
+
+
+class TreeModel:
+    """A HistGradientBoostingClassifier's trees as arrays, evaluated with numpy (no pickle)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        self.a, self.meta = arrays, meta
+        self.offsets = arrays["offsets"]
+        self.baseline = float(meta["baseline"])
+
+    @classmethod
+    def from_sklearn(cls, clf, meta: dict) -> "TreeModel":
+        nodes = [p[0].nodes for p in clf._predictors]
+        offsets = np.cumsum([0] + [len(n) for n in nodes])
+        cat = np.concatenate(nodes)
+        arrays = {"offsets": offsets, "feature": cat["feature_idx"].astype(np.int32),
+                  "threshold": cat["num_threshold"].astype(np.float64), "left": cat["left"].astype(np.int32),
+                  "right": cat["right"].astype(np.int32), "leaf": cat["is_leaf"].astype(bool),
+                  "missing_left": cat["missing_go_to_left"].astype(bool), "value": cat["value"].astype(np.float64)}
+        return cls(arrays, {**meta, "baseline": float(np.ravel(clf._baseline_prediction)[0])})
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path.with_suffix(".npz"), **self.a)
+        path.with_suffix(".json").write_text(json.dumps(self.meta, indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "TreeModel":
+        with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:  # data only: never code
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(path.with_suffix(".json").read_text())
+        expected = {"offsets", "feature", "threshold", "left", "right", "leaf", "missing_left", "value"}
+        if set(arrays) != expected or meta.get("features") != feature_names():
+            raise ValueError("model artefact does not match this version's features")
+        return cls(arrays, meta)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raw = np.full(len(X), self.baseline)
+        rows = np.arange(len(X))
+        a = self.a
+        for t in range(len(self.offsets) - 1):
+            base = self.offsets[t]
+            node = np.zeros(len(X), np.int64)
+            while True:
+                g = base + node
+                leaf = a["leaf"][g]
+                if leaf.all():
+                    break
+                x = X[rows, a["feature"][g]]
+                left = np.where(np.isnan(x), a["missing_left"][g], x <= a["threshold"][g])
+                node = np.where(leaf, node, np.where(left, a["left"][g], a["right"][g]))
+            raw += a["value"][base + node]
+        return 1.0 / (1.0 + np.exp(-raw))
+
+
+@dataclass
+class RiskThresholds:
+    medium: float
+    high: float
+
+
+class RiskStage:
+    """Score stage: hourly history per patient -> features -> risk, alarm level and reasons."""
+
+    name = "risk"
+
+    def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
+                 record: list | None = None) -> None:
+        self.model = model
+        self.thresholds = thresholds or (RiskThresholds(**model.meta["thresholds"]) if model else None)
+        self.record = record  # training: (row, hour, features) of every update
+        self.hist = np.full((0, H, len(VITALS)), np.nan)
+        self.hour = np.full(0, -1, np.int64)
+        self.first = np.full(0, -1, np.int64)
+
+    @classmethod
+    def shipped(cls) -> "RiskStage":
+        return cls(TreeModel.load(ARTEFACTS / "risk"))
+
+    def resize(self, n_rows: int) -> None:
+        extra = n_rows - len(self.hour)
+        if extra > 0:
+            self.hist = np.concatenate([self.hist, np.full((extra, H, len(VITALS)), np.nan)])
+            self.hour = np.concatenate([self.hour, np.full(extra, -1, np.int64)])
+            self.first = np.concatenate([self.first, np.full(extra, -1, np.int64)])
+
+    def state_dict(self, rows: np.ndarray) -> dict:
+        r = int(rows[0])
+        return {"hist": np.where(np.isnan(self.hist[r]), None, self.hist[r]).tolist(), "hour": int(self.hour[r]),
+                "first": int(self.first[r])}
+
+    def load_state(self, rows: np.ndarray, state: dict) -> None:
+        r = int(rows[0])
+        self.hist[r] = np.array(state["hist"], dtype=float)
+        self.hour[r], self.first[r] = state["hour"], state["first"]
+
+    def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
+        t_row = latest_ts.max(axis=1)
+        v = latest[:, VCOLS].copy()
+        v[(t_row[:, None] - latest_ts[:, VCOLS]) > STALE_MS] = np.nan
+        hour = t_row // HOUR_MS
+        first = self.first[rows]
+        self.first[rows] = np.where(first < 0, t_row, first)
+        shift = np.where(self.hour[rows] < 0, 0, np.clip(hour - self.hour[rows], 0, H))
+        for s in np.unique(shift[shift > 0]):
+            rs = rows[shift == s]
+            self.hist[rs, :-s] = self.hist[rs, s:]
+            self.hist[rs, -s:] = np.nan
+        self.hour[rows] = np.maximum(self.hour[rows], hour)
+        self.hist[rows, -1] = v
+        h = self.hist[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            last6 = h[:, -6:]
+            parts = [v, v - h[:, -2], v - h[:, -4], v - h[:, -7],
+                     np.nanmean(last6, 1), np.nanstd(last6, 1), np.nanmin(last6, 1), np.nanmax(last6, 1),
+                     np.nanmean(h, 1), (~np.isnan(h)).sum(1).astype(float)]
+            total, _, comps = news2(latest)
+            hours = ((t_row - self.first[rows]) / HOUR_MS)[:, None]
+            shock = (v[:, 0] / v[:, 3])[:, None]
+        return np.hstack(parts + [hours, total[:, None], comps, shock])
+
+    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
+        X = self.features(rows, latest, latest_ts)
+        if self.record is not None:
+            self.record.append((rows.copy(), (latest_ts.max(axis=1) // HOUR_MS).copy(), X.astype(np.float32)))
+        n = len(rows)
+        if self.model is None:
+            nan = np.full(n, np.nan)
+            return StageScores(rows, {"risk": nan}, {"risk": np.zeros(n, bool)}, np.zeros(n, np.int8),
+                               np.full(n, "", object), [])
+        risk = self.model.predict_proba(X)
+        th = self.thresholds
+        level = np.where(risk >= th.high, 3, np.where(risk >= th.medium, 2, 0)).astype(np.int8)
+        cond = np.where(level == 3, "risk_high", np.where(level == 2, "risk_medium", "")).astype(object)
+        return StageScores(rows, {"risk": risk}, {"risk": np.isnan(X[:, :len(VITALS)]).any(axis=1)}, level, cond,
+                           _Reasons(X, risk))
+
+
+class _Reasons:
+    """The vitals and trends behind a risk, in words, built only when read."""
+
+    def __init__(self, X: np.ndarray, risk: np.ndarray) -> None:
+        self.X, self.risk = X, risk
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __getitem__(self, i: int) -> list[str]:
+        x = self.X[i]
+        k = len(VITALS)
+        out = [f"risk {self.risk[i]:.2f}"]
+        labels = ("HR", "SpO2", "temperature", "SBP", "MAP", "RR")
+        for j, label in enumerate(labels):
+            d6 = x[3 * k + j]
+            if d6 == d6 and abs(d6) >= (5 if label in ("HR", "SBP", "MAP") else 2 if label in ("SpO2", "RR") else 0.5):
+                out.append(f"{label} {'rising' if d6 > 0 else 'falling'} {abs(d6):.3g} over 6 h")
+        if x[-7] >= 5:
+            out.append(f"NEWS2 {int(x[-7])}")
+        return out

@@ -1,0 +1,107 @@
+"""Train the early-warning risk model from CinC 2019 data (``wardwatch train``), reproducibly.
+
+Features come from replaying the training patients through the very detector engine the worker
+runs (so training and serving cannot drift apart). Patients, never rows, are split with a fixed
+seed into train (60 %), tune (20 %: alarm thresholds) and held-out test (20 %: the reported figures).
+The model ships as arrays plus a JSON manifest naming the data file's SHA-256, the split and seed,
+the library versions and the held-out metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+SEED = 2019
+
+
+def split_patients(patients: np.ndarray, seed: int = SEED) -> dict[str, set[str]]:
+    uniq = np.array(sorted(set(patients.tolist())))
+    perm = np.random.default_rng(seed).permutation(len(uniq))
+    a, b = int(0.6 * len(uniq)), int(0.8 * len(uniq))
+    return {"train": set(uniq[perm[:a]]), "tune": set(uniq[perm[a:b]]), "test": set(uniq[perm[b:]])}
+
+
+def build_features(df):
+    """(patient, hour, X) for every scored patient-hour, by replaying df through the engine."""
+    from detectors.early_warning.news2 import News2Stage
+    from detectors.early_warning.replay import replay
+    from detectors.early_warning.risk import RiskStage
+    from detectors.engine import DetectorEngine
+
+    record: list = []
+    engine = DetectorEngine(stages=[News2Stage(), RiskStage(record=record)], stale_after_ms=10**15, score_alarms=False)
+    replay(df, engine)
+    ids = np.array(engine.table.ids, dtype=object)
+    pats = np.concatenate([ids[r] for r, _, _ in record])
+    hours = np.concatenate([h for _, h, _ in record])
+    X = np.vstack([x for _, _, x in record])
+    return pats, hours, X
+
+
+def tune_thresholds(patient, labels, risk, max_episodes: float = 0.7) -> dict:
+    from detectors.early_warning.metrics import evaluate
+
+    best = None
+    for q in np.linspace(0.80, 0.995, 40):
+        thr = float(np.nanquantile(risk, q))
+        m = evaluate(patient, labels, risk, (risk >= thr).astype(np.int8))
+        if m["episodes_per_patient_day"] <= max_episodes and (best is None or m["utility"] > best[1]["utility"]):
+            best = (thr, m)
+    medium = best[0] if best else float(np.nanquantile(risk, 0.99))
+    return {"medium": medium, "high": float(max(medium, np.nanquantile(risk, 0.998)))}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", default="../shared/data/cinc2019/cinc2019_setB_dev.csv.gz")
+    p.add_argument("--out", default=str(Path(__file__).parent / "artefacts"))
+    p.add_argument("--seed", type=int, default=SEED)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import sklearn
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from detectors.early_warning.replay import read_cinc
+    from detectors.early_warning.risk import TreeModel, feature_names
+
+    t0 = time.time()
+    path = Path(args.input)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    df = read_cinc(path)
+    labels_df = pd.read_csv(path, usecols=["patient", "ICULOS", "SepsisLabel"])
+    split = split_patients(df["patient"].astype(str).to_numpy(), args.seed)
+    pats, hours, X = build_features(df)
+    # Hour h of the replay is ICULOS h (the replay starts every patient at hour 0 of the same base).
+    base_hour = pats.astype(str)
+    from detectors.early_warning.replay import BASE_MS
+    key = pd.DataFrame({"patient": base_hour, "h": hours - BASE_MS // 3_600_000 + 1})
+    lab = labels_df.assign(patient=labels_df["patient"].astype(str)).rename(columns={"ICULOS": "h"})
+    y = key.merge(lab, on=["patient", "h"], how="left")["SepsisLabel"].fillna(0).to_numpy(int)
+    part = np.array(["train" if p in split["train"] else "tune" if p in split["tune"] else "test" for p in base_hour])
+    print(f"features: {X.shape} from {len(set(base_hour))} patients in {time.time() - t0:.0f}s")
+    clf = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=31, l2_regularization=1.0,
+                                         class_weight={0: 1, 1: 5}, early_stopping=True, validation_fraction=0.1,
+                                         random_state=args.seed)
+    tr = part == "train"
+    clf.fit(X[tr], y[tr])
+    meta = {"features": feature_names(), "data_sha256": sha, "data_file": path.name, "seed": args.seed,
+            "split": {"train": 0.6, "tune": 0.2, "test": 0.2, "unit": "patient"}, "sklearn": sklearn.__version__,
+            "trained": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_train_rows": int(tr.sum())}
+    model = TreeModel.from_sklearn(clf, meta)
+    risk = model.predict_proba(X)
+    assert np.allclose(risk[:2000], clf.predict_proba(X[:2000])[:, 1]), "exported trees must match sklearn"
+    tu = part == "tune"
+    model.meta["thresholds"] = tune_thresholds(pats[tu].astype(str), y[tu], risk[tu])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "risk")
+    print(json.dumps(model.meta["thresholds"]))
+    print(f"trained in {time.time() - t0:.0f}s; artefact: {out / 'risk.npz'}")
+    return 0

@@ -1,0 +1,108 @@
+"""Early-warning scores on real CinC 2019 records: NEWS2, the partial flag, the learned risk,
+safe artefacts, and `wardwatch score`'s output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors.early_warning.metrics import evaluate, normalised_utility
+from detectors.early_warning.news2 import News2Stage, news2
+from detectors.early_warning.risk import ARTEFACTS, TreeModel
+from detectors.training import split_patients
+from wardwatch.metrics_catalog import METRIC_INDEX, METRICS, Metric
+
+
+def vitals(**kw) -> np.ndarray:
+    row = np.full((1, len(METRICS)), np.nan)
+    for k, v in kw.items():
+        row[0, METRIC_INDEX[Metric(k)]] = v
+    return row
+
+
+@pytest.mark.parametrize("kw,points", [
+    (dict(resp_rate=8), 3), (dict(resp_rate=9), 1), (dict(resp_rate=20), 0), (dict(resp_rate=21), 2), (dict(resp_rate=25), 3),
+    (dict(spo2=91), 3), (dict(spo2=92), 2), (dict(spo2=95), 1), (dict(spo2=96), 0),
+    (dict(sbp=90), 3), (dict(sbp=100), 2), (dict(sbp=110), 1), (dict(sbp=219), 0), (dict(sbp=220), 3),
+    (dict(heart_rate=40), 3), (dict(heart_rate=41), 1), (dict(heart_rate=91), 1), (dict(heart_rate=111), 2), (dict(heart_rate=131), 3),
+    (dict(temperature=35.0), 3), (dict(temperature=36.0), 1), (dict(temperature=38.1), 1), (dict(temperature=39.1), 2),
+])
+def test_news2_follows_the_rcp_table_at_its_edges(kw, points):
+    total, _, _ = news2(vitals(**kw))
+    assert total[0] == points
+
+
+def test_a_watch_gives_a_partial_score_that_says_what_is_missing():
+    stage = News2Stage()
+    latest = vitals(spo2=93, pulse_rate=118)
+    res = stage.update(np.array([0]), latest, np.zeros_like(latest, dtype=np.int64), 0)
+    assert res.scores["news2"][0] == 4 and res.partial["news2"][0]
+    assert res.reasons[0] == ["spo2 +2", "pulse +2", "missing: respiration, systolic_bp, temperature"]
+
+
+@pytest.fixture(scope="module")
+def heldout(shared_data):
+    df = pd.read_csv(shared_data / "cinc2019" / "cinc2019_setB_dev.csv.gz")
+    test = split_patients(df["patient"].astype(str).to_numpy())["test"]
+    sample = sorted(test)[:400]
+    return df[df["patient"].astype(str).isin(sample)].reset_index(drop=True)
+
+
+def test_learned_risk_beats_news2_on_held_out_patients(heldout):
+    from detectors.offline import score_frame
+
+    res = score_frame(heldout.drop(columns=["SepsisLabel"]))
+    labels = heldout["SepsisLabel"].to_numpy()
+    ww = evaluate(res.patient, labels, res.risk, res.alert)
+    n2 = evaluate(res.patient, labels, np.nan_to_num(res.news2), (np.nan_to_num(res.news2) >= 5).astype(np.int8))
+    assert ww["auroc"] > n2["auroc"] + 0.05
+    assert ww["auroc"] > 0.7
+    assert ww["episodes_per_patient_day"] < n2["episodes_per_patient_day"]
+
+
+def test_utility_of_perfect_and_silent_predictions():
+    labels = np.r_[np.zeros(30), np.ones(10)]
+    best = np.zeros(40)
+    best[24:40] = 1  # 12 h before to 3 h after clinical onset (the label starts 6 h before it, at 30)
+    assert normalised_utility([(labels, best)]) == pytest.approx(1.0)
+    assert normalised_utility([(labels, np.zeros(40))]) == pytest.approx(0.0)
+
+
+def test_artefact_loads_as_data_and_refuses_tampering(tmp_path):
+    model = TreeModel.load(ARTEFACTS / "risk")
+    assert model.meta["data_sha256"] and model.meta["seed"] == 2019 and "thresholds" in model.meta
+    shutil.copy(ARTEFACTS / "risk.npz", tmp_path / "risk.npz")
+    meta = json.loads((ARTEFACTS / "risk.json").read_text())
+    (tmp_path / "risk.json").write_text(json.dumps(meta | {"features": meta["features"][:-1]}))
+    with pytest.raises(ValueError, match="does not match"):
+        TreeModel.load(tmp_path / "risk")
+    np.savez(tmp_path / "evil.npz", offsets=np.array([object()], dtype=object))
+    (tmp_path / "evil.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError):
+        TreeModel.load(tmp_path / "evil")  # object arrays need pickle: refused
+
+
+def test_score_writes_one_row_per_input_row_and_never_reads_the_label(heldout, tmp_path):
+    few = heldout[heldout["patient"].isin(heldout["patient"].unique()[:15])]
+    with_label, without = tmp_path / "with.csv", tmp_path / "without.csv"
+    few.to_csv(with_label, index=False)
+    few.drop(columns=["SepsisLabel"]).sample(frac=1, axis=1, random_state=1).to_csv(without, index=False)
+    outs = []
+    for src in (with_label, without):
+        out = tmp_path / f"{src.stem}.out.csv"
+        subprocess.run([sys.executable, "-m", "wardwatch.cli", "score", "--input", str(src), "--output", str(out)],
+                       check=True, capture_output=True)
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    rows = list(csv.DictReader(outs[0].splitlines()))
+    assert len(rows) == len(few)
+    assert list(rows[0]) == ["patient", "ICULOS", "risk", "news2", "alert", "priority"]
+    assert {r["alert"] for r in rows} <= {"0", "1"}
