@@ -166,19 +166,19 @@ class DetectorEngine:
         rows = self.table.rows_for(cols.patient)
         self._ensure_rows(len(self.table))
         metric = cols.metric.astype(np.int64)
-        order = np.lexsort((cols.ts, metric, rows))
+        # Per patient in time order; a round is one reading time of every patient in the batch, and
+        # scores follow each round, so the outcome never depends on how readings were batched.
+        order = np.lexsort((metric, cols.ts, rows))
         r_s, m_s, t_s = rows[order], metric[order], cols.ts[order]
-        g = r_s * M + m_s
-        first = np.r_[True, g[1:] != g[:-1]]
-        prev_t = np.r_[-1, t_s[:-1]]
-        inorder = (t_s > self.last_ts[r_s, m_s]) & (first | (t_s != prev_t))
+        same = np.r_[False, (r_s[1:] == r_s[:-1]) & (t_s[1:] == t_s[:-1]) & (m_s[1:] == m_s[:-1])]
+        inorder = (t_s > self.last_ts[r_s, m_s]) & ~same
         out.late = int(n - inorder.sum())
         idx_in = order[inorder]
-        # Rank of each in-order reading within its (patient, metric) group -> its round.
-        g_in = g[inorder]
-        starts = np.r_[True, g_in[1:] != g_in[:-1]]
-        pos = np.arange(len(g_in))
-        rank = pos - np.maximum.accumulate(np.where(starts, pos, 0))
+        r_in, t_in = r_s[inorder], t_s[inorder]
+        new_row = np.r_[True, r_in[1:] != r_in[:-1]]
+        new_t = new_row | np.r_[True, t_in[1:] != t_in[:-1]]
+        cs = np.cumsum(new_t)
+        rank = cs - np.maximum.accumulate(np.where(new_row, cs, 0))
         clean_out = np.full(n, np.nan)
         events: list[AlertEvent] = []
         touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
@@ -186,6 +186,7 @@ class DetectorEngine:
         for k in range(int(rank.max()) + 1 if len(rank) else 0):
             sel = idx_in[rank == k]
             clean_out[sel] = self._round(rows[sel], metric[sel], cols.value[sel], cols.ts[sel], cols.quality[sel], events, out)
+            self._scores(np.unique(rows[sel]), events, out)
         # Readings from a device that had gone silent clear its technical alarm.
         for r in touched_rows[silent_before]:
             t = int(self.last_seen[r])
@@ -193,7 +194,6 @@ class DetectorEngine:
                                       int(self.silent_onset[r]), t, AlertEventType.cleared, "device reporting again", {}))
             self.silent_active[r] = False
         if len(touched_rows):
-            self._scores(touched_rows, events, out)
             self._snapshots(touched_rows, events, out)
         out.events = events
         out.vitals_lines = self._vitals_lines(rows, metric, cols, clean_out)

@@ -117,6 +117,9 @@ class RiskStage:
         self.hist = np.full((0, H, len(VITALS)), np.nan)
         self.hour = np.full(0, -1, np.int64)
         self.first = np.full(0, -1, np.int64)
+        self.pred_hour = np.full(0, -1, np.int64)  # the model scores a patient once an hour, as trained
+        self.risk = np.full(0, np.nan)
+        self.level = np.zeros(0, np.int8)
 
     @classmethod
     def shipped(cls) -> "RiskStage":
@@ -128,16 +131,22 @@ class RiskStage:
             self.hist = np.concatenate([self.hist, np.full((extra, H, len(VITALS)), np.nan)])
             self.hour = np.concatenate([self.hour, np.full(extra, -1, np.int64)])
             self.first = np.concatenate([self.first, np.full(extra, -1, np.int64)])
+            self.pred_hour = np.concatenate([self.pred_hour, np.full(extra, -1, np.int64)])
+            self.risk = np.concatenate([self.risk, np.full(extra, np.nan)])
+            self.level = np.concatenate([self.level, np.zeros(extra, np.int8)])
 
     def state_dict(self, rows: np.ndarray) -> dict:
         r = int(rows[0])
         return {"hist": np.where(np.isnan(self.hist[r]), None, self.hist[r]).tolist(), "hour": int(self.hour[r]),
-                "first": int(self.first[r])}
+                "first": int(self.first[r]), "pred_hour": int(self.pred_hour[r]),
+                "risk": None if np.isnan(self.risk[r]) else float(self.risk[r]), "level": int(self.level[r])}
 
     def load_state(self, rows: np.ndarray, state: dict) -> None:
         r = int(rows[0])
         self.hist[r] = np.array(state["hist"], dtype=float)
         self.hour[r], self.first[r] = state["hour"], state["first"]
+        self.pred_hour[r], self.level[r] = state.get("pred_hour", -1), state.get("level", 0)
+        self.risk[r] = np.nan if state.get("risk") is None else state["risk"]
 
     def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
         t_row = latest_ts.max(axis=1)
@@ -174,9 +183,16 @@ class RiskStage:
             nan = np.full(n, np.nan)
             return StageScores(rows, {"risk": nan}, {"risk": np.zeros(n, bool)}, np.zeros(n, np.int8),
                                np.full(n, "", object), [])
-        risk = self.model.predict_proba(X)
-        th = self.thresholds
-        level = np.where(risk >= th.high, 3, np.where(risk >= th.medium, 2, 0)).astype(np.int8)
+        hour = latest_ts.max(axis=1) // HOUR_MS
+        due = hour != self.pred_hour[rows]
+        if due.any():
+            r_due = rows[due]
+            p = self.model.predict_proba(X[due])
+            th = self.thresholds
+            self.risk[r_due] = p
+            self.level[r_due] = np.where(p >= th.high, 3, np.where(p >= th.medium, 2, 0))
+            self.pred_hour[r_due] = hour[due]
+        risk, level = self.risk[rows], self.level[rows]
         cond = np.where(level == 3, "risk_high", np.where(level == 2, "risk_medium", "")).astype(object)
         return StageScores(rows, {"risk": risk}, {"risk": np.isnan(X[:, :len(VITALS)]).any(axis=1)}, level, cond,
                            _Reasons(X, risk))

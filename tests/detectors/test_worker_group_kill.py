@@ -57,6 +57,23 @@ async def produce(bus, readings: list[Reading]) -> None:
         await producer.stop()
 
 
+async def read_alert_topic(bus) -> dict[str, str]:
+    """event_id -> its JSON; a repeated id must carry identical content."""
+    consumer = bus.consumer(bus.topics.alerts, group_id=None)
+    await consumer.start()
+    seen: dict[str, str] = {}
+    try:
+        while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
+            for msgs in batches.values():
+                for m in msgs:
+                    e = AlertEvent.from_json(m.value)
+                    assert seen.setdefault(e.event_id, e.model_dump_json()) == e.model_dump_json(), \
+                        "a replayed event must be identical to the first copy"
+    finally:
+        await consumer.stop()
+    return seen
+
+
 async def total_points(store: InfluxStore, bucket: str) -> int:
     rows = await store.query(f'from(bucket: {flux_string(bucket)}) |> range(start: 0)'
                              ' |> filter(fn: (r) => r._measurement == "vitals" and r._field == "value")'
@@ -97,25 +114,11 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_no_alarm(settings, tmp
         while await total_points(store, settings.influx_bucket) < len(readings) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         assert await total_points(store, settings.influx_bucket) == len(readings)
-        # Let the workers publish the last alarms, then read the whole alerts topic.
-        await asyncio.sleep(2)
-        consumer = bus.consumer(bus.topics.alerts, group_id=None)
-        await consumer.start()
+        # Read the whole alerts topic, again until the workers have published their last alarms.
         seen: dict[str, str] = {}
-        copies = 0
-        try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=2000, max_records=10_000)
-                if not batches:
-                    break
-                for msgs in batches.values():
-                    for m in msgs:
-                        e = AlertEvent.from_json(m.value)
-                        copies += 1
-                        assert seen.setdefault(e.event_id, e.model_dump_json()) == e.model_dump_json(), \
-                            "a replayed event must be identical to the first copy"
-        finally:
-            await consumer.stop()
+        deadline = time.monotonic() + 30
+        while set(seen) != expected_ids and time.monotonic() < deadline:
+            seen = await read_alert_topic(bus)
         assert set(seen) == expected_ids, "no alarm lost, none invented"
         alerts_in_db = await store.query(f'from(bucket: {flux_string(settings.influx_bucket)}) |> range(start: 0)'
                                          ' |> filter(fn: (r) => r._measurement == "alerts" and r._field == "alert_id")'

@@ -25,11 +25,10 @@ from detectors.engine import DetectorEngine
 from wardwatch.bus import open_bus
 from wardwatch.columns import ReadingColumns
 from wardwatch.devservices import free_port, start_services
-from wardwatch.models import AlertEvent
 from wardwatch.settings import Settings
 from wardwatch.store import InfluxStore, flux_string
 
-from ..detectors.test_worker_group_kill import make_readings, produce, total_points
+from ..detectors.test_worker_group_kill import make_readings, produce, read_alert_topic, total_points
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -84,18 +83,13 @@ async def wait_for_points(store, bucket: str, n: int, timeout: float) -> float:
     raise AssertionError(f"not all {n} readings stored within {timeout}s")
 
 
-async def alert_ids(bus) -> dict[str, str]:
-    consumer = bus.consumer(bus.topics.alerts, group_id=None)
-    await consumer.start()
-    seen: dict[str, str] = {}
-    try:
-        while batches := await consumer.getmany(timeout_ms=2000, max_records=10_000):
-            for msgs in batches.values():
-                for m in msgs:
-                    e = AlertEvent.from_json(m.value)
-                    assert seen.setdefault(e.event_id, e.model_dump_json()) == e.model_dump_json()
-    finally:
-        await consumer.stop()
+async def alert_ids(bus, expected: set[str] | None = None) -> dict[str, str]:
+    """The alerts topic, read again until it holds the expected events (or 30 s pass)."""
+    deadline = time.monotonic() + 30
+    seen = await read_alert_topic(bus)
+    while expected is not None and set(seen) != expected and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        seen = await read_alert_topic(bus)
     return seen
 
 
@@ -121,7 +115,8 @@ async def test_broker_restart_loses_nothing(fault_settings, own_services, tmp_pa
         print(f"\n[fault] broker restart: down {t_up - t_down:.1f}s, all readings stored {recovered:.1f}s after it was back")
         assert await total_points(store, fault_settings.influx_bucket) == len(readings)
         await asyncio.sleep(2)
-        assert set(await alert_ids(bus)) == expected_events(readings)
+        expected = expected_events(readings)
+        assert set(await alert_ids(bus, expected)) == expected
         assert proc.poll() is None, "the worker rode out the restart"
     finally:
         store.close()
@@ -153,7 +148,8 @@ async def test_influxdb_outage_of_a_minute_fails_loud_and_loses_nothing(fault_se
         recovered = await wait_for_points(store, fault_settings.influx_bucket, len(readings), 120)
         print(f"\n[fault] InfluxDB outage 60s: health red after {red:.0f}s, all stored {recovered:.1f}s after restart")
         assert await total_points(store, fault_settings.influx_bucket) == len(readings)
-        assert set(await alert_ids(bus)) == expected_events(readings)
+        expected = expected_events(readings)
+        assert set(await alert_ids(bus, expected)) == expected
         for _ in range(20):
             if health(port).get("ok"):
                 break
@@ -182,7 +178,8 @@ async def test_flood_of_duplicates_and_late_readings(fault_settings, tmp_path):
         await asyncio.sleep(3)
         print(f"\n[fault] flood of {len(replayed)} duplicates and late readings absorbed in {time.monotonic() - t0:.1f}s")
         assert await total_points(store, fault_settings.influx_bucket) == len(readings)
-        assert set(await alert_ids(bus)) == expected_events(readings), "late copies raise nothing new"
+        expected = expected_events(readings)
+        assert set(await alert_ids(bus, expected)) == expected, "late copies raise nothing new"
     finally:
         store.close()
         proc.terminate()
