@@ -119,6 +119,7 @@ class DetectorEngine:
         for name, (shape, dtype, fill) in self._ARRAYS.items():
             shape = tuple(self.R if s == "R" else s for s in shape)
             setattr(self, name, np.full((0,) + shape, fill, dtype=dtype))
+        self.scores: dict[str, np.ndarray] = {}  # score name -> latest value per patient row
         self._prefix: dict[int, str] = {}
         self._devices: dict[str, str] = {}
         self.overrides: dict[str, dict] = {}  # patient -> limits override (who/why kept by the alerts service)
@@ -342,7 +343,15 @@ class DetectorEngine:
                                                  "reasons": "; ".join(res.reasons[i]) if res.reasons else ""},
                                                 int(t_rows[i])))
         self.score_written[rows[write]] = t_rows[write]
-        self._last_scores = {name: (rows, vals) for res in results for name, vals in res.scores.items()}
+        for res in results:
+            for name, vals in res.scores.items():
+                arr = self.scores.get(name)
+                if arr is None or len(arr) < len(self.limit):
+                    grown = np.full(len(self.limit), np.nan)
+                    if arr is not None:
+                        grown[:len(arr)] = arr
+                    arr = self.scores[name] = grown
+                arr[rows] = vals
         if self.score_alarms:
             self._score_alarms(rows, level, cond, reasons, events)
 
@@ -374,9 +383,8 @@ class DetectorEngine:
         changed = {e.alert.patient for e in events}
         t = self.last_seen[rows]
         due = (t - self.snap_ts[rows] >= SNAPSHOT_EVERY_MS) | np.array([self.table.ids[r] in changed for r in rows])
-        scores = getattr(self, "_last_scores", {})
-        news = scores.get("news2")
-        risk = scores.get("risk")
+        news = self.scores.get("news2")
+        risk = self.scores.get("risk")
         for i in np.flatnonzero(due):
             r = rows[i]
             vals = {METRIC_NAMES[c]: float(self.clean[r, c]) for c in range(M) if self.clean_ts[r, c] >= 0}
@@ -385,8 +393,8 @@ class DetectorEngine:
                      if self.spark_ts[r, c] >= 0}
             out.snapshots.append(VitalsSnapshot(
                 patient=self.table.ids[r], ts=int(t[i]), values=vals,
-                news2=float(news[1][i]) if news is not None and news[1][i] == news[1][i] else None,
-                risk=float(risk[1][i]) if risk is not None and risk[1][i] == risk[1][i] else None,
+                news2=float(news[r]) if news is not None and news[r] == news[r] else None,
+                risk=float(risk[r]) if risk is not None and risk[r] == risk[r] else None,
                 stale_metrics=stale, trend=trend))
         self.snap_ts[rows[due]] = t[due]
 

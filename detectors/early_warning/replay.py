@@ -66,12 +66,11 @@ def replay(df: pd.DataFrame, engine: DetectorEngine, base_ms: int = BASE_MS, eve
             out = engine.process(cols)
             if events is not None:
                 events.extend(out.events)
-            scores = getattr(engine, "_last_scores", {})
             for name, store in (("risk", last_risk), ("news2", last_news)):
-                if name in scores:
-                    srows, vals = scores[name]
-                    for r, v in zip(srows.tolist(), vals.tolist()):
-                        store[engine.table.ids[r]] = v
+                if name in engine.scores:
+                    vals = engine.scores[name]
+                    for p in set(cols.patient.tolist()):
+                        store[p] = float(vals[engine.table.index[p]])
         idx = rows_by_hour[hour]["index"].to_numpy()
         pats = df.loc[idx, "patient"].astype(str).to_numpy()
         for i, p in zip(idx, pats):

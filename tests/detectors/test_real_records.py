@@ -131,3 +131,16 @@ def test_condition_delay_hysteresis_and_latching():
     # delay runs: raised 19 s after the fall; the recovery is confirmed the same way.
     assert types == [("raised", 19_000), ("cleared", 44_000)]
     assert out.events[0].alert.latched, "a high-priority alarm latches until acknowledged"
+
+
+def test_each_patient_snapshot_carries_its_own_scores_whatever_the_batch_holds():
+    e = DetectorEngine(stale_after_ms=10**12)
+    base = 1_700_000_000_000
+    # Patient a has three reading times in the batch, patient b one: b's tile must still show b's NEWS2.
+    out = e.process(columns(["a"] * 6 + ["b"] * 2, ["spo2", "resp_rate"] * 3 + ["spo2", "resp_rate"],
+                            [97, 16, 97, 16, 97, 16, 91, 26], [base, base, base + 1000, base + 1000, base + 2000,
+                                                                base + 2000, base, base]))
+    snaps = {s.patient: s for s in out.snapshots}
+    assert snaps["a"].news2 == 0
+    assert snaps["b"].news2 == 6  # SpO2 91 % (+3) and RR 26 (+3)
+    assert snaps["b"].values == {"spo2": 91.0, "resp_rate": 26.0}
