@@ -32,7 +32,11 @@ from wardwatch.httpd import serve
 from wardwatch.kafka import partition_for
 from wardwatch.settings import Settings, get_settings
 
-from .engine import DetectorEngine
+import numpy as np
+
+from wardwatch.models import RejectedInput, WaveformChunk
+
+from .engine import DetectorEngine, _alert_line as alert_line
 
 log = logging.getLogger("wardwatch.detect")
 
@@ -230,12 +234,25 @@ class DetectorWorker:
 
     async def _process(self, batches) -> None:
         t0 = time.perf_counter()
-        values = []
+        values, waves = [], []
         for tp, msgs in batches.items():
-            values.extend(m.value for m in msgs)
+            for m in msgs:
+                # Waveform chunks share the topic (and so the patient's partition and order).
+                (waves if m.value and b'"kind":"waveform"' in m.value[:200] else values).append(m.value)
         now_ms = int(time.time() * 1000)
         cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
         out = self.engine.process(cols)
+        for raw in waves:
+            try:
+                chunk = WaveformChunk.model_validate_json(raw)
+            except Exception as exc:
+                rejected.append(RejectedInput(source="kafka:readings", reason="schema",
+                                              detail=f"waveform chunk: {str(exc)[:200]}", payload=raw[:4096].decode("utf-8", "replace")))
+                continue
+            events = self.engine.waveform(chunk.patient, np.asarray(chunk.ecg),
+                                          None if chunk.pleth is None else np.asarray(chunk.pleth), chunk.fs, chunk.t_end)
+            out.events.extend(events)
+            out.alert_lines.extend(alert_line(e) for e in events)
         # Stored (retried until InfluxDB has it) and published at the same time; offsets only after both.
         await asyncio.gather(self.store.write_lines(out.lines, max_attempts=None),
                              self._publish(out.events, out.snapshots, rejected))

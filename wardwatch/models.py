@@ -192,3 +192,29 @@ class PatientRecord(BaseModel):
     devices: list[str] = Field(default_factory=list)
     admitted: int = Field(default_factory=now_ms)
     discharged: int | None = None
+
+
+class WaveformChunk(BaseModel):
+    """A short ECG and/or pleth chunk from a monitor (sent on the readings topic with kind "waveform")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field("waveform", pattern="^waveform$")
+    patient: str = Field(pattern=ID_PATTERN)
+    device: str = Field(pattern=ID_PATTERN)
+    fs: float = Field(ge=50, le=1000)
+    t0: int = Field(ge=0, description="time of the first sample, epoch ms")
+    ecg: list[float] = Field(default_factory=list, max_length=60_000)
+    pleth: list[float] | None = Field(None, max_length=60_000)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "WaveformChunk":
+        if len(self.ecg) < 2 * self.fs:
+            raise ValueError("ecg needs at least 2 s of samples")
+        if self.pleth is not None and len(self.pleth) != len(self.ecg):
+            raise ValueError("pleth must be as long as ecg")
+        return self
+
+    @property
+    def t_end(self) -> int:
+        return self.t0 + int(len(self.ecg) / self.fs * 1000)
