@@ -89,6 +89,7 @@ class DetectorWorker:
         self._caught_up = False
         self.lag = 0
         self.kafka_ok = True
+        self._pending: asyncio.Task | None = None
         self.n_partitions = settings.readings_partitions
 
     # ------------------------------------------------------------------ state
@@ -166,6 +167,7 @@ class DetectorWorker:
             await self._checkpoint()
 
     async def _checkpoint(self) -> None:
+        await self._drain()  # state and offsets must describe batches that are stored
         if self._dirty:
             items = [(p.encode(), self.engine.state_dict(p) or b"") for p in self._dirty]
             await self._retry("state checkpoint", lambda: self.producer.send_many(self.topics.state, items))
@@ -253,13 +255,19 @@ class DetectorWorker:
                                           None if chunk.pleth is None else np.asarray(chunk.pleth), chunk.fs, chunk.t_end)
             out.events.extend(events)
             out.alert_lines.extend(alert_line(e) for e in events)
-        # Stored (retried until InfluxDB has it) and published at the same time; offsets only after both.
+        self._dirty.update(set(cols.patient.tolist()))
+        # The previous batch's writes must be done before this one's start (order per patient), and
+        # this one's are stored while the next batch is fetched and computed: one batch in flight.
+        await self._drain()
+        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
+        self._pending = asyncio.create_task(self._persist(out, rejected, offsets, len(cols), t0))
+
+    async def _persist(self, out, rejected, offsets, n: int, t0: float) -> None:
+        """Stored (retried until InfluxDB has it) and published; only then are the offsets eligible."""
         await asyncio.gather(self.store.write_lines(out.lines, max_attempts=None),
                              self._publish(out.events, out.snapshots, rejected))
-        for tp, msgs in batches.items():
-            self._offsets[tp] = msgs[-1].offset + 1
-        self._dirty.update(set(cols.patient.tolist()))
-        self.metrics.readings.inc(len(cols))
+        self._offsets.update(offsets)
+        self.metrics.readings.inc(n)
         self.metrics.late.inc(out.late)
         for r in rejected:
             self.metrics.rejected.labels(r.reason).inc()
@@ -267,9 +275,16 @@ class DetectorWorker:
         self.metrics.patients.set(len(self.engine.table))
         self._last_progress = time.monotonic()
 
+    async def _drain(self) -> None:
+        """Wait for the batch in flight: checkpoints and rebalances see only stored batches."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
     async def _tick(self) -> None:
         out = self.engine.tick(int(time.time() * 1000))
         if out.events:
+            await self._drain()
             await self.store.write_lines(out.alert_lines, max_attempts=None)
             await self._publish(out.events, [], [])
             self._dirty.update(e.alert.patient for e in out.events)
