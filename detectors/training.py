@@ -90,6 +90,20 @@ def run(args: argparse.Namespace) -> int:
                                          class_weight={0: 1, 1: 5}, early_stopping=True, validation_fraction=0.1,
                                          random_state=args.seed)
     tr = part == "train"
+    # The isolation forest learns what "usual for this patient" looks like: baseline-normalised
+    # vitals of training patients after their baseline hours, outside any sepsis window.
+    from sklearn.ensemble import IsolationForest
+
+    from detectors.early_warning.risk import IsolationTrees
+
+    names = feature_names()
+    zcols = [names.index(f"{m}_z") for m in ("heart_rate", "spo2", "temperature", "sbp", "map", "resp_rate")]
+    Z = X[:, zcols].astype(np.float64)
+    fit_rows = tr & (y == 0) & (X[:, names.index("hours")] >= 6)
+    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=args.seed).fit(np.nan_to_num(Z[fit_rows]))
+    trees = IsolationTrees.from_sklearn(forest)
+    X[:, names.index("iforest")] = trees.score(Z)
+    assert np.allclose(trees.score(Z[:2000]), -forest.score_samples(np.nan_to_num(Z[:2000]))), "exported forest must match"
     clf.fit(X[tr], y[tr])
     meta = {"features": feature_names(), "data_sha256": sha, "data_file": path.name, "seed": args.seed,
             "split": {"train": 0.6, "tune": 0.2, "test": 0.2, "unit": "patient"}, "sklearn": sklearn.__version__,
@@ -102,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "risk")
+    np.savez_compressed(out / "iforest.npz", **trees.a)
     print(json.dumps(model.meta["thresholds"]))
     print(f"trained in {time.time() - t0:.0f}s; artefact: {out / 'risk.npz'}")
     return 0

@@ -43,7 +43,79 @@ def feature_names() -> list[str]:
     names += [f"{x}_{s}6" for s in ("mean", "std", "min", "max") for x in v] + [f"{x}_mean12" for x in v]
     names += [f"{x}_count12" for x in v] + ["hours", "news2", "news2_rr", "news2_spo2", "news2_sbp", "news2_pulse",
                                             "news2_temp", "shock_index"]
+    names += [f"{x}_z" for x in v] + ["iforest", "trend"]
     return names
+
+
+BASELINE_H = 6  # a patient's own baseline: the first hours of monitoring
+Z_FLOOR = np.array([5.0, 1.0, 0.3, 8.0, 6.0, 2.0])  # smallest spread per vital, so a calm start is not "all anomalies"
+TREND_LIMITS = np.array([10.0, -3.0, 1.0, -15.0, -10.0, 4.0])  # 6-hour change that counts as deterioration
+
+
+def trend_score(d6: np.ndarray) -> np.ndarray:
+    """How many vitals moved the deteriorating way by more than their limit over 6 hours (0..6)."""
+    with np.errstate(invalid="ignore"):
+        hit = np.where(TREND_LIMITS > 0, d6 >= TREND_LIMITS, d6 <= TREND_LIMITS)
+    return hit.sum(axis=1).astype(float)
+
+
+class IsolationTrees:
+    """A fitted IsolationForest as arrays (no pickle): the anomaly score of baseline-normalised vitals.
+
+    Works when: a patient has a baseline (the first hours) and drifts away from it in several vitals
+    at once. Does not work when: the first hours were already abnormal (the baseline is the illness),
+    or a single vital moves a lot (the per-vital limits and trends see that better)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.a = arrays
+        self.offsets = arrays["offsets"]
+        self.c = _avg_path(float(arrays["max_samples"][0]))
+
+    @classmethod
+    def from_sklearn(cls, forest) -> "IsolationTrees":
+        trees = [e.tree_ for e in forest.estimators_]
+        offsets = np.cumsum([0] + [t.node_count for t in trees])
+        feats = [np.where(t.feature >= 0, np.asarray(f)[np.maximum(t.feature, 0)], -1)
+                 for t, f in zip(trees, forest.estimators_features_)]
+        return cls({"offsets": offsets, "left": np.concatenate([t.children_left for t in trees]).astype(np.int32),
+                    "right": np.concatenate([t.children_right for t in trees]).astype(np.int32),
+                    "feature": np.concatenate(feats).astype(np.int32),
+                    "threshold": np.concatenate([t.threshold for t in trees]).astype(np.float64),
+                    "n": np.concatenate([t.n_node_samples for t in trees]).astype(np.float64),
+                    "max_samples": np.array([float(forest.max_samples_)])})
+
+    def score(self, Z: np.ndarray) -> np.ndarray:
+        """0..1, higher = more anomalous (sklearn's -score_samples)."""
+        Z = np.nan_to_num(Z)
+        depth = np.zeros(len(Z))
+        rows = np.arange(len(Z))
+        a = self.a
+        for t in range(len(self.offsets) - 1):
+            base = self.offsets[t]
+            node = np.zeros(len(Z), np.int64)
+            d = np.zeros(len(Z))
+            while True:
+                g = base + node
+                leaf = a["left"][g] < 0
+                if leaf.all():
+                    break
+                go_left = Z[rows, np.maximum(a["feature"][g], 0)] <= a["threshold"][g]
+                node = np.where(leaf, node, np.where(go_left, a["left"][g], a["right"][g]))
+                d += ~leaf
+            depth += d + _avg_path_vec(a["n"][base + node])
+        return 2.0 ** (-(depth / (len(self.offsets) - 1)) / self.c)
+
+
+def _avg_path(n: float) -> float:
+    return float(_avg_path_vec(np.array([n]))[0])
+
+
+def _avg_path_vec(n: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(n, dtype=float)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
 
 
 class TreeModel:
@@ -110,20 +182,26 @@ class RiskStage:
     name = "risk"
 
     def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
-                 record: list | None = None) -> None:
+                 record: list | None = None, iforest: IsolationTrees | None = None) -> None:
         self.model = model
+        self.iforest = iforest
         self.thresholds = thresholds or (RiskThresholds(**model.meta["thresholds"]) if model else None)
         self.record = record  # training: (row, hour, features) of every update
         self.hist = np.full((0, H, len(VITALS)), np.nan)
         self.hour = np.full(0, -1, np.int64)
         self.first = np.full(0, -1, np.int64)
         self.pred_hour = np.full(0, -1, np.int64)  # the model scores a patient once an hour, as trained
+        self.base_sum = np.zeros((0, len(VITALS)))
+        self.base_sq = np.zeros((0, len(VITALS)))
+        self.base_n = np.zeros((0, len(VITALS)))
         self.risk = np.full(0, np.nan)
         self.level = np.zeros(0, np.int8)
 
     @classmethod
     def shipped(cls) -> "RiskStage":
-        return cls(TreeModel.load(ARTEFACTS / "risk"))
+        with np.load(ARTEFACTS / "iforest.npz", allow_pickle=False) as z:
+            iforest = IsolationTrees({k: z[k] for k in z.files})
+        return cls(TreeModel.load(ARTEFACTS / "risk"), iforest=iforest)
 
     def resize(self, n_rows: int) -> None:
         extra = n_rows - len(self.hour)
@@ -132,6 +210,8 @@ class RiskStage:
             self.hour = np.concatenate([self.hour, np.full(extra, -1, np.int64)])
             self.first = np.concatenate([self.first, np.full(extra, -1, np.int64)])
             self.pred_hour = np.concatenate([self.pred_hour, np.full(extra, -1, np.int64)])
+            for name in ("base_sum", "base_sq", "base_n"):
+                setattr(self, name, np.concatenate([getattr(self, name), np.zeros((extra, len(VITALS)))]))
             self.risk = np.concatenate([self.risk, np.full(extra, np.nan)])
             self.level = np.concatenate([self.level, np.zeros(extra, np.int8)])
 
@@ -139,7 +219,8 @@ class RiskStage:
         r = int(rows[0])
         return {"hist": np.where(np.isnan(self.hist[r]), None, self.hist[r]).tolist(), "hour": int(self.hour[r]),
                 "first": int(self.first[r]), "pred_hour": int(self.pred_hour[r]),
-                "risk": None if np.isnan(self.risk[r]) else float(self.risk[r]), "level": int(self.level[r])}
+                "risk": None if np.isnan(self.risk[r]) else float(self.risk[r]), "level": int(self.level[r]),
+                "base": [self.base_sum[r].tolist(), self.base_sq[r].tolist(), self.base_n[r].tolist()]}
 
     def load_state(self, rows: np.ndarray, state: dict) -> None:
         r = int(rows[0])
@@ -147,6 +228,8 @@ class RiskStage:
         self.hour[r], self.first[r] = state["hour"], state["first"]
         self.pred_hour[r], self.level[r] = state.get("pred_hour", -1), state.get("level", 0)
         self.risk[r] = np.nan if state.get("risk") is None else state["risk"]
+        if "base" in state:
+            self.base_sum[r], self.base_sq[r], self.base_n[r] = (np.asarray(x, float) for x in state["base"])
 
     def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
         t_row = latest_ts.max(axis=1)
@@ -172,7 +255,20 @@ class RiskStage:
             total, _, comps = news2(latest)
             hours = ((t_row - self.first[rows]) / HOUR_MS)[:, None]
             shock = (v[:, 0] / v[:, 3])[:, None]
-        return np.hstack(parts + [hours, total[:, None], comps, shock])
+            # The patient's own baseline: mean and spread of the first hours, one sample per hour.
+            new_hour = shift > 0
+            in_base = (hours[:, 0] < BASELINE_H) & (new_hour | (self.base_n[rows].sum(axis=1) == 0))
+            ok = in_base[:, None] & ~np.isnan(v)
+            self.base_sum[rows] += np.where(ok, v, 0)
+            self.base_sq[rows] += np.where(ok, v * v, 0)
+            self.base_n[rows] += ok
+            n = self.base_n[rows]
+            mean = self.base_sum[rows] / np.maximum(n, 1)
+            std = np.sqrt(np.maximum(self.base_sq[rows] / np.maximum(n, 1) - mean ** 2, 0))
+            z = np.where(n > 0, (v - mean) / np.maximum(std, Z_FLOOR), np.nan)
+        iso = self.iforest.score(z)[:, None] if self.iforest is not None else np.full((len(rows), 1), np.nan)
+        trend = trend_score(v - h[:, -7])[:, None]
+        return np.hstack(parts + [hours, total[:, None], comps, shock, z, iso, trend])
 
     def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
         X = self.features(rows, latest, latest_ts)
@@ -193,9 +289,11 @@ class RiskStage:
             self.level[r_due] = np.where(p >= th.high, 3, np.where(p >= th.medium, 2, 0))
             self.pred_hour[r_due] = hour[due]
         risk, level = self.risk[rows], self.level[rows]
+        k = X.shape[1]
         cond = np.where(level == 3, "risk_high", np.where(level == 2, "risk_medium", "")).astype(object)
-        return StageScores(rows, {"risk": risk}, {"risk": np.isnan(X[:, :len(VITALS)]).any(axis=1)}, level, cond,
-                           _Reasons(X, risk))
+        partial = np.isnan(X[:, :len(VITALS)]).any(axis=1)
+        return StageScores(rows, {"risk": risk, "iforest": X[:, k - 2], "trend": X[:, k - 1]},
+                           {"risk": partial, "iforest": partial, "trend": partial}, level, cond, _Reasons(X, risk))
 
 
 class _Reasons:
@@ -219,6 +317,13 @@ class _Reasons:
             d6 = x[3 * k + j]
             if d6 == d6 and abs(d6) >= (5 if label in ("HR", "SBP", "MAP") else 2 if label in ("SpO2", "RR") else 0.5):
                 out.append(f"{label} {'rising' if d6 > 0 else 'falling'} {abs(d6):.3g} over 6 h")
-        if x[-7] >= 5:
-            out.append(f"NEWS2 {int(x[-7])}")
+        names = _NAMES
+        if x[names.index("news2")] >= 5:
+            out.append(f"NEWS2 {int(x[names.index('news2')])}")
+        iso = x[names.index("iforest")]
+        if iso == iso and iso >= 0.6:
+            out.append(f"unusual for this patient (anomaly {iso:.2f})")
         return out
+
+
+_NAMES = feature_names()

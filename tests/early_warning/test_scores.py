@@ -106,3 +106,36 @@ def test_score_writes_one_row_per_input_row_and_never_reads_the_label(heldout, t
     assert len(rows) == len(few)
     assert list(rows[0]) == ["patient", "ICULOS", "risk", "news2", "alert", "priority"]
     assert {r["alert"] for r in rows} <= {"0", "1"}
+
+
+def test_isolation_forest_as_arrays_scores_like_scikit_learn():
+    from sklearn.ensemble import IsolationForest
+
+    from detectors.early_warning.risk import IsolationTrees
+
+    rng = np.random.default_rng(0)
+    usual = rng.normal(0, 1, (2000, 6))
+    forest = IsolationForest(n_estimators=50, max_samples=128, random_state=0).fit(usual)
+    trees = IsolationTrees.from_sklearn(forest)
+    probe = np.vstack([usual[:50], rng.normal(0, 1, (50, 6)) + 6])
+    assert np.allclose(trees.score(probe), -forest.score_samples(probe))
+    assert trees.score(probe[50:]).mean() > trees.score(probe[:50]).mean() + 0.1  # far from baseline = anomalous
+
+
+def test_trend_score_counts_vitals_moving_the_wrong_way():
+    from detectors.early_warning.risk import trend_score
+
+    # HR +12, SpO2 -4, temperature +0.2, SBP -20, MAP -2, RR +5 over six hours: four deteriorating.
+    assert trend_score(np.array([[12, -4, 0.2, -20, -2, 5]]))[0] == 4
+    assert trend_score(np.array([[np.nan] * 6]))[0] == 0
+
+
+def test_engine_stores_risk_anomaly_and_trend_scores_with_reasons(heldout):
+    from detectors.early_warning.replay import replay
+    from detectors.engine import DetectorEngine
+
+    engine = DetectorEngine(stale_after_ms=10**15)
+    one = heldout[heldout["patient"] == heldout["patient"].iloc[0]]
+    replay(one.drop(columns=["SepsisLabel"]), engine)
+    for name in ("news2", "risk", "iforest", "trend"):
+        assert name in engine.scores and not np.isnan(engine.scores[name][0]), name
