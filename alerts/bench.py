@@ -72,14 +72,11 @@ async def clients_main(url: str, token: str, n: int, seconds: float) -> None:
 async def _main(args: argparse.Namespace) -> dict:
     from wardwatch.auth import TokenStore
     from wardwatch.bus import open_bus
-    from wardwatch.devservices import free_port, start_services
+    from wardwatch.devservices import bench_services, free_port
     from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, Priority
     from wardwatch.settings import Settings
 
-    services = None
-    if not os.environ.get("WARDWATCH_KAFKA_BOOTSTRAP"):
-        services = start_services()
-        os.environ.update(services.env())
+    services = bench_services()
     data_dir = tempfile.mkdtemp(prefix="ww-bench-alerts-")
     settings = Settings(topic_prefix=f"bench-alerts-{uuid.uuid4().hex[:6]}.", data_dir=data_dir, escalate_after_s=3600)
     bus = open_bus(settings)

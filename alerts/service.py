@@ -29,7 +29,7 @@ from wardwatch.auth import AuthError, Role, TokenStore, bearer
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import line
-from wardwatch.models import Alert, AlertEvent, AlertEventType, VitalsSnapshot, now_ms
+from wardwatch.models import AlertEvent, AlertEventType, VitalsSnapshot, now_ms
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings, get_settings
 

@@ -17,7 +17,6 @@ import statistics
 import time
 from collections import defaultdict
 
-import orjson
 import psutil
 
 from ingest.codec import decode_readings

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import signal
 import time
-from collections import defaultdict
 
 import orjson
 from aiokafka import ConsumerRebalanceListener
@@ -29,7 +28,6 @@ from ingest.validate import Limits
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.httpd import serve
-from wardwatch.kafka import partition_for
 from wardwatch.settings import Settings, get_settings
 
 import numpy as np

@@ -126,13 +126,10 @@ async def _main(args: argparse.Namespace) -> dict:
     import tempfile
     import uuid
 
-    from wardwatch.devservices import start_services
+    from wardwatch.devservices import bench_services
     from wardwatch.kafka import ensure_topics
 
-    services = None
-    if not os.environ.get("WARDWATCH_KAFKA_BOOTSTRAP"):
-        services = start_services()
-        os.environ.update(services.env())
+    services = bench_services()
     try:
         settings = Settings(topic_prefix=f"bench-ingest-{uuid.uuid4().hex[:6]}.", data_dir=tempfile.mkdtemp())
         await ensure_topics(settings, {f"{settings.topic_prefix}{t}": n for t, n in

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 import websockets
 
 from wardwatch.devservices import free_port

@@ -28,7 +28,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -370,6 +369,16 @@ def start_services() -> Services:
         influx.stop()
         raise
     return Services(kafka, influx)
+
+
+def bench_services() -> Services | None:
+    """For benchmarks: None when ``WARDWATCH_KAFKA_BOOTSTRAP`` names running servers, else servers of
+    our own, started on this (main) thread and exported to the environment; the caller stops them."""
+    if os.environ.get("WARDWATCH_KAFKA_BOOTSTRAP"):
+        return None
+    services = start_services()
+    os.environ.update(services.env())
+    return services
 
 
 def main(argv: list[str] | None = None) -> int:

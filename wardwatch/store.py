@@ -13,7 +13,7 @@ import random
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from influxdb_client import InfluxDBClient, WritePrecision

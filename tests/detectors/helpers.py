@@ -19,3 +19,49 @@ def columns(patients, metrics, values, ts, quality=None, device="dev") -> Readin
         patient=np.array(patients, object), device=np.array([f"{device}-{p}" for p in patients], object),
         metric=np.array([METRIC_INDEX[Metric(m)] for m in metrics], np.int8), value=np.asarray(values, float),
         ts=np.asarray(ts, np.int64), received=np.zeros(n, np.int64), quality=q)
+
+
+def worker_env(settings, data_dir) -> dict:
+    """The environment of a `wardwatch detect` process pointed at the test's servers and topics."""
+    import os
+
+    return dict(os.environ, WARDWATCH_BACKEND="kafka", WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+                WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_CONSUMER_GROUP=settings.consumer_group,
+                WARDWATCH_INFLUX_URL=settings.influx_url, WARDWATCH_INFLUX_TOKEN=settings.influx_token,
+                WARDWATCH_INFLUX_BUCKET=settings.influx_bucket,
+                WARDWATCH_READINGS_PARTITIONS=str(settings.readings_partitions),
+                WARDWATCH_STALE_AFTER_S="1000000000", WARDWATCH_DATA_DIR=str(data_dir))
+
+
+def spawn_worker(settings, data_dir, name: str, port: int | None = None):
+    """A `wardwatch detect` process; returns it and its health port."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from wardwatch.devservices import free_port
+
+    port = port or free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "detect", "--metrics-port", str(port)],
+                            env=worker_env(settings, data_dir), stdout=open(Path(data_dir) / f"{name}.log", "ab"),
+                            stderr=subprocess.STDOUT)
+    return proc, port
+
+
+async def first_alert_events(bus, n: int, timeout: float = 30.0) -> list:
+    """The first ``n`` alert events on the alerts topic (fewer if ``timeout`` passes)."""
+    import time
+
+    from wardwatch.models import AlertEvent
+
+    consumer = bus.consumer(bus.topics.alerts, group_id=None)
+    await consumer.start()
+    events: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(events) < n and time.monotonic() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                events += [AlertEvent.from_json(m.value) for m in msgs]
+    finally:
+        await consumer.stop()
+    return events

@@ -12,7 +12,8 @@ import wfdb
 
 from detectors.worker import DetectorWorker
 from wardwatch.bus import open_bus
-from wardwatch.models import AlertEvent
+
+from .helpers import first_alert_events
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +35,7 @@ async def test_waveform_chunks_through_the_worker(settings, shared_data):
     worker = DetectorWorker(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    alerts = bus.consumer(bus.topics.alerts, group_id=None)
-    await alerts.start()
-    events = []
-    deadline = time.monotonic() + 30
-    while len(events) < 2 and time.monotonic() < deadline:
-        for msgs in (await alerts.getmany(timeout_ms=500)).values():
-            events += [AlertEvent.from_json(m.value) for m in msgs]
-    await alerts.stop()
+    events = await first_alert_events(bus, 2)
     stop.set()
     await task
     got = {(e.alert.patient, e.alert.condition, e.alert.kind.value, e.alert.priority.value) for e in events}

@@ -7,12 +7,8 @@ events an uninterrupted engine produces for the same readings (after dropping re
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +19,8 @@ from wardwatch.columns import ReadingColumns
 from wardwatch.devservices import free_port
 from wardwatch.models import AlertEvent, Reading
 from wardwatch.store import InfluxStore, flux_string
+
+from .helpers import spawn_worker
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +39,6 @@ def make_readings(base: int) -> list[Reading]:
                 out.append(Reading(patient=f"k{p:02d}", device=f"dev-k{p:02d}", metric=metric,
                                    value=round(min(v, 100), 1), unit=unit, ts=base + 1000 * s))
     return out
-
-
-def spawn_worker(env: dict, port: int, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "detect", "--metrics-port", str(port)],
-                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 async def produce(bus, readings: list[Reading]) -> None:
@@ -90,14 +83,9 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_no_alarm(settings, tmp
     expected_ids = {e.event_id for e in expected}
     assert len(expected_ids) >= 12  # six desaturating patients raise and clear two alarms each
 
-    env = dict(os.environ, WARDWATCH_BACKEND="kafka", WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-               WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_CONSUMER_GROUP=settings.consumer_group,
-               WARDWATCH_INFLUX_URL=settings.influx_url, WARDWATCH_INFLUX_TOKEN=settings.influx_token,
-               WARDWATCH_INFLUX_BUCKET=settings.influx_bucket, WARDWATCH_READINGS_PARTITIONS=str(settings.readings_partitions),
-               WARDWATCH_STALE_AFTER_S="1000000000", WARDWATCH_DATA_DIR=str(tmp_path))
     ports = [free_port(), free_port()]
-    a = spawn_worker(env, ports[0], tmp_path / "a.log")
-    b = spawn_worker(env, ports[1], tmp_path / "b.log")
+    a, _ = spawn_worker(settings, tmp_path, "a", ports[0])
+    b, _ = spawn_worker(settings, tmp_path, "b", ports[1])
     store = InfluxStore(settings)
     try:
         third = len(readings) // 3
@@ -108,7 +96,7 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_no_alarm(settings, tmp
         a.send_signal(signal.SIGKILL)  # mid-stream: no chance to flush or commit
         a.wait(10)
         await produce(bus, readings[third:2 * third])
-        a = spawn_worker(env, ports[0], tmp_path / "a2.log")
+        a, _ = spawn_worker(settings, tmp_path, "a2", ports[0])
         await produce(bus, readings[2 * third:])
         deadline = time.monotonic() + 120
         while await total_points(store, settings.influx_bucket) < len(readings) and time.monotonic() < deadline:

@@ -1,13 +1,14 @@
 import asyncio
 import time
 
-import orjson
 import pytest
 
 from detectors.worker import DetectorWorker
 from wardwatch.bus import open_bus
-from wardwatch.models import AlertEvent, Reading
+from wardwatch.models import Reading
 from wardwatch.store import InfluxStore
+
+from .helpers import first_alert_events
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +27,7 @@ async def test_worker_stores_readings_and_publishes_an_alarm(settings):
     worker = DetectorWorker(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    alerts = bus.consumer(bus.topics.alerts, group_id=None)
-    await alerts.start()
-    events = []
-    deadline = time.monotonic() + 30
-    while len(events) < 2 and time.monotonic() < deadline:
-        for msgs in (await alerts.getmany(timeout_ms=500)).values():
-            events += [AlertEvent.from_json(m.value) for m in msgs]
-    await alerts.stop()
+    events = await first_alert_events(bus, 2)
     stop.set()
     await task
     # SpO2 84 % is below both limits: the critical one (5 s delay) alarms first, then the 90 % one (15 s).

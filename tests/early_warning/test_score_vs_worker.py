@@ -7,9 +7,6 @@ as readings through the real Kafka to a `wardwatch detect` process: the alarm ev
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,11 +16,11 @@ import pytest
 from detectors.early_warning.replay import CINC, replay
 from detectors.engine import DetectorEngine
 from wardwatch.bus import open_bus
-from wardwatch.devservices import free_port
 from wardwatch.metrics_catalog import CATALOG, Metric
 from wardwatch.models import Reading
 from wardwatch.store import InfluxStore
 
+from ..detectors.helpers import spawn_worker
 from ..detectors.test_worker_group_kill import read_alert_topic, total_points
 
 pytestmark = pytest.mark.integration
@@ -52,13 +49,7 @@ async def test_offline_score_and_live_worker_raise_the_same_alarms(settings, sha
     await producer.start()
     await producer.send_many(bus.topics.readings, [(r.patient.encode(), r.model_dump_json().encode()) for r in readings])
     await producer.stop()
-    env = dict(os.environ, WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
-               WARDWATCH_CONSUMER_GROUP=settings.consumer_group, WARDWATCH_INFLUX_URL=settings.influx_url,
-               WARDWATCH_INFLUX_TOKEN=settings.influx_token, WARDWATCH_INFLUX_BUCKET=settings.influx_bucket,
-               WARDWATCH_READINGS_PARTITIONS=str(settings.readings_partitions), WARDWATCH_STALE_AFTER_S="1000000000",
-               WARDWATCH_DATA_DIR=str(tmp_path))
-    worker = subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "detect", "--metrics-port", str(free_port())],
-                              env=env, stdout=open(tmp_path / "w.log", "wb"), stderr=subprocess.STDOUT)
+    worker, _ = spawn_worker(settings, tmp_path, "w")
     store = InfluxStore(settings)
     try:
         deadline = time.monotonic() + 90

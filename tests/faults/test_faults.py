@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -24,10 +22,11 @@ import pytest
 from detectors.engine import DetectorEngine
 from wardwatch.bus import open_bus
 from wardwatch.columns import ReadingColumns
-from wardwatch.devservices import free_port, start_services
+from wardwatch.devservices import start_services
 from wardwatch.settings import Settings
-from wardwatch.store import InfluxStore, flux_string
+from wardwatch.store import InfluxStore
 
+from ..detectors.helpers import spawn_worker
 from ..detectors.test_worker_group_kill import make_readings, produce, read_alert_topic, total_points
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -51,14 +50,7 @@ def fault_settings(own_services, tmp_path) -> Settings:
 
 
 def worker(settings: Settings, tmp_path, name: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = dict(os.environ, WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
-               WARDWATCH_CONSUMER_GROUP=settings.consumer_group, WARDWATCH_INFLUX_URL=settings.influx_url,
-               WARDWATCH_INFLUX_TOKEN=settings.influx_token, WARDWATCH_INFLUX_BUCKET=settings.influx_bucket,
-               WARDWATCH_READINGS_PARTITIONS=str(settings.readings_partitions), WARDWATCH_STALE_AFTER_S="1000000000",
-               WARDWATCH_DATA_DIR=str(tmp_path))
-    return subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "detect", "--metrics-port", str(port)], env=env,
-                            stdout=open(tmp_path / f"{name}.log", "ab"), stderr=subprocess.STDOUT), port
+    return spawn_worker(settings, tmp_path, name)
 
 
 def health(port: int) -> dict:

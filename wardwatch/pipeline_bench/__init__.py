@@ -186,12 +186,9 @@ def _chart(results: dict, path: Path) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    from wardwatch.devservices import start_services
+    from wardwatch.devservices import bench_services
 
-    services = None
-    if not os.environ.get("WARDWATCH_KAFKA_BOOTSTRAP"):
-        services = start_services()  # main thread: children die with it (PR_SET_PDEATHSIG is per thread)
-        os.environ.update(services.env())
+    services = bench_services()
     workdir = Path(args.out)
     workdir.mkdir(parents=True, exist_ok=True)
     base = Settings(data_dir=workdir / "data")
