@@ -65,3 +65,23 @@ async def first_alert_events(bus, n: int, timeout: float = 30.0) -> list:
     finally:
         await consumer.stop()
     return events
+
+
+async def run_worker_until_alerts(settings, bus, items: list[tuple[bytes, bytes]], n: int) -> tuple[list, object]:
+    """Produce raw ``items`` to the readings topic, run a worker in this process until ``n`` alert
+    events are out (or 30 s pass), stop it; returns the events and the worker (for its metrics)."""
+    import asyncio
+
+    from detectors.worker import DetectorWorker
+
+    producer = bus.producer()
+    await producer.start()
+    await producer.send_many(bus.topics.readings, items)
+    await producer.stop()
+    worker = DetectorWorker(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    events = await first_alert_events(bus, n)
+    stop.set()
+    await task
+    return events, worker

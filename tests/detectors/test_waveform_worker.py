@@ -3,17 +3,15 @@ technical one; the same ECG with the pleth gone flat raises asystole."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import orjson
 import pytest
 import wfdb
 
-from detectors.worker import DetectorWorker
 from wardwatch.bus import open_bus
 
-from .helpers import first_alert_events
+from .helpers import run_worker_until_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -27,17 +25,8 @@ async def test_waveform_chunks_through_the_worker(settings, shared_data):
     flat = chunk | {"patient": "flatpleth", "pleth": [0.5] * len(w)}
     bus = open_bus(settings)
     await bus.ensure_topics()
-    producer = bus.producer()
-    await producer.start()
-    await producer.send_many(bus.topics.readings, [(b"a103l", orjson.dumps(chunk)), (b"flatpleth", orjson.dumps(flat)),
-                                                   (b"a103l", b'{"kind":"waveform","patient":"x"}')])
-    await producer.stop()
-    worker = DetectorWorker(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    events = await first_alert_events(bus, 2)
-    stop.set()
-    await task
+    events, worker = await run_worker_until_alerts(settings, bus, [
+        (b"a103l", orjson.dumps(chunk)), (b"flatpleth", orjson.dumps(flat)), (b"a103l", b'{"kind":"waveform","patient":"x"}')], 2)
     got = {(e.alert.patient, e.alert.condition, e.alert.kind.value, e.alert.priority.value) for e in events}
     assert got == {("a103l", "ecg_signal_poor", "technical", "low"), ("flatpleth", "asystole", "physiological", "high")}
     assert worker.metrics.rejected.labels("schema")._value.get() == 1

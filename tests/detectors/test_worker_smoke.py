@@ -1,14 +1,12 @@
-import asyncio
 import time
 
 import pytest
 
-from detectors.worker import DetectorWorker
 from wardwatch.bus import open_bus
 from wardwatch.models import Reading
 from wardwatch.store import InfluxStore
 
-from .helpers import first_alert_events
+from .helpers import run_worker_until_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -19,17 +17,8 @@ async def test_worker_stores_readings_and_publishes_an_alarm(settings):
     now = int(time.time() * 1000) - 120_000
     readings = [Reading(patient="p1", device="d1", metric="spo2", value=97 if i < 20 else 84, unit="%", ts=now + 1000 * i)
                 for i in range(60)]
-    producer = bus.producer()
-    await producer.start()
-    await producer.send_many(bus.topics.readings, [(r.patient.encode(), r.model_dump_json().encode()) for r in readings]
-                             + [(b"p1", b"{not json")])
-    await producer.stop()
-    worker = DetectorWorker(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    events = await first_alert_events(bus, 2)
-    stop.set()
-    await task
+    items = [(r.patient.encode(), r.model_dump_json().encode()) for r in readings] + [(b"p1", b"{not json")]
+    events, worker = await run_worker_until_alerts(settings, bus, items, 2)
     # SpO2 84 % is below both limits: the critical one (5 s delay) alarms first, then the 90 % one (15 s).
     assert [(e.type.value, e.alert.condition) for e in events] == [("raised", "spo2_critical"), ("raised", "spo2_low")]
     assert events[0].alert.priority.value == "high" and events[0].alert.message == "SpO2 84 % below 85 % for 5s"
