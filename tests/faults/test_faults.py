@@ -10,9 +10,9 @@ restarted while browsers are connected: tests/alerts/test_nurse_page_browser.py.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 import json
 import random
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -49,8 +49,20 @@ def fault_settings(own_services, tmp_path) -> Settings:
                     readings_partitions=3, consumer_group=f"fg{tag}", stale_after_s=10**9)
 
 
-def worker(settings: Settings, tmp_path, name: str) -> tuple[subprocess.Popen, int]:
-    return spawn_worker(settings, tmp_path, name)
+@pytest.fixture
+async def run(fault_settings, tmp_path):
+    """Topics, the test readings, one worker process and a store client, cleaned up after the test."""
+    bus = open_bus(fault_settings)
+    await bus.ensure_topics()
+    proc, port = spawn_worker(fault_settings, tmp_path, "w")
+    store = InfluxStore(fault_settings)
+    try:
+        yield SimpleNamespace(bus=bus, readings=make_readings(int(time.time() * 1000) - 3_600_000), proc=proc,
+                              port=port, store=store)
+    finally:
+        store.close()
+        proc.terminate()
+        proc.wait(20)
 
 
 def health(port: int) -> dict:
@@ -89,90 +101,63 @@ def expected_events(readings) -> set[str]:
     return {e.event_id for e in DetectorEngine(stale_after_ms=10**12).process(ReadingColumns.from_readings(readings)).events}
 
 
-async def test_broker_restart_loses_nothing(fault_settings, own_services, tmp_path):
-    bus = open_bus(fault_settings)
-    await bus.ensure_topics()
-    readings = make_readings(int(time.time() * 1000) - 3_600_000)
-    proc, port = worker(fault_settings, tmp_path, "w")
-    store = InfluxStore(fault_settings)
-    try:
-        half = len(readings) // 2
-        await produce(bus, readings[:half])
-        await wait_for_points(store, fault_settings.influx_bucket, half, 60)
-        t_down = time.monotonic()
-        own_services.kafka.restart()
-        t_up = time.monotonic()
-        await produce(bus, readings[half:])
-        recovered = await wait_for_points(store, fault_settings.influx_bucket, len(readings), 120)
-        print(f"\n[fault] broker restart: down {t_up - t_down:.1f}s, all readings stored {recovered:.1f}s after it was back")
-        assert await total_points(store, fault_settings.influx_bucket) == len(readings)
-        await asyncio.sleep(2)
-        expected = expected_events(readings)
-        assert set(await alert_ids(bus, expected)) == expected
-        assert proc.poll() is None, "the worker rode out the restart"
-    finally:
-        store.close()
-        proc.terminate()
-        proc.wait(20)
+async def test_broker_restart_loses_nothing(run, fault_settings, own_services):
+    bus, readings, proc, store = run.bus, run.readings, run.proc, run.store
+    half = len(readings) // 2
+    await produce(bus, readings[:half])
+    await wait_for_points(store, fault_settings.influx_bucket, half, 60)
+    t_down = time.monotonic()
+    own_services.kafka.restart()
+    t_up = time.monotonic()
+    await produce(bus, readings[half:])
+    recovered = await wait_for_points(store, fault_settings.influx_bucket, len(readings), 120)
+    print(f"\n[fault] broker restart: down {t_up - t_down:.1f}s, all readings stored {recovered:.1f}s after it was back")
+    assert await total_points(store, fault_settings.influx_bucket) == len(readings)
+    await asyncio.sleep(2)
+    expected = expected_events(readings)
+    assert set(await alert_ids(bus, expected)) == expected
+    assert proc.poll() is None, "the worker rode out the restart"
 
 
-async def test_influxdb_outage_of_a_minute_fails_loud_and_loses_nothing(fault_settings, own_services, tmp_path):
-    bus = open_bus(fault_settings)
-    await bus.ensure_topics()
-    readings = make_readings(int(time.time() * 1000) - 3_600_000)
-    proc, port = worker(fault_settings, tmp_path, "w")
-    store = InfluxStore(fault_settings)
-    try:
-        third = len(readings) // 3
-        await produce(bus, readings[:third])
-        await wait_for_points(store, fault_settings.influx_bucket, third, 60)
-        own_services.influx.stop()
-        await produce(bus, readings[third:])
-        red = None
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 60:  # a minute without InfluxDB
-            h = health(port)
-            if h.get("ok") is False and red is None:
-                red = time.monotonic() - t0
-            await asyncio.sleep(1)
-        assert red is not None and red < 30, "the worker's health check goes red while InfluxDB is down"
-        own_services.influx.start()
-        recovered = await wait_for_points(store, fault_settings.influx_bucket, len(readings), 120)
-        print(f"\n[fault] InfluxDB outage 60s: health red after {red:.0f}s, all stored {recovered:.1f}s after restart")
-        assert await total_points(store, fault_settings.influx_bucket) == len(readings)
-        expected = expected_events(readings)
-        assert set(await alert_ids(bus, expected)) == expected
-        for _ in range(20):
-            if health(port).get("ok"):
-                break
-            await asyncio.sleep(0.5)
-        assert health(port)["ok"] is True
-    finally:
-        store.close()
-        proc.terminate()
-        proc.wait(20)
+async def test_influxdb_outage_of_a_minute_fails_loud_and_loses_nothing(run, fault_settings, own_services):
+    bus, readings, port, store = run.bus, run.readings, run.port, run.store
+    third = len(readings) // 3
+    await produce(bus, readings[:third])
+    await wait_for_points(store, fault_settings.influx_bucket, third, 60)
+    own_services.influx.stop()
+    await produce(bus, readings[third:])
+    red = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:  # a minute without InfluxDB
+        h = health(port)
+        if h.get("ok") is False and red is None:
+            red = time.monotonic() - t0
+        await asyncio.sleep(1)
+    assert red is not None and red < 30, "the worker's health check goes red while InfluxDB is down"
+    own_services.influx.start()
+    recovered = await wait_for_points(store, fault_settings.influx_bucket, len(readings), 120)
+    print(f"\n[fault] InfluxDB outage 60s: health red after {red:.0f}s, all stored {recovered:.1f}s after restart")
+    assert await total_points(store, fault_settings.influx_bucket) == len(readings)
+    expected = expected_events(readings)
+    assert set(await alert_ids(bus, expected)) == expected
+    for _ in range(20):
+        if health(port).get("ok"):
+            break
+        await asyncio.sleep(0.5)
+    assert health(port)["ok"] is True
 
 
-async def test_flood_of_duplicates_and_late_readings(fault_settings, tmp_path):
-    bus = open_bus(fault_settings)
-    await bus.ensure_topics()
-    readings = make_readings(int(time.time() * 1000) - 3_600_000)
-    proc, port = worker(fault_settings, tmp_path, "w")
-    store = InfluxStore(fault_settings)
-    try:
-        await produce(bus, readings)
-        rng = random.Random(3)
-        replayed = readings * 2  # every reading again, twice over...
-        rng.shuffle(replayed)  # ...and out of order: late for the patient it belongs to
-        t0 = time.monotonic()
-        await produce(bus, replayed)
-        await wait_for_points(store, fault_settings.influx_bucket, len(readings), 60)
-        await asyncio.sleep(3)
-        print(f"\n[fault] flood of {len(replayed)} duplicates and late readings absorbed in {time.monotonic() - t0:.1f}s")
-        assert await total_points(store, fault_settings.influx_bucket) == len(readings)
-        expected = expected_events(readings)
-        assert set(await alert_ids(bus, expected)) == expected, "late copies raise nothing new"
-    finally:
-        store.close()
-        proc.terminate()
-        proc.wait(20)
+async def test_flood_of_duplicates_and_late_readings(run, fault_settings):
+    bus, readings, store = run.bus, run.readings, run.store
+    await produce(bus, readings)
+    rng = random.Random(3)
+    replayed = readings * 2  # every reading again, twice over...
+    rng.shuffle(replayed)  # ...and out of order: late for the patient it belongs to
+    t0 = time.monotonic()
+    await produce(bus, replayed)
+    await wait_for_points(store, fault_settings.influx_bucket, len(readings), 60)
+    await asyncio.sleep(3)
+    print(f"\n[fault] flood of {len(replayed)} duplicates and late readings absorbed in {time.monotonic() - t0:.1f}s")
+    assert await total_points(store, fault_settings.influx_bucket) == len(readings)
+    expected = expected_events(readings)
+    assert set(await alert_ids(bus, expected)) == expected, "late copies raise nothing new"
