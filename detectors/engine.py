@@ -59,6 +59,20 @@ class EngineOutput:
     def lines(self) -> list[str]:
         return self.vitals_lines + self.score_lines + self.alert_lines
 
+    def merge(self, other: "EngineOutput") -> None:
+        """Append a later part of the same batch (the worker splits a batch that raised)."""
+        for name in ("vitals_lines", "score_lines", "alert_lines", "events", "snapshots"):
+            getattr(self, name).extend(getattr(other, name))
+        self.late += other.late
+        self.artefacts += other.artefacts
+
+
+@dataclass
+class Savepoint:
+    rows: np.ndarray
+    saved: list
+    scores: dict
+
 
 class PatientTable:
     """Patient id -> row in the state arrays; rows are never reused while the engine lives."""
@@ -157,6 +171,36 @@ class DetectorEngine:
     def _apply_limits_row(self, row: int, limits: dict) -> None:
         self.limit[row] = [r.limit for r in apply_override(self.rules, limits)]
 
+    # ------------------------------------------------------------------ rollback
+
+    def _row_arrays(self):
+        """Every array indexed by patient row: (owner, attribute) pairs."""
+        for name in self._ARRAYS:
+            yield self, name
+        yield self, "limit"
+        yield self.hampel, "buf"
+        yield self.hampel, "pos"
+        for stage in self.stages:
+            for name in getattr(stage, "ROW_ARRAYS", ()):
+                yield stage, name
+
+    def savepoint(self, cols: ReadingColumns) -> "Savepoint":
+        """The state of the batch's patients before it is processed, so a batch that raises can be
+        undone and split (the worker isolates the record that broke it). Rows are allocated first, so
+        new patients roll back to fresh rows."""
+        rows = np.unique(self.table.rows_for(cols.patient)) if len(cols) else np.empty(0, np.int64)
+        self._ensure_rows(len(self.table))
+        saved = [(owner, name, getattr(owner, name)[rows].copy()) for owner, name in self._row_arrays()]
+        scores = {k: v[rows].copy() for k, v in self.scores.items() if len(v) >= len(self.limit)}
+        return Savepoint(rows, saved, scores)
+
+    def rollback(self, sp: "Savepoint") -> None:
+        self._ensure_rows(len(self.table))
+        for owner, name, values in sp.saved:
+            getattr(owner, name)[sp.rows] = values
+        for k, v in sp.scores.items():
+            self.scores[k][sp.rows] = v
+
     # ------------------------------------------------------------------ processing
 
     def process(self, cols: ReadingColumns) -> EngineOutput:
@@ -167,6 +211,8 @@ class DetectorEngine:
         rows = self.table.rows_for(cols.patient)
         self._ensure_rows(len(self.table))
         metric = cols.metric.astype(np.int64)
+        if not (cols.metric.min() >= 0 and cols.metric.max() < M):
+            raise ValueError("metric index out of range")
         # Per patient in time order; a round is one reading time of every patient in the batch, and
         # scores follow each round, so the outcome never depends on how readings were batched.
         order = np.lexsort((metric, cols.ts, rows))
@@ -176,8 +222,9 @@ class DetectorEngine:
         out.late = int(n - inorder.sum())
         idx_in = order[inorder]
         r_in, t_in = r_s[inorder], t_s[inorder]
-        new_row = np.r_[True, r_in[1:] != r_in[:-1]]
-        new_t = new_row | np.r_[True, t_in[1:] != t_in[:-1]]
+        # A batch of nothing but repeats (a resent request) has no round at all.
+        new_row = np.r_[True, r_in[1:] != r_in[:-1]][:len(r_in)]
+        new_t = new_row | np.r_[True, t_in[1:] != t_in[:-1]][:len(t_in)]
         cs = np.cumsum(new_t)
         rank = cs - np.maximum.accumulate(np.where(new_row, cs, 0))
         clean_out = np.full(n, np.nan)
@@ -449,6 +496,13 @@ class DetectorEngine:
                       updated_at=at, state=AlertState.cleared if type_ is AlertEventType.cleared else AlertState.active,
                       latched=priority is Priority.high)
         return AlertEvent(event_id=AlertEvent.make_id(aid, type_, at), type=type_, alert=alert, at=at)
+
+    def technical_alarm(self, patient: str, condition: str, at: int, message: str) -> AlertEvent:
+        """A technical alarm raised from outside the rules (the worker could not process a reading)."""
+        row = int(self.table.rows_for(np.array([patient], dtype=object))[0])
+        self._ensure_rows(len(self.table))
+        return self._event(row, condition, AlertKind.technical, Priority.medium, at, at, AlertEventType.raised,
+                           message, {})
 
     def active_alarms(self) -> dict[str, list[str]]:
         """Patient -> active physiological conditions (for the offline scorer and tests)."""

@@ -1,12 +1,15 @@
 """Run a detector worker in the consumer group on the readings topic (``wardwatch detect``).
 
 The loop, top to bottom: fetch a batch -> decode and validate (rejections to the dead-letter
-topic) -> the detector engine -> write readings, scores and alerts to InfluxDB (retried until
-stored) -> alert events, vitals snapshots and dead letters to their topics -> about once a second,
-checkpoint the state of the patients touched and commit the offsets. Nothing is committed that is
-not stored, so a worker killed at any instant replays from its last commit; the engine is
-deterministic, so the replay emits the same events (dropped by id downstream) and the same points
-(which overwrite themselves).
+topic) -> the detector engine (a batch that raises is split until the records that break it are
+found; they go to the dead-letter topic and raise a technical alarm) -> hand the batch's effects
+to the :class:`~wardwatch.checkpoint.Checkpoint`: alert events, snapshots and dead letters on the
+``publish`` lane, InfluxDB on the ``store`` lane, both in the background -> about once a second
+the checkpoint commits: every effect acknowledged, then the touched patients' state (carrying the
+offsets it covers), then the offsets. Nothing is committed that is not stored, so a worker killed at
+any instant replays from its last commit; the engine is deterministic, so the replay emits the same
+events (dropped by id downstream) and the same points (which overwrite themselves). A restored
+patient whose state already covers a replayed record skips it, so state and offsets never disagree.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import signal
 import time
 
+import numpy as np
 import orjson
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
@@ -26,20 +30,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from ingest.codec import decode_readings
 from ingest.validate import Limits
 from wardwatch.bus import Bus, open_bus
+from wardwatch.checkpoint import Checkpoint, CheckpointAborted
+from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
 from wardwatch.httpd import serve
-from wardwatch.settings import Settings, get_settings
-
-import numpy as np
-
+from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
+from wardwatch.settings import Settings, get_settings
+from wardwatch.supervisor import Supervisor
 
-from .engine import DetectorEngine, _alert_line as alert_line
+from .engine import DetectorEngine, EngineOutput, _alert_line as alert_line
 
 log = logging.getLogger("wardwatch.detect")
 
 CHECKPOINT_EVERY_S = 1.0
 MAX_RECORDS = 50_000
+QUARANTINE_RED_S = 300.0  # health stays red this long after records were set aside
 
 
 class WorkerMetrics:
@@ -54,6 +60,9 @@ class WorkerMetrics:
         self.batch = Histogram("wardwatch_detect_batch_seconds", "time to process and store one batch", registry=r)
         self.lag = Gauge("wardwatch_detect_consumer_lag", "records behind the end of the readings topic", registry=r)
         self.patients = Gauge("wardwatch_detect_patients", "patients with state in this worker", registry=r)
+        self.quarantined = Counter("wardwatch_detect_quarantined_total",
+                                   "records the engine could not process (dead-lettered)", registry=r)
+        self.rewinds = Counter("wardwatch_detect_rewinds_total", "checkpoints aborted and replayed", registry=r)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -65,6 +74,13 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:
         await self.worker.restore(set(assigned))
+
+
+def _covers_newer(new: dict, old: dict) -> bool:
+    """Whether a state record saved later is really newer: a worker that was frozen and lost its
+    partitions may save state after the new owner did, covering less; that record must lose."""
+    common = new.keys() & old.keys()
+    return not common or any(new[k] >= old[k] for k in common)
 
 
 class DetectorWorker:
@@ -79,67 +95,88 @@ class DetectorWorker:
         self.metrics = WorkerMetrics()
         self.producer = self.bus.producer()
         self.consumer = None
+        self.checkpoint = Checkpoint()
+        self.supervisor = Supervisor()
         self._lock = asyncio.Lock()
-        self._offsets: dict[TopicPartition, int] = {}
-        self._dirty: set[str] = set()
+        # partition -> patient key -> offset its restored state already covers (replays skip below it)
+        self._skip: dict[TopicPartition, dict[bytes, int]] = {}
         self._last_commit = time.monotonic()
         self._last_progress = time.monotonic()
-        self._caught_up = False
+        self._last_quarantine: float | None = None
+        self._last_step_error: str | None = None
+        self._step_failed_at: float | None = None
         self.lag = 0
         self.kafka_ok = True
-        self._pending: asyncio.Task | None = None
-        self.n_partitions = settings.readings_partitions
 
     # ------------------------------------------------------------------ state
 
     async def restore(self, assigned: set[TopicPartition]) -> None:
         """A fresh engine holding exactly the patients of the assigned partitions, from the state topic."""
         async with self._lock:
-            self.engine = self.engine_factory()
-            self._offsets.clear()  # positions of partitions we may no longer own must never be committed
-            self._dirty.clear()
-            await self._load_limits()
-            parts = {tp.partition for tp in assigned}
-            if not parts:
-                return
-            reader = self.bus.consumer(self.topics.state, group_id=None, auto_offset_reset="earliest")
-            await reader.start()
-            try:
-                states: dict[str, bytes] = {}
-                ends = None
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    batches = await reader.getmany(timeout_ms=500, max_records=20_000)
-                    for tp, msgs in batches.items():
-                        if tp.partition in parts:
-                            for m in msgs:
-                                if m.key is not None:
-                                    states[m.key.decode()] = m.value
-                    if ends is None and reader.assignment():
-                        ends = await reader.end_offsets(list(reader.assignment()))
-                    if ends is not None and all([await reader.position(tp) >= end for tp, end in ends.items()]):
-                        break
-            finally:
-                await reader.stop()
-            for patient, data in states.items():
-                if data:  # an empty value is a tombstone (discharged patient)
-                    self.engine.load_state(patient, data)
-            self.metrics.patients.set(len(self.engine.table))
-            log.info("restored state of %d patients for %d partitions", len(states), len(parts))
+            await self._restore(assigned)
 
-    async def _load_limits(self) -> None:
-        reader = self.bus.consumer(self.topics.limits, group_id=None, auto_offset_reset="earliest")
+    async def _restore(self, assigned: set[TopicPartition]) -> None:
+        await self.checkpoint.cancel()
+        self.checkpoint.reset()  # positions of partitions we may no longer own must never be committed
+        self.engine = self.engine_factory()
+        self._skip = {}
+        await self._load_limits()
+        parts = {tp.partition for tp in assigned}
+        if not parts:
+            return
+        states = await self._read_states(parts)
+        for patient, (covers, data) in states.items():
+            if not data:  # an empty value is a tombstone (discharged patient)
+                continue
+            self.engine.load_state(patient.decode(), data)
+            for p, off in covers.items():
+                self._skip.setdefault(TopicPartition(self.topics.readings, p), {})[patient] = off
+        self.metrics.patients.set(len(self.engine.table))
+        log.info("restored state of %d patients for %d partitions", len(states), len(parts))
+
+    async def _read_states(self, parts: set[int]) -> dict[bytes, tuple[dict[int, int], bytes]]:
+        states: dict[bytes, tuple[dict[int, int], bytes]] = {}
+
+        def keep(tp, m) -> None:
+            if tp.partition not in parts or m.key is None:
+                return
+            covers, data = _decode_state(m.value)
+            old = states.get(m.key)
+            if old is None or _covers_newer(covers, old[0]):
+                states[m.key] = (covers, data)
+
+        await self._read_to_end(self.topics.state, keep)
+        return states
+
+    async def _read_to_end(self, topic: str, on_record, timeout_s: float = 60.0) -> None:
+        """Every record of a compacted topic up to its end as of now (no waiting on a quiet topic)."""
+        reader = self.bus.consumer(topic, group_id=None, auto_offset_reset="earliest")
         await reader.start()
         try:
-            while True:
-                batches = await reader.getmany(timeout_ms=300, max_records=10_000)
-                if not batches:
-                    break
-                for msgs in batches.values():
+            ends = None
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if ends is None and reader.assignment():
+                    ends = await reader.end_offsets(list(reader.assignment()))
+                if ends is not None and all([await reader.position(tp) >= end for tp, end in ends.items()]):
+                    return
+                for tp, msgs in (await reader.getmany(timeout_ms=200, max_records=20_000)).items():
                     for m in msgs:
-                        self._apply_limits(m.value)
+                        on_record(tp, m)
+            log.error("could not read %s to its end within %.0fs", topic, timeout_s)
         finally:
             await reader.stop()
+
+    async def _save_state(self, dirty: set[str], offsets: dict) -> None:
+        covers = orjson.dumps({str(tp.partition): off for tp, off in offsets.items()})
+        items = []
+        for p in dirty:
+            data = self.engine.state_dict(p)
+            items.append((p.encode(), b'{"covers":' + covers + b',"state":' + data + b"}" if data else b""))
+        await self._retry("state checkpoint", lambda: self.producer.send_many(self.topics.state, items))
+
+    async def _load_limits(self) -> None:
+        await self._read_to_end(self.topics.limits, lambda tp, m: self._apply_limits(m.value))
 
     def _apply_limits(self, value: bytes) -> None:
         try:
@@ -148,11 +185,11 @@ class DetectorWorker:
         except Exception:
             log.warning("ignored a malformed limits message")
 
-    async def _follow_limits(self, stop: asyncio.Event) -> None:
+    async def _follow_limits(self) -> None:
         reader = self.bus.consumer(self.topics.limits, group_id=None, auto_offset_reset="latest")
         await reader.start()
         try:
-            while not stop.is_set():
+            while True:
                 for msgs in (await reader.getmany(timeout_ms=1000, max_records=1000)).values():
                     for m in msgs:
                         self._apply_limits(m.value)
@@ -160,23 +197,35 @@ class DetectorWorker:
             await reader.stop()
 
     async def flush(self) -> None:
-        """Checkpoint the touched patients' state, then commit the offsets it corresponds to."""
+        """Commit what is stored (before partitions are revoked, and at shutdown)."""
         async with self._lock:
-            await self._checkpoint()
+            await self._commit()
 
-    async def _checkpoint(self) -> None:
-        await self._drain()  # state and offsets must describe batches that are stored
-        if self._dirty:
-            items = [(p.encode(), self.engine.state_dict(p) or b"") for p in self._dirty]
-            await self._retry("state checkpoint", lambda: self.producer.send_many(self.topics.state, items))
-            self._dirty.clear()
-        if self._offsets and self.consumer is not None:
-            try:
-                await self.consumer.commit(dict(self._offsets))
-            except Exception as exc:  # a broker restart or a rebalance: the next checkpoint commits
-                log.warning("offset commit failed (%s); will commit at the next checkpoint", type(exc).__name__)
-                return
+    async def _commit(self) -> None:
+        try:
+            await self.checkpoint.commit(self._save_state, self._commit_offsets)
+        except CheckpointAborted as exc:
+            log.error("checkpoint aborted (%s); replaying from the last commit", exc)
+            self.metrics.rewinds.inc()
+            await self._rewind()
         self._last_commit = time.monotonic()
+
+    async def _commit_offsets(self, offsets: dict) -> None:
+        if self.consumer is not None:
+            await self.consumer.commit(offsets)
+
+    async def _rewind(self) -> None:
+        """Back to the last commit: state from the state topic, positions from the committed offsets."""
+        if self.consumer is None:
+            return
+        assigned = set(self.consumer.assignment())
+        await self._restore(assigned)
+        for tp in assigned:
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
 
     async def _retry(self, what: str, send) -> None:
         """Kafka sends are retried until they succeed: the batch is not committed before, so a worker
@@ -197,95 +246,168 @@ class DetectorWorker:
 
     # ------------------------------------------------------------------ the loop
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def start(self) -> None:
         await self.bus.ensure_topics()
         await self.producer.start()
         self.consumer = self.bus.consumer(self.topics.readings, group_id=self.settings.consumer_group,
                                           listener=_Rebalance(self), max_poll_interval_ms=600_000)
         await self.consumer.start()
-        limits_task = asyncio.create_task(self._follow_limits(stop))
+        self.supervisor.spawn("limits", self._follow_limits)
+
+    async def step(self, timeout_ms: int = 200) -> int:
+        """One fetch: process it, tick the time-driven rules when caught up, commit when due."""
+        try:
+            batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=MAX_RECORDS)
+        except KafkaError as exc:  # the broker is restarting: keep state, wait, fetch again
+            log.warning("fetch failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(1.0)
+            return 0
+        n = sum(len(v) for v in batches.values())
+        async with self._lock:
+            if n:
+                await self._process(batches)
+            if await self._caught_up():
+                await self._tick()
+            if time.monotonic() - self._last_commit >= CHECKPOINT_EVERY_S:
+                await self._commit()
+        self._update_lag()
+        return n
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        failures = 0
         try:
             while not stop.is_set():
                 try:
-                    batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
-                except KafkaError as exc:  # the broker is restarting: keep state, wait, fetch again
-                    log.warning("fetch failed (%s); retrying", type(exc).__name__)
-                    await asyncio.sleep(1.0)
-                    continue
-                n = sum(len(v) for v in batches.values())
-                self._caught_up = n < MAX_RECORDS
-                async with self._lock:
-                    if n:
-                        await self._process(batches)
-                    if self._caught_up:
-                        await self._tick()
-                    if time.monotonic() - self._last_commit >= CHECKPOINT_EVERY_S:
-                        await self._checkpoint()
-                self._update_lag()
+                    await self.step()
+                    failures = 0
+                except Exception as exc:  # never die on data or on one bad moment: rewind and go on
+                    failures += 1
+                    self._last_step_error, self._step_failed_at = type(exc).__name__, time.monotonic()
+                    log.exception("worker step failed (%s); rewinding to the last commit", type(exc).__name__)
+                    async with self._lock:
+                        await self._rewind()
+                    await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
         finally:
-            limits_task.cancel()
-            try:
-                async with self._lock:
-                    await self._checkpoint()
-            except Exception:
-                log.exception("final checkpoint failed; the next worker replays from the last commit")
-            await self.consumer.stop()
-            await self.producer.stop()
+            await self.close()
+
+    async def close(self) -> None:
+        """The final commit, unless the checkpoint was aborted: then state must not run ahead."""
+        try:
+            async with self._lock:
+                if not self.checkpoint.aborted:
+                    await self._commit()
+        except Exception:
+            log.exception("final checkpoint failed; the next worker replays from the last commit")
+        await self.supervisor.stop()
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    def _skip_covered(self, batches: dict) -> dict:
+        """After a restore, drop replayed records whose patient's saved state already includes them."""
+        if not self._skip:
+            return batches
+        out = {}
+        for tp, msgs in batches.items():
+            skip = self._skip.get(tp)
+            if skip:
+                top = max(skip.values())
+                msgs = [m for m in msgs if not (m.offset < skip.get(m.key, -1))]
+                if batches[tp][-1].offset + 1 >= top:
+                    del self._skip[tp]
+            out[tp] = msgs
+        return out
 
     async def _process(self, batches) -> None:
         t0 = time.perf_counter()
+        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs}
         values, waves = [], []
-        for tp, msgs in batches.items():
+        for tp, msgs in self._skip_covered(batches).items():
             for m in msgs:
                 # Waveform chunks share the topic (and so the patient's partition and order).
                 (waves if m.value and b'"kind":"waveform"' in m.value[:200] else values).append(m.value)
         now_ms = int(time.time() * 1000)
         cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
-        out = self.engine.process(cols)
+        out = self._compute(cols, rejected)
         for raw in waves:
-            try:
-                chunk = WaveformChunk.model_validate_json(raw)
-            except Exception as exc:
-                rejected.append(RejectedInput(source="kafka:readings", reason="schema",
-                                              detail=f"waveform chunk: {str(exc)[:200]}", payload=raw[:4096].decode("utf-8", "replace")))
-                continue
+            self._waveform(raw, out, rejected)
+        dirty = set(cols.patient.tolist()) | {e.alert.patient for e in out.events}
+        await self.checkpoint.add(offsets, {"publish": self._publish(out.events, out.snapshots, rejected),
+                                            "store": self._store(out, len(cols), t0)}, dirty)
+
+    def _compute(self, cols: ReadingColumns, rejected: list[RejectedInput]) -> EngineOutput:
+        """The engine on the batch; a batch that raises is undone and split to find the records
+        that break it, which are set aside (dead letter + technical alarm) while the rest go on."""
+        sp = self.engine.savepoint(cols)
+        try:
+            return self.engine.process(cols)
+        except Exception:
+            self.engine.rollback(sp)
+        out, bad = EngineOutput(), []
+        self._bisect(cols, np.arange(len(cols)), out, bad)
+        now = int(time.time() * 1000)
+        for i, exc in bad:
+            rec = {"patient": cols.patient[i], "device": cols.device[i], "metric": METRICS[int(cols.metric[i])].value
+                   if 0 <= int(cols.metric[i]) < len(METRICS) else int(cols.metric[i]),
+                   "value": float(cols.value[i]), "ts": int(cols.ts[i])}
+            rejected.append(RejectedInput(source="kafka:readings", reason="processing_error",
+                                          detail=f"the detector engine could not process this reading ({type(exc).__name__})",
+                                          payload=orjson.dumps(rec).decode(), received=now))
+        for patient in sorted({str(cols.patient[i]) for i, _ in bad}):
+            ev = self.engine.technical_alarm(patient, "processing_error", now,
+                                             "readings could not be processed and were set aside: inform IT")
+            out.events.append(ev)
+            out.alert_lines.append(alert_line(ev))
+        if bad:
+            self._last_quarantine = time.monotonic()
+            self.metrics.quarantined.inc(len(bad))
+            log.error("set aside %d record(s) the engine could not process", len(bad))
+        return out
+
+    def _bisect(self, cols: ReadingColumns, idx: np.ndarray, out: EngineOutput, bad: list) -> None:
+        part = cols.take(idx)
+        sp = self.engine.savepoint(part)
+        try:
+            res = self.engine.process(part)
+        except Exception as exc:
+            self.engine.rollback(sp)
+            if len(idx) == 1:
+                bad.append((int(idx[0]), exc))
+                return
+            mid = len(idx) // 2
+            self._bisect(cols, idx[:mid], out, bad)
+            self._bisect(cols, idx[mid:], out, bad)
+            return
+        out.merge(res)
+
+    def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput]) -> None:
+        try:
+            chunk = WaveformChunk.model_validate_json(raw)
             events = self.engine.waveform(chunk.patient, np.asarray(chunk.ecg),
                                           None if chunk.pleth is None else np.asarray(chunk.pleth), chunk.fs, chunk.t_end)
-            out.events.extend(events)
-            out.alert_lines.extend(alert_line(e) for e in events)
-        self._dirty.update(set(cols.patient.tolist()))
-        # The previous batch's writes must be done before this one's start (order per patient), and
-        # this one's are stored while the next batch is fetched and computed: one batch in flight.
-        await self._drain()
-        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
-        self._pending = asyncio.create_task(self._persist(out, rejected, offsets, len(cols), t0))
+        except Exception as exc:
+            rejected.append(RejectedInput(source="kafka:readings", reason="schema",
+                                          detail=f"waveform chunk: {type(exc).__name__}: {str(exc)[:200]}",
+                                          payload=raw[:4096].decode("utf-8", "replace")))
+            return
+        out.events.extend(events)
+        out.alert_lines.extend(alert_line(e) for e in events)
 
-    async def _persist(self, out, rejected, offsets, n: int, t0: float) -> None:
-        """Stored (retried until InfluxDB has it) and published; only then are the offsets eligible."""
-        await asyncio.gather(self.store.write_lines(out.lines, max_attempts=None),
-                             self._publish(out.events, out.snapshots, rejected))
-        self._offsets.update(offsets)
+    async def _store(self, out: EngineOutput, n: int, t0: float) -> None:
+        """Retried until InfluxDB has it; the batch's offsets wait for this (and for the publish lane)."""
+        await self.store.write_lines(out.lines, max_attempts=None)
         self.metrics.readings.inc(n)
         self.metrics.late.inc(out.late)
-        for r in rejected:
-            self.metrics.rejected.labels(r.reason).inc()
         self.metrics.batch.observe(time.perf_counter() - t0)
         self.metrics.patients.set(len(self.engine.table))
         self._last_progress = time.monotonic()
 
-    async def _drain(self) -> None:
-        """Wait for the batch in flight: checkpoints and rebalances see only stored batches."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending
-
     async def _tick(self) -> None:
         out = self.engine.tick(int(time.time() * 1000))
         if out.events:
-            await self._drain()
-            await self.store.write_lines(out.alert_lines, max_attempts=None)
-            await self._publish(out.events, [], [])
-            self._dirty.update(e.alert.patient for e in out.events)
+            await self.checkpoint.add({}, {"publish": self._publish(out.events, [], []),
+                                           "store": self.store.write_lines(out.alert_lines, max_attempts=None)},
+                                      {e.alert.patient for e in out.events})
 
     async def _publish(self, events, snapshots, rejected) -> None:
         if events:
@@ -299,13 +421,23 @@ class DetectorWorker:
         if rejected:
             dead = [(b"kafka:readings", r.model_dump_json().encode()) for r in rejected]
             await self._retry("dead letters", lambda: self.producer.send_many(self.topics.deadletter, dead))
+            for r in rejected:
+                self.metrics.rejected.labels(r.reason).inc()
+
+    async def _caught_up(self) -> bool:
+        """Silence is judged only with nothing waiting: a backlog is not a silent device."""
+        for tp in self.consumer.assignment():
+            hw = self.consumer.highwater(tp)
+            if hw is not None and await self.consumer.position(tp) < hw:
+                return False
+        return True
 
     def _update_lag(self) -> None:
         try:
             lag = 0
             for tp in self.consumer.assignment():
                 hw = self.consumer.highwater(tp)
-                pos = self._offsets.get(tp)
+                pos = self.checkpoint.offsets.get(tp)
                 if hw is not None and pos is not None:
                     lag += max(0, hw - pos)
             self.lag = lag
@@ -316,14 +448,19 @@ class DetectorWorker:
     # ------------------------------------------------------------------ health
 
     def health(self) -> tuple[bool, dict]:
-        stalled = self.lag > 0 and time.monotonic() - self._last_progress > 30
+        now = time.monotonic()
+        stalled = self.lag > 0 and now - self._last_progress > 30
         behind = self.lag > 500_000
         db = self.store.health
-        db_down = not db.ok and db.failing_since is not None and time.monotonic() - db.failing_since > 10
-        ok = not (stalled or behind or db_down or not self.kafka_ok)
+        db_down = not db.ok and db.failing_since is not None and now - db.failing_since > 10
+        quarantined = self._last_quarantine is not None and now - self._last_quarantine < QUARANTINE_RED_S
+        step_failing = self._step_failed_at is not None and now - self._step_failed_at < 30
+        tasks_ok, tasks = self.supervisor.health()
+        ok = not (stalled or behind or db_down or not self.kafka_ok or quarantined or step_failing or not tasks_ok)
         return ok, {"ok": ok, "lag": self.lag, "stalled": stalled, "behind": behind, "store_ok": db.ok,
-                    "kafka_ok": self.kafka_ok,
-                    "store_error": db.last_error, "patients": len(self.engine.table)}
+                    "kafka_ok": self.kafka_ok, "store_error": db.last_error, "patients": len(self.engine.table),
+                    "quarantined_recently": quarantined, "step_error": self._last_step_error if step_failing else None,
+                    "tasks": tasks}
 
     async def serve_health(self, host: str, port: int):
         def healthz():
@@ -334,6 +471,17 @@ class DetectorWorker:
             return 200, "text/plain; version=0.0.4", generate_latest(self.metrics.registry)
 
         return await serve(host, port, {"/healthz": healthz, "/metrics": metrics})
+
+
+def _decode_state(value: bytes) -> tuple[dict[int, int], bytes]:
+    """A state record: ``{"covers": {partition: offset}, "state": {...}}``; b"" is a tombstone.
+    Records written before offsets were carried are bare state documents (covering nothing)."""
+    if not value:
+        return {}, b""
+    if not value.startswith(b'{"covers":'):
+        return {}, value
+    doc = orjson.loads(value)
+    return {int(k): int(v) for k, v in doc["covers"].items()}, orjson.dumps(doc["state"])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

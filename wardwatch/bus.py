@@ -110,7 +110,18 @@ class MemoryBus(Bus):
         self.n_partitions = partitions or settings.readings_partitions
         self._logs: dict[str, list[_Partition]] = {}
         self._committed: dict[str, dict[TopicPartition, int]] = defaultdict(dict)
-        self._cond = asyncio.Condition()
+        self._wake: asyncio.Future | None = None  # resolved when anything is appended
+
+    def changed(self) -> asyncio.Future:
+        """A future that resolves at the next append (or stop). Waiting on it with ``asyncio.wait``
+        never needs a lock, so a consumer cancelled while waiting leaves nothing behind."""
+        if self._wake is None or self._wake.done():
+            self._wake = asyncio.get_running_loop().create_future()
+        return self._wake
+
+    def notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def log(self, topic: str) -> list[_Partition]:
         if topic not in self._logs:
@@ -138,8 +149,7 @@ class MemoryBus(Bus):
             part = parts[p]
             part.records.append(ConsumerRecord(topic, p, part.end, now, 0, key, value, None,
                                                len(key or b""), len(value or b""), ()))
-        async with self._cond:
-            self._cond.notify_all()
+        self.notify()
 
     def commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         self._committed[group].update(offsets)
@@ -180,11 +190,22 @@ class MemoryConsumer:
 
     async def stop(self) -> None:
         self._closed = True
-        async with self.bus._cond:
-            self.bus._cond.notify_all()
+        self.bus.notify()
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._pos)
+
+    async def rebalance(self) -> None:
+        """What a group rebalance does to a member that keeps its partitions: revoke, positions back
+        to the committed offsets, assign (tests drive it; Kafka does it on its own)."""
+        tps = set(self._pos)
+        if self.listener is not None:
+            await self.listener.on_partitions_revoked(tps)
+        for tp in tps:
+            committed = self.bus._committed.get(self.group_id or "", {}).get(tp)
+            self._pos[tp] = committed if committed is not None else self.bus.log(tp.topic)[tp.partition].base
+        if self.listener is not None:
+            await self.listener.on_partitions_assigned(tps)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._pos[tp] = offset
@@ -240,11 +261,7 @@ class MemoryConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return {}
-            async with self.bus._cond:
-                try:
-                    await asyncio.wait_for(self.bus._cond.wait(), remaining)
-                except asyncio.TimeoutError:
-                    return {}
+            await asyncio.wait([self.bus.changed()], timeout=remaining)
         return {}
 
 

@@ -180,6 +180,7 @@ class RiskStage:
     """Score stage: hourly history per patient -> features -> risk, alarm level and reasons."""
 
     name = "risk"
+    ROW_ARRAYS = ("hist", "hour", "first", "pred_hour", "base_sum", "base_sq", "base_n", "risk", "level")
 
     def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
                  record: list | None = None, iforest: IsolationTrees | None = None) -> None:

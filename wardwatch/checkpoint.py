@@ -1,0 +1,153 @@
+"""The delivery guarantee as one object: what a batch did, in order, and when its offsets may move.
+
+Modelled on Quix Streams' ``Checkpoint``. A consumer hands each processed batch to the checkpoint
+with the offsets it ends at and its effects, one coroutine per *lane* (for the detector worker:
+``publish`` for alert events and snapshots, ``store`` for InfluxDB). Each lane runs its effects in
+batch order in the background, so computing the next batch overlaps storing this one, and events
+may reach nurses before the store write (replays are dropped by event id downstream).
+
+:meth:`Checkpoint.commit` is the only way offsets move, and it keeps this order::
+
+    every effect of every batch acknowledged -> state saved (carrying the offsets it covers) -> offsets committed
+
+A failed or cancelled effect, or a failed state save, *aborts* the checkpoint: nothing after the
+failed step runs, and the owner must rewind (reload state, seek to the committed offsets). A commit
+that fails after the state was saved leaves the offsets pending for the next commit; the saved state
+says which offsets it covers, so a restore never mistakes replayed readings for late ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Awaitable, Callable, Coroutine, Hashable, Mapping
+
+log = logging.getLogger(__name__)
+
+Offsets = dict[Hashable, int]
+
+
+class CheckpointAborted(Exception):
+    """An effect or the state save failed: the batches since the last commit must be replayed."""
+
+
+class Checkpoint:
+    def __init__(self, max_in_flight: int = 4) -> None:
+        self.max_in_flight = max_in_flight
+        self.offsets: Offsets = {}  # next offset per partition, for batches handed in so far
+        self.committed: Offsets = {}  # what the last successful commit moved the offsets to
+        self.dirty: set[str] = set()  # state keys (patients) changed since the last state save
+        self._lanes: dict[str, asyncio.Task | None] = {}
+        self._in_flight: list[asyncio.Task] = []
+        self._coros: dict[asyncio.Task, Coroutine] = {}
+        self.failure: BaseException | None = None
+
+    # ------------------------------------------------------------------ batches
+
+    @property
+    def aborted(self) -> bool:
+        return self.failure is not None
+
+    async def add(self, offsets: Mapping[Hashable, int], effects: Mapping[str, Coroutine],
+                  dirty: set[str] = frozenset()) -> None:
+        """Schedule one batch's effects (each after the same lane's previous one) and note its offsets.
+
+        Waits while ``max_in_flight`` batches are still being stored: back-pressure, not memory growth.
+        """
+        if self.aborted:
+            for coro in effects.values():
+                coro.close()
+            raise CheckpointAborted(f"checkpoint already aborted: {self.failure!r}")
+        tasks = []
+        for lane, coro in effects.items():
+            prev = self._lanes.get(lane)
+            task = asyncio.ensure_future(self._after(prev, coro))
+            task.add_done_callback(self._note_failure)
+            self._coros[task] = coro
+            self._lanes[lane] = task
+            tasks.append(task)
+        if tasks:
+            self._in_flight.extend(tasks)
+        self.offsets.update(offsets)
+        self.dirty |= set(dirty)
+        self._in_flight = [t for t in self._in_flight if not t.done()]
+        self._coros = {t: c for t, c in self._coros.items() if not t.done()}
+        while len(self._in_flight) > self.max_in_flight * max(1, len(self._lanes)):
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            self._in_flight = [t for t in self._in_flight if not t.done()]
+
+    @staticmethod
+    async def _after(prev: asyncio.Task | None, coro: Coroutine) -> None:
+        if prev is not None:
+            try:
+                await asyncio.shield(prev)
+            except BaseException:
+                coro.close()  # an earlier effect in this lane failed: later ones must not overtake it
+                raise
+        await coro
+
+    def _note_failure(self, task: asyncio.Task) -> None:
+        if self.failure is None:
+            if task.cancelled():
+                self.failure = asyncio.CancelledError("an effect was cancelled")
+            elif task.exception() is not None:
+                self.failure = task.exception()
+
+    async def settle(self) -> None:
+        """Wait for every effect handed in so far; raise :class:`CheckpointAborted` if any failed."""
+        tasks = [t for t in self._lanes.values() if t is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+        if self.aborted:
+            raise CheckpointAborted(repr(self.failure))
+
+    # ------------------------------------------------------------------ commit
+
+    async def commit(self, save_state: Callable[[set[str], Offsets], Awaitable[None]],
+                     commit_offsets: Callable[[Offsets], Awaitable[None]]) -> bool:
+        """Effects -> state -> offsets. True when the offsets were committed; raises
+        :class:`CheckpointAborted` when an effect or the state save failed."""
+        await self.settle()
+        offsets = dict(self.offsets)
+        dirty = set(self.dirty)
+        if dirty:
+            try:
+                await save_state(dirty, offsets)
+            except Exception as exc:
+                self.failure = exc
+                raise CheckpointAborted(f"state save failed: {exc!r}") from exc
+            self.dirty -= dirty
+        pending = {k: v for k, v in offsets.items() if self.committed.get(k) != v}
+        if pending:
+            try:
+                await commit_offsets(pending)
+            except Exception as exc:  # a broker restart or a rebalance: the next commit retries
+                log.warning("offset commit failed (%s); the saved state covers these offsets", type(exc).__name__)
+                return False
+            self.committed.update(pending)
+        return True
+
+    async def cancel(self) -> None:
+        """Stop the effects in flight (a worker that is shutting down or rewinding)."""
+        tasks = [t for t in self._lanes.values() if t is not None and not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for coro in self._coros.values():
+            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                coro.close()  # cancelled before its turn came
+        self._coros.clear()
+        if tasks and self.failure is None:
+            self.failure = asyncio.CancelledError("effects cancelled")
+
+    def reset(self, committed: Offsets | None = None) -> None:
+        """A new window after a rewind or a rebalance: nothing in flight, nothing dirty."""
+        self._lanes.clear()
+        self._in_flight.clear()
+        self._coros.clear()
+        self.offsets = dict(committed or {})
+        self.committed = dict(committed or {})
+        self.dirty.clear()
+        self.failure = None
