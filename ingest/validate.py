@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from wardwatch.identifiers import REASON as BAD_IDENTIFIER, is_identifier
 from wardwatch.metrics_catalog import CATALOG, Metric, to_canonical
 from wardwatch.models import RejectedInput, Reading, reading_id
 from wardwatch.settings import Settings
@@ -29,6 +30,7 @@ REASONS = {
     "duplicate_in_batch": "the same reading id appears earlier in the batch",
     "too_large": "the request or batch is larger than allowed",
     "unsupported": "the message type or format is not supported",
+    BAD_IDENTIFIER: "a patient, device or reading id breaks the identifier rule (wardwatch.identifiers)",
 }
 
 
@@ -122,6 +124,9 @@ def reading_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, regi
     patient = d.get("patient")
     if patient is not None and not isinstance(patient, str):
         raise Invalid("schema", "patient must be a string")
+    for name in ("device", "patient", "id"):
+        if d.get(name) is not None and not is_identifier(d[name]):
+            raise Invalid(BAD_IDENTIFIER, f"{name} is not a valid identifier")
     patient = resolve_patient(device, patient, registry)
     fields = {k: d[k] for k in ("id", "received", "quality") if d.get(k) is not None}
     try:

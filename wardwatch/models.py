@@ -12,9 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .identifiers import PATTERN as ID_PATTERN
 from .metrics_catalog import CATALOG, Metric
-
-ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
 
 def now_ms() -> int:
