@@ -251,6 +251,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
         Route("/openapi.json", openapi),
     ], lifespan=lifespan)
     app.state.ingestor, app.state.metrics, app.state.view, app.state.registry = ingestor, metrics, view, registry
+    app.state.tokens = tokens
     return app
 
 
