@@ -1,4 +1,4 @@
-"""Hostile bodies, shared by the security tests and ``wardwatch bench ingest --hostile``."""
+"""Hostile bodies and clients, for ``wardwatch bench ingest --hostile`` and the security tests (loopback only)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import time
 
 import orjson
 
-from tests.ingest.test_formats import PCD01
+ORU = ("MSH|^~\\&|MONITOR-7|WARD7|WARDWATCH|HOSP|20261124101500+0000||ORU^R01^ORU_R01|MSG0001|P|2.6\r"
+       "PID|||p1^^^HOSP^MR\r"
+       "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|96|262688^MDC_DIM_PERCENT^MDC|||||R|||20261124101500+0000||||mon-1\r")
 
 
 def valid_reading_body(n: int = 10, patient: str = "p1") -> bytes:
@@ -18,10 +20,10 @@ def valid_reading_body(n: int = 10, patient: str = "p1") -> bytes:
 
 def hostile_bodies() -> dict[str, tuple[str, bytes]]:
     """name -> (path, body); each is refused as a whole, before it is parsed."""
-    obx = PCD01.split("\r")[4]
+    obx = ORU.split("\r")[2]
     return {
-        "hl7_40000_segments": ("/v1/hl7v2", (PCD01 + "\r".join([obx] * 40_000)).encode()),
-        "hl7_1mb_repetitions": ("/v1/hl7v2", PCD01.replace("|96|", "|" + "~" * (1 << 20) + "|").encode()),
+        "hl7_40000_segments": ("/v1/hl7v2", (ORU + "\r".join([obx] * 40_000)).encode()),
+        "hl7_1mb_repetitions": ("/v1/hl7v2", ORU.replace("|96|", "|" + "~" * (1 << 20) + "|").encode()),
         "fhir_bundle_600000_entries": ("/v1/fhir", orjson.dumps({"resourceType": "Bundle", "entry": [{}] * 600_000})),
         "json_11mb": ("/v1/readings", b"[" + b'{"a":1},' * 1_400_000 + b"{}]"),
     }
