@@ -12,9 +12,22 @@ import io
 from datetime import datetime, timezone
 from typing import Any
 
+from wardwatch.identifiers import is_identifier
 from wardwatch.metrics_catalog import CATALOG, Metric
 
 MAX_POINTS = 1000
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last time Flux and datetime both write
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet evaluates a cell that starts so
+
+
+def history_query(patient: str, start: int, stop: int, every: int | None) -> tuple[str, int, int, int | None]:
+    """The parameters of a history request, or ValueError (a 400): the patient id must pass the
+    identifier rule before it goes anywhere near Flux, and times must be ones Flux can write."""
+    if not is_identifier(patient):
+        raise ValueError("patient is not a valid identifier")
+    if not 0 <= start < stop <= MAX_MS or (every is not None and not 0 < every <= MAX_MS):
+        raise ValueError("need 0 <= start < stop <= 9999-12-31 and 0 < every (epoch ms)")
+    return patient, start, stop, every
 
 
 def choose_every(start_ms: int, stop_ms: int, requested: int | None = None) -> int | None:
@@ -50,20 +63,28 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def csv_cell(value: Any) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula gets a leading ``'``."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def to_csv(history: dict[str, Any]) -> str:
+    """Text cells pass through :func:`csv_cell`; numbers are ours (``%.6g``), written as numbers."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["patient", "time", "kind", "name", "value", "unit"])
-    p = history["patient"]
+    p = csv_cell(history["patient"])
     for metric, points in sorted(history["vitals"].items()):
         unit = CATALOG[Metric(metric)].unit if metric in Metric.__members__ else ""
         for t, v in points:
-            w.writerow([p, _iso(t), "vital", metric, f"{v:.6g}", unit])
+            w.writerow([p, _iso(t), "vital", csv_cell(metric), f"{v:.6g}", csv_cell(unit)])
     for score, points in sorted(history["scores"].items()):
         for t, v in points:
-            w.writerow([p, _iso(t), "score", score, f"{v:.6g}", ""])
+            w.writerow([p, _iso(t), "score", csv_cell(score), f"{v:.6g}", ""])
     for a in history["alarms"]:
-        w.writerow([p, _iso(a["time"]), f"alarm:{a.get('event')}", a.get("condition"), a.get("message", ""), a.get("priority")])
+        w.writerow([p, _iso(a["time"]), csv_cell(f"alarm:{a.get('event')}"), csv_cell(a.get("condition")),
+                    csv_cell(a.get("message", "")), csv_cell(a.get("priority"))])
     return buf.getvalue()
 
 

@@ -35,7 +35,7 @@ from wardwatch.settings import Settings, get_settings
 
 from .eventlog import EventLog
 from .feed import Client, Feed
-from .history import patient_history, to_csv, to_fhir_bundle
+from .history import history_query, patient_history, to_csv, to_fhir_bundle
 
 log = logging.getLogger("wardwatch.alerts")
 STATIC = Path(__file__).parent / "static"
@@ -296,10 +296,9 @@ class AlertService:
             stop = int(q.get("stop", [now_ms()])[0])
             start = int(q.get("start", [stop - 6 * 3600_000])[0])
             every = int(q["every"][0]) if "every" in q else None
-            if stop <= start or not patient:
-                raise ValueError
+            patient, start, stop, every = history_query(patient, start, stop, every)
         except (KeyError, ValueError, IndexError):
-            return _response(HTTPStatus.BAD_REQUEST, orjson.dumps({"error": "need patient, start < stop (epoch ms)"}),
+            return _response(HTTPStatus.BAD_REQUEST, orjson.dumps({"error": "need a valid patient id, 0 <= start < stop (epoch ms)"}),
                              "application/json")
         if principal.wards and self.ward_of(patient) not in principal.wards:
             return _response(HTTPStatus.FORBIDDEN, orjson.dumps({"error": "patient not on your wards"}), "application/json")

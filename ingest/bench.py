@@ -1,6 +1,10 @@
 """``wardwatch bench ingest``: readings per second through the Kafka path (the gateway client:
 validate, serialise, batch, produce with acks=all) and the HTTP path (batched JSON POSTs to the
-ingest service), beside the raw aiokafka batch producer measured in the same run."""
+ingest service), beside the raw aiokafka batch producer measured in the same run.
+
+``--hostile``: the p99 latency of valid HTTP requests while hostile bodies (huge HL7, ``~`` floods, a
+FHIR Bundle of 600,000 entries, an 11 MB JSON body) and slow-loris clients are sent, beside the p99
+without them, in the same run; loopback only, bounded in clients and seconds."""
 
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-seconds", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=1000, help="readings per HTTP request")
     p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--hostile", action="store_true", help="only the valid-request latency under hostile load")
+    p.add_argument("--hostile-seconds", type=float, default=10.0, help="per phase (quiet, then hostile)")
+    p.add_argument("--lorises", type=int, default=50, help="slow-loris clients during the hostile phase")
 
 
 def _ticks(n_readings: int, patients: int = 10_000) -> list[ReadingColumns]:
@@ -67,6 +74,25 @@ async def kafka_path(settings: Settings, ticks: list[ReadingColumns]) -> float:
     return n / dt
 
 
+def start_server(settings: Settings, port: int, **env_extra: str) -> subprocess.Popen:
+    env = dict(os.environ, WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
+               WARDWATCH_DATA_DIR=str(settings.data_dir), WARDWATCH_INGEST_MAX_BACKLOG="1000000", **env_extra)
+    return subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "ingest", "--port", str(port)],
+                            env=env)
+
+
+async def wait_healthy(http) -> None:
+    import httpx
+
+    for _ in range(100):
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+
+
 async def http_path(settings: Settings, ticks: list[ReadingColumns], seconds: float, batch: int, conns: int) -> float:
     import httpx
 
@@ -82,10 +108,7 @@ async def http_path(settings: Settings, ticks: list[ReadingColumns], seconds: fl
         [PatientRecord(patient=p, ward="bench") for p in patients])
     token, _ = TokenStore(settings.tokens_path).create("gateway", "bench")
     port = free_port()
-    env = dict(os.environ, WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
-               WARDWATCH_DATA_DIR=str(settings.data_dir), WARDWATCH_INGEST_MAX_BACKLOG="1000000")
-    server = subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "ingest", "--port", str(port)],
-                              env=env)
+    server = start_server(settings, port)
     bodies = []
     for cols in ticks:
         items = [orjson.loads(v) for _, v in GatewayClient.encode(cols)]
@@ -94,13 +117,7 @@ async def http_path(settings: Settings, ticks: list[ReadingColumns], seconds: fl
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
                                      headers={"Authorization": f"Bearer {token}"}) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
+            await wait_healthy(http)
             accepted = 0
             next_body = 0
             stop_at = time.perf_counter() + seconds
@@ -122,6 +139,69 @@ async def http_path(settings: Settings, ticks: list[ReadingColumns], seconds: fl
         server.wait(20)
 
 
+def p99(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(0.99 * len(xs)))] if xs else float("nan")
+
+
+async def hostile_path(settings: Settings, seconds: float, lorises: int) -> dict:
+    """Valid 10-reading requests on 4 connections for ``seconds`` quiet, then ``seconds`` under attack."""
+    import httpx
+
+    from ingest.hostile import hostile_bodies, slow_loris, valid_reading_body
+    from wardwatch.auth import TokenStore
+    from wardwatch.devservices import free_port
+
+    token, _ = TokenStore(settings.tokens_path).create("gateway", "bench-hostile")
+    port = free_port()
+    server = start_server(settings, port, WARDWATCH_ENFORCE_REGISTRY="false")
+    hostile = list(hostile_bodies().values())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                     headers={"Authorization": f"Bearer {token}"}) as http:
+            await wait_healthy(http)
+
+            async def valid(stop_at: float, lat: list[float], failed: list[int]) -> None:
+                while time.perf_counter() < stop_at:
+                    t0 = time.perf_counter()
+                    r = await http.post("/v1/readings", content=valid_reading_body(10))
+                    lat.append(time.perf_counter() - t0)
+                    if r.status_code != 200:
+                        failed.append(r.status_code)
+
+            async def attacker(stop_at: float, sent: list[int]) -> None:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                             headers={"Authorization": f"Bearer {token}"}) as own:
+                    while time.perf_counter() < stop_at:
+                        path, body = hostile[len(sent) % len(hostile)]
+                        await own.post(path, content=body)
+                        sent.append(1)
+
+            async def loris(stop_at: float, held: list[float]) -> None:
+                while time.perf_counter() < stop_at:
+                    held.append(await slow_loris(port, stop_at - time.perf_counter()))
+
+            out: dict = {}
+            for phase in ("quiet", "hostile"):
+                stop_at = time.perf_counter() + seconds
+                lat: list[float] = []
+                failed: list[int] = []
+                sent: list[int] = []
+                held: list[float] = []
+                tasks = [valid(stop_at, lat, failed) for _ in range(4)]
+                if phase == "hostile":
+                    tasks += [attacker(stop_at, sent) for _ in range(2)] + [loris(stop_at, held) for _ in range(lorises)]
+                await asyncio.gather(*tasks)
+                out[phase] = {"valid_requests": len(lat), "valid_failed": len(failed), "p50_ms": round(1000 * sorted(lat)[len(lat) // 2], 1),
+                              "p99_ms": round(1000 * p99(lat), 1), "max_ms": round(1000 * max(lat), 1),
+                              "hostile_bodies": len(sent), "loris_connections": len(held),
+                              "loris_max_held_s": round(max(held), 1) if held else None}
+            return out
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
 async def _main(args: argparse.Namespace) -> dict:
     import tempfile
     import uuid
@@ -135,6 +215,9 @@ async def _main(args: argparse.Namespace) -> dict:
         await ensure_topics(settings, {f"{settings.topic_prefix}{t}": n for t, n in
                                        (("raw", 6), ("readings", 6), ("deadletter", 1), ("registry", 1), ("alerts", 6),
                                         ("detector-state", 6), ("vitals", 6), ("limits", 1))})
+        if args.hostile:
+            return {"hostile": await hostile_path(settings, args.hostile_seconds, args.lorises),
+                    "seconds_per_phase": args.hostile_seconds, "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
         ticks = _ticks(args.readings)
         from ingest.gateway import GatewayClient
 
@@ -155,6 +238,11 @@ def run(args: argparse.Namespace) -> int:
     res = asyncio.run(_main(args))
     if args.json:
         print(json.dumps(res))
+    elif args.hostile:
+        for phase, r in res["hostile"].items():
+            print(f"valid requests, {phase:7}  p99 {r['p99_ms']:>8} ms  p50 {r['p50_ms']:>7} ms  max {r['max_ms']:>8} ms"
+                  f"  ({r['valid_requests']} requests, {r['valid_failed']} failed; {r['hostile_bodies']} hostile bodies,"
+                  f" {r['loris_connections']} slow-loris connections, held at most {r['loris_max_held_s']} s)")
     else:
         print(f"raw aiokafka (create_batch/send_batch)   {res['raw_aiokafka_readings_per_s']:>10,} readings/s")
         print(f"Kafka path (gateway client)              {res['kafka_readings_per_s']:>10,} readings/s"

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 
 from wardwatch.columns import ReadingColumns
+from wardwatch.identifiers import REASON as BAD_IDENTIFIER, is_identifier
 from wardwatch.metrics_catalog import CATALOG, METRIC_INDEX, METRICS, Metric
 from wardwatch.models import RejectedInput
 
@@ -28,7 +29,7 @@ def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source
     limits = limits or Limits(max_future_ms=120_000, max_age_ms=7 * 86_400_000)
     rej: list[RejectedInput] = []
     rows = []  # (index, id, patient, device, metric, value, ts, received, quality) of well-formed messages
-    append, loads, by_name, units = rows.append, orjson.loads, _METRIC_BY_NAME, _CANONICAL_UNIT
+    append, loads, by_name, units, ok_id = rows.append, orjson.loads, _METRIC_BY_NAME, _CANONICAL_UNIT, is_identifier
     for i, raw in enumerate(values):
         # The common case in one try: every field present and of the right type, nothing per field.
         try:
@@ -36,9 +37,8 @@ def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source
             m = by_name[d["metric"]]
             rid, pid, dev, v, t = d["id"], d["patient"], d["device"], d["value"], d["ts"]
             q, r = d.get("quality"), d.get("received")
-            if (type(rid) is str and type(pid) is str and type(dev) is str and type(t) is int
-                    and (type(v) is float or type(v) is int) and d["unit"] == units[m] and q is None
-                    and 0 < len(rid) <= 64 and 0 < len(pid) <= 64 and 0 < len(dev) <= 64 and -(2**62) < t < 2**62):
+            if (type(t) is int and (type(v) is float or type(v) is int) and d["unit"] == units[m] and q is None
+                    and ok_id(rid) and ok_id(pid) and ok_id(dev) and -(2**62) < t < 2**62):
                 append((i, rid, pid, dev, m, v, t, r if type(r) is int and 0 <= r < 2**62 else 0, np.nan))
                 continue
         except Exception:
@@ -95,9 +95,11 @@ def _careful(raw: bytes, i: int, source: str, rej: list[RejectedInput]) -> tuple
         rej.append(rejected(source, "unknown_metric", "unknown metric", raw, i))
         return None
     v, t, pid, dev, rid = d.get("value"), d.get("ts"), d.get("patient"), d.get("device"), d.get("id")
-    if (type(v) not in _NUM or type(t) is not int or type(pid) is not str or type(dev) is not str
-            or type(rid) is not str or not pid or not dev or not rid or len(pid) > 64 or len(dev) > 64 or len(rid) > 64):
+    if type(v) not in _NUM or type(t) is not int or type(pid) is not str or type(dev) is not str or type(rid) is not str:
         rej.append(rejected(source, "schema", "id, patient, device (strings), value (number), ts (integer ms) are required", raw, i))
+        return None
+    if not (is_identifier(pid) and is_identifier(dev) and is_identifier(rid)):
+        rej.append(rejected(source, BAD_IDENTIFIER, "id, patient or device is not a valid identifier", raw, i))
         return None
     if d.get("unit") != _CANONICAL_UNIT[m]:
         rej.append(rejected(source, "unit", f"unit must be {_CANONICAL_UNIT[m]} on the readings topic", raw, i))

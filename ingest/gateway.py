@@ -10,15 +10,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import orjson
 
 from wardwatch.bus import Bus, open_bus
 from wardwatch.columns import ReadingColumns
+from wardwatch.identifiers import REASON as BAD_IDENTIFIER, is_identifier
 from wardwatch.metrics_catalog import CATALOG, METRICS
 from wardwatch.models import RejectedInput
 from wardwatch.settings import Settings
 
-from .validate import Limits
+from .validate import Limits, rejected as make_rejected
 
 _LOW = np.array([CATALOG[m].low for m in METRICS])
 _HIGH = np.array([CATALOG[m].high for m in METRICS])
@@ -54,11 +54,15 @@ class GatewayClient:
         if self.registry is not None:
             known = {p: self.registry.is_admitted(p) for p in set(cols.patient.tolist())}
             reasons[[not known[p] for p in cols.patient.tolist()]] = "unknown_patient"
+        for ids in (cols.id, cols.patient, cols.device):  # last: a bad id is the reason whatever else is wrong
+            values = ids.tolist()
+            bad = {v for v in set(values) if not is_identifier(v)}
+            if bad:
+                reasons[[v in bad for v in values]] = BAD_IDENTIFIER
         ok = reasons == ""
-        rejected = [RejectedInput(source=self.source, reason=reasons[i], detail=f"{reasons[i].replace('_', ' ')}",
-                                  payload=orjson.dumps({"patient": cols.patient[i], "device": cols.device[i],
-                                                        "metric": _NAMES[m[i]], "value": float(cols.value[i]),
-                                                        "ts": int(cols.ts[i])}).decode(), index=int(i))
+        rejected = [make_rejected(self.source, reasons[i], reasons[i].replace("_", " "),
+                                  {"id": cols.id[i], "patient": cols.patient[i], "device": cols.device[i],
+                                   "metric": _NAMES[m[i]], "value": float(cols.value[i]), "ts": int(cols.ts[i])}, int(i))
                     for i in np.flatnonzero(~ok)]
         return ok, rejected
 

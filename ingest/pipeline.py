@@ -50,15 +50,17 @@ class Batch:
     """Items of one request as they are validated: (index, reading) or (index, rejection)."""
 
     source: str
+    raw: bytes = b""  # the request body: the payload of a rejection that has no narrower one
     accepted: list[tuple[int, Reading]] = field(default_factory=list)
     rejected: list[RejectedInput] = field(default_factory=list)
 
     def reject(self, index: int, reason: str, detail: str, payload: Any) -> None:
-        self.rejected.append(rejected(self.source, reason, detail, payload, index))
+        self.rejected.append(rejected(self.source, reason, detail, self.raw if payload is None else payload,
+                                      index, whole=self.raw))
 
     def add(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
         if isinstance(item, Invalid):
-            self.reject(index, item.reason, item.detail, {})
+            self.reject(index, item.reason, item.detail, item.payload)
             return
         try:
             self.accepted.append((index, reading_from_mapping(item, now_ms, limits, registry)))

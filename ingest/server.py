@@ -29,13 +29,13 @@ from wardwatch.models import PatientRecord, Reading, RejectedInput
 from wardwatch.registry import Registry, RegistryView
 from wardwatch.settings import Settings, get_settings
 
+from . import httpserver
+from .bounds import Bounds, read_body
 from .formats import fhir, hl7v2
 from .pipeline import Backpressure, Batch, Ingestor, IngestResult, now_ms
 from .validate import REASONS, Invalid, Limits
 
 log = logging.getLogger("wardwatch.ingest")
-MAX_BODY = 10 << 20
-MAX_ITEMS = 50_000
 
 
 class IngestMetrics:
@@ -50,11 +50,12 @@ class IngestMetrics:
 
 def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     bus = bus or open_bus(settings)
-    tokens = TokenStore(settings.tokens_path)
+    tokens = TokenStore(settings.tokens_path, cache_size=settings.token_cache_size)
     producer = bus.producer()
     registry = Registry(settings.registry_path, bus)
     view = RegistryView()
     limits = Limits.from_settings(settings)
+    bounds = Bounds.from_settings(settings)
     metrics = IngestMetrics()
     ingestor = Ingestor(bus, producer, settings.ingest_max_backlog)
     stop = asyncio.Event()
@@ -63,17 +64,26 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     def auth(request: Request, roles: set[Role]):
         return tokens.check(bearer(request.headers.get("authorization")), roles)
 
-    async def body(request: Request, fmt: str) -> bytes:
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > MAX_BODY:
-            raise Invalid("too_large", f"body of {declared} bytes is over {MAX_BODY}")
-        data = b""
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > MAX_BODY:
-                raise Invalid("too_large", f"body is over {MAX_BODY} bytes")
-        metrics.bytes.labels(fmt).inc(len(data))
-        return data
+    def validate(batch: Batch, raw: bytes, parse) -> int:
+        """Parse and validate one body into ``batch``; returns how many inputs it held (synchronous:
+        a large body runs in a worker thread so that the event loop keeps serving other requests)."""
+        try:
+            items = parse(raw)
+        except Invalid as exc:  # the whole body is unusable: kept whole, with its reason
+            batch.reject(0, exc.reason, exc.detail, exc.payload)
+            return 1
+        except Exception as exc:  # a parser bug must still be answered and kept, not become a 500
+            log.error("parser failed: %s", type(exc).__name__)  # no traceback: it may quote patient data
+            batch.reject(0, "schema", "the body could not be parsed", None)
+            return 1
+        if len(items) > bounds.max_items:
+            batch.reject(0, "too_large", f"{len(items)} items is over {bounds.max_items} per request", None)
+            return 1
+        now = now_ms()
+        registry = view if settings.enforce_registry else None
+        for i, item in enumerate(items):
+            batch.add(i, item, now, limits, registry)
+        return len(items)
 
     async def handle(request: Request, fmt: str, parse) -> Response:
         t0 = time.perf_counter()
@@ -82,23 +92,17 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
         except AuthError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         batch = Batch(source=f"http:{fmt}")
-        received = 1  # a body that cannot be read or parsed is one rejected input
+        received = 1  # a body that cannot be read is one rejected input
         try:
-            raw = await body(request, fmt)
-            try:
-                items = parse(raw)
-                received = len(items)
-            except Invalid as exc:  # the whole body is unusable: kept whole, with its reason
-                batch.reject(0, exc.reason, exc.detail, raw)
-                items = []
-            if len(items) > MAX_ITEMS:
-                batch.reject(0, "too_large", f"{len(items)} items is over {MAX_ITEMS} per request", raw[:4096])
-                items, received = [], 1
-            now = now_ms()
-            for i, item in enumerate(items):
-                batch.add(i, item, now, limits, view if settings.enforce_registry else None)
+            batch.raw = await read_body(request, bounds)
         except Invalid as exc:
-            batch.reject(0, exc.reason, exc.detail, b"")
+            batch.reject(0, exc.reason, exc.detail, exc.payload)
+        else:
+            metrics.bytes.labels(fmt).inc(len(batch.raw))
+            if len(batch.raw) > bounds.offload_bytes:
+                received = await asyncio.to_thread(validate, batch, batch.raw, parse)
+            else:
+                received = validate(batch, batch.raw, parse)
         try:
             result = await ingestor.commit(batch, received)
         except Backpressure as exc:
@@ -114,7 +118,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     def parse_json(raw: bytes) -> list:
         try:
             doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError:  # also JSON nested deeper than orjson's limit
             raise Invalid("malformed_json", "the body is not valid JSON") from None
         items = doc.get("readings") if isinstance(doc, dict) else doc
         if not isinstance(items, list):
@@ -127,15 +131,16 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
         except orjson.JSONDecodeError:
             raise Invalid("malformed_json", "the body is not valid JSON") from None
         out: list = []
-        for res in fhir.resources(doc):
+        for res in fhir.resources(doc, bounds.fhir_max_entries):
             try:
                 out.extend(fhir.observation_readings(res))
             except Invalid as exc:
-                out.append(exc)
+                out.append(Invalid(exc.reason, exc.detail, res))
         return out
 
     def parse_hl7(raw: bytes) -> list:
         text = raw.decode("utf-8", "replace")
+        bounds.check_hl7(text)
         messages = hl7v2.split_messages(text)
         if not messages:
             raise Invalid("schema", "no HL7 v2 message in the body")
@@ -144,7 +149,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
             try:
                 out.extend(hl7v2.message_readings(m))
             except Invalid as exc:
-                out.append(exc)
+                out.append(Invalid(exc.reason, exc.detail, m))
         return out
 
     async def readings(request: Request) -> Response:
@@ -246,6 +251,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
         Route("/openapi.json", openapi),
     ], lifespan=lifespan)
     app.state.ingestor, app.state.metrics, app.state.view, app.state.registry = ingestor, metrics, view, registry
+    app.state.tokens = tokens
     return app
 
 
@@ -292,8 +298,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
 
     async def main() -> None:  # the app's Kafka clients belong to this event loop
-        config = uvicorn.Config(create_app(settings), host=args.host or settings.ingest_host,
-                                port=args.port or settings.ingest_port, log_level="warning", access_log=False)
+        config = httpserver.config(create_app(settings), settings, args.host or settings.ingest_host,
+                                   args.port or settings.ingest_port)
         await uvicorn.Server(config).serve()
 
     asyncio.run(main())

@@ -6,14 +6,18 @@ dropped silently: the caller sends every rejection to the dead-letter topic.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import orjson
+
+from wardwatch.identifiers import REASON as BAD_IDENTIFIER, is_identifier
 from wardwatch.metrics_catalog import CATALOG, Metric, to_canonical
 from wardwatch.models import RejectedInput, Reading, reading_id
 from wardwatch.settings import Settings
 
-MAX_PAYLOAD_KEEP = 4096  # bytes of an original payload kept in the dead-letter record
+MAX_PAYLOAD_KEEP = 64 << 10  # bytes of an original payload kept in the dead-letter record
 
 REASONS = {
     "malformed_json": "the body is not valid JSON",
@@ -27,15 +31,20 @@ REASONS = {
     "unknown_device": "the device is not assigned to a patient",
     "device_patient_mismatch": "the device is assigned to another patient",
     "duplicate_in_batch": "the same reading id appears earlier in the batch",
-    "too_large": "the request or batch is larger than allowed",
+    "too_large": "the request, batch, HL7 message or FHIR Bundle is larger than allowed",
+    "body_timeout": "the request body did not arrive in time",
     "unsupported": "the message type or format is not supported",
+    BAD_IDENTIFIER: "a patient, device or reading id breaks the identifier rule (wardwatch.identifiers)",
 }
 
 
 class Invalid(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    """A rejection; ``payload`` is the part of the input it is about (an HL7 message or segment, a
+    FHIR resource) where that is narrower than the item the caller holds."""
+
+    def __init__(self, reason: str, detail: str, payload: Any = None) -> None:
         super().__init__(detail)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.payload = reason, detail, payload
 
 
 @dataclass(frozen=True)
@@ -48,19 +57,26 @@ class Limits:
         return cls(int(s.max_future_s * 1000), int(s.max_age_s * 1000))
 
 
-def rejected(source: str, reason: str, detail: str, payload: Any, index: int | None = None) -> RejectedInput:
+def as_bytes(payload: Any) -> bytes | None:
+    """An input as the bytes it came in as, or as JSON; None if it cannot be serialised (too deep)."""
     if isinstance(payload, bytes):
-        text = payload[:MAX_PAYLOAD_KEEP].decode("utf-8", "replace")
-    elif isinstance(payload, str):
-        text = payload[:MAX_PAYLOAD_KEEP]
-    else:
-        import orjson
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "surrogatepass")
+    try:
+        return orjson.dumps(payload, default=str)
+    except orjson.JSONEncodeError:
+        return None
 
-        try:
-            text = orjson.dumps(payload, default=str).decode()[:MAX_PAYLOAD_KEEP]
-        except Exception:
-            text = repr(payload)[:MAX_PAYLOAD_KEEP]
-    return RejectedInput(source=source, reason=reason, detail=detail[:500], payload=text, index=index)
+
+def rejected(source: str, reason: str, detail: str, payload: Any, index: int | None = None,
+             whole: bytes = b"") -> RejectedInput:
+    """A dead-letter record; ``whole`` (the request body) stands in for a payload that cannot be serialised."""
+    data = as_bytes(payload)
+    data = whole if data is None else data
+    return RejectedInput(source=source, reason=reason, detail=detail[:500],
+                         payload=data[:MAX_PAYLOAD_KEEP].decode("utf-8", "replace"), payload_bytes=len(data),
+                         payload_sha256=hashlib.sha256(data).hexdigest(), index=index)
 
 
 def check_value(metric: Metric, value: float) -> None:
@@ -122,6 +138,9 @@ def reading_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, regi
     patient = d.get("patient")
     if patient is not None and not isinstance(patient, str):
         raise Invalid("schema", "patient must be a string")
+    for name in ("device", "patient", "id"):
+        if d.get(name) is not None and not is_identifier(d[name]):
+            raise Invalid(BAD_IDENTIFIER, f"{name} is not a valid identifier")
     patient = resolve_patient(device, patient, registry)
     fields = {k: d[k] for k in ("id", "received", "quality") if d.get(k) is not None}
     try:

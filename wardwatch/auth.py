@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -48,6 +49,33 @@ class Principal:
     wards: tuple[str, ...] = ()  # empty = all wards
 
 
+class LRU:
+    """A dict of at most ``size`` entries that forgets the least recently used: token lookups are
+    cached, and a client sending endless distinct bad tokens must not grow memory without bound."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[str, tuple[Principal | None, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def get(self, key: str) -> tuple[Principal | None, float] | None:
+        hit = self._d.get(key)
+        if hit is not None:
+            self._d.move_to_end(key)
+        return hit
+
+    def put(self, key: str, value: tuple[Principal | None, float]) -> None:
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -55,7 +83,7 @@ def _digest(token: str) -> str:
 class TokenStore:
     """A small SQLite table of hashed tokens. Safe to share between threads of one process."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, cache_size: int = 4096) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -66,7 +94,8 @@ class TokenStore:
             " role TEXT NOT NULL, name TEXT NOT NULL, wards TEXT NOT NULL DEFAULT '',"
             " created REAL NOT NULL, revoked REAL)"
         )
-        self._cache: dict[str, tuple[Principal | None, float]] = {}
+        # Valid and invalid tokens are cached apart, so a flood of bad ones cannot evict the good.
+        self.valid_cache, self.invalid_cache = LRU(cache_size), LRU(cache_size)
 
     def create(self, role: Role | str, name: str = "", wards: tuple[str, ...] = ()) -> tuple[str, Principal]:
         role = Role(role)
@@ -83,7 +112,8 @@ class TokenStore:
     def revoke(self, token_id: str) -> bool:
         with self._lock:
             cur = self._db.execute("UPDATE tokens SET revoked=? WHERE id=? AND revoked IS NULL", (time.time(), token_id))
-            self._cache.clear()
+            self.valid_cache.clear()
+            self.invalid_cache.clear()
         return cur.rowcount > 0
 
     def list(self) -> list[dict]:
@@ -95,7 +125,8 @@ class TokenStore:
         if not token:
             return None
         digest = _digest(token)
-        hit = self._cache.get(digest)
+        with self._lock:
+            hit = self.valid_cache.get(digest) or self.invalid_cache.get(digest)
         if hit and hit[1] > time.monotonic():
             return hit[0]
         with self._lock:
@@ -107,7 +138,8 @@ class TokenStore:
             principal = Principal(name=row[2], role=Role(row[1]), token_id=row[0],
                                   wards=tuple(w for w in row[3].split(",") if w))
         # A short cache keeps the hot path off SQLite; revocation clears it.
-        self._cache[digest] = (principal, time.monotonic() + 5.0)
+        with self._lock:
+            (self.valid_cache if principal else self.invalid_cache).put(digest, (principal, time.monotonic() + 5.0))
         return principal
 
     def check(self, token: str | None, allowed: set[Role] | frozenset[Role]) -> Principal:

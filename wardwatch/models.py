@@ -12,9 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .identifiers import PATTERN as ID_PATTERN
 from .metrics_catalog import CATALOG, Metric
-
-ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
 
 def now_ms() -> int:
@@ -62,7 +61,9 @@ class RejectedInput(BaseModel):
     source: str  # "http:json", "http:fhir", "http:hl7v2", "kafka:readings", ...
     reason: str  # a short machine-readable code, e.g. "impossible_value"
     detail: str  # a human-readable explanation
-    payload: str  # the original input (truncated to a bound)
+    payload: str  # the original input, its first bytes (ingest.validate.MAX_PAYLOAD_KEEP) as text
+    payload_bytes: int = 0  # the size of the original input as received
+    payload_sha256: str = ""  # of the original input as received: identifies it beyond the kept bytes
     received: int = Field(default_factory=now_ms)
     index: int | None = None  # position in the batch it came in
 

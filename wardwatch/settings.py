@@ -46,6 +46,19 @@ class Settings(BaseSettings):
     enforce_registry: bool = True
     # Producer backlog (readings) above which the HTTP endpoint answers 429 instead of buffering.
     ingest_max_backlog: int = 200_000
+    # Limits of the HTTP ingest (docs/ingest.md, "Limits and hardening").
+    ingest_max_body_bytes: int = Field(10 << 20, ge=1024)
+    ingest_max_items: int = Field(50_000, ge=1)  # readings or resources per request
+    ingest_header_timeout_s: float = Field(10.0, gt=0)  # a request's headers must arrive within this
+    ingest_body_timeout_s: float = Field(30.0, gt=0)  # and its body within this
+    ingest_keepalive_s: int = Field(5, ge=1)  # an idle kept-alive connection is closed after this
+    ingest_max_header_bytes: int = Field(16 << 10, ge=1024)
+    ingest_offload_bytes: int = Field(64 << 10, ge=0)  # larger bodies are parsed off the event loop
+    hl7_max_segments: int = Field(5_000, ge=1)  # per request
+    hl7_max_repetitions: int = Field(10_000, ge=1)  # "~" per request
+    hl7_max_components: int = Field(100_000, ge=1)  # "^" and "&" per request
+    fhir_max_entries: int = Field(10_000, ge=1)  # per Bundle
+    token_cache_size: int = Field(4096, ge=1)  # token lookups remembered, for valid and for invalid tokens each
 
     # Alarm handling.
     stale_after_s: float = 60.0

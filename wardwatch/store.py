@@ -147,5 +147,8 @@ def series_flux(bucket: str, measurement: str, patient: str, start_ms: int, stop
 
 
 def flux_string(value: str) -> str:
-    """Quote a value for a Flux string literal (ids come from users: never paste them raw)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Quote a value for a Flux string literal (ids come from users: never paste them raw).
+
+    ``${`` starts interpolation in Flux (``"${r.patient}"`` would match every patient), so it is
+    escaped too (as ``\\${``: Flux has no escape for a lone ``$``)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'

@@ -81,12 +81,15 @@ def observation_readings(obs: Any) -> list[dict]:
     return out
 
 
-def resources(doc: Any) -> Iterator[Any]:
-    """The Observations of a single resource or a Bundle, in order."""
+def resources(doc: Any, max_entries: int | None = None) -> Iterator[Any]:
+    """The Observations of a single resource or a Bundle, in order; a Bundle of more than
+    ``max_entries`` entries is refused before any is read."""
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
         entries = doc.get("entry")
         if not isinstance(entries, list):
             raise Invalid("schema", "Bundle.entry must be a list")
+        if max_entries is not None and len(entries) > max_entries:
+            raise Invalid("too_large", f"a Bundle of {len(entries)} entries is over {max_entries}")
         for e in entries:
             yield e.get("resource") if isinstance(e, dict) else e
     else:

@@ -95,18 +95,18 @@ def message_readings(text: str) -> list[dict | Invalid]:
             continue  # PCD-01 also reports device settings and text: not vital-sign numerics
         code = _field(seg, 3).split("^")[0].split("&")[0]
         if not code.isdigit() or int(code) not in MDC_TO_METRIC:
-            out.append(Invalid("unknown_metric", f"MDC code {code[:20]!r} is not a known vital sign"))
+            out.append(Invalid("unknown_metric", f"MDC code {code[:20]!r} is not a known vital sign", str(seg)))
             continue
         raw = _field(seg, 5)
         try:
             value = float(raw)
         except ValueError:
-            out.append(Invalid("schema", "OBX-5 is not a number"))
+            out.append(Invalid("schema", "OBX-5 is not a number", str(seg)))
             continue
         try:
             ts = parse_ts(_field(seg, 14) or obr_time or msh_time)
         except Invalid as exc:
-            out.append(exc)
+            out.append(Invalid(exc.reason, exc.detail, str(seg)))
             continue
         unit = _field(seg, 6)
         unit_id = unit.split("^")

@@ -124,5 +124,5 @@ async def test_consumer_side_decoder_survives_hostile_messages(gateway):
     cols, rejected = decode_readings(values, int(time.time() * 1000))
     assert len(cols) + len(rejected) == len(values) == len(payloads) + len(valid)
     assert set(cols.id.tolist()) >= {f"r{i}" for i in range(100)}  # no good reading lost among the bad
-    assert {r.reason for r in rejected} <= {"malformed_json", "schema", "unknown_metric", "unit", "impossible_value",
+    assert {r.reason for r in rejected} <= {"malformed_json", "schema", "bad_identifier", "unknown_metric", "unit", "impossible_value",
                                             "future_timestamp", "too_old"}

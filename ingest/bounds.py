@@ -1,0 +1,65 @@
+"""How much one HTTP request may ask of the ingest: body size and time, items, HL7 and FHIR shape.
+
+Checked before parsing, with cheap counts, so a hostile body costs a scan and never a parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from wardwatch.settings import Settings
+
+from .validate import MAX_PAYLOAD_KEEP, Invalid
+
+
+@dataclass(frozen=True)
+class Bounds:
+    max_body_bytes: int
+    body_timeout_s: float
+    max_items: int
+    offload_bytes: int
+    hl7_max_segments: int
+    hl7_max_repetitions: int
+    hl7_max_components: int
+    fhir_max_entries: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Bounds":
+        return cls(s.ingest_max_body_bytes, s.ingest_body_timeout_s, s.ingest_max_items, s.ingest_offload_bytes,
+                   s.hl7_max_segments, s.hl7_max_repetitions, s.hl7_max_components, s.fhir_max_entries)
+
+    def check_hl7(self, text: str) -> None:
+        segments = text.count("\r") + text.count("\n") + 1
+        for n, cap, what in ((segments, self.hl7_max_segments, "segments"),
+                             (text.count("~"), self.hl7_max_repetitions, "repetitions (~)"),
+                             (text.count("^") + text.count("&"), self.hl7_max_components, "components (^ &)")):
+            if n > cap:
+                raise Invalid("too_large", f"{n} HL7 {what} is over {cap} per request")
+
+
+async def read_body(request: Request, bounds: Bounds) -> bytes:
+    """The whole body, or Invalid (too_large, body_timeout) carrying the bytes read so far. A body
+    declared too large is not read beyond what the dead-letter record keeps."""
+    declared = int(request.headers.get("content-length") or 0)
+    too_big = declared > bounds.max_body_bytes
+    stop_at = MAX_PAYLOAD_KEEP if too_big else bounds.max_body_bytes + 1
+    data = bytearray()
+
+    async def pull() -> bool:
+        async for chunk in request.stream():
+            data.extend(chunk)
+            if len(data) >= stop_at:
+                return False
+        return True
+
+    try:
+        complete = await asyncio.wait_for(pull(), bounds.body_timeout_s)
+    except asyncio.TimeoutError:
+        raise Invalid("body_timeout", f"the body did not arrive within {bounds.body_timeout_s:g}s",
+                      bytes(data)) from None
+    if not complete:
+        raise Invalid("too_large", f"body of {max(declared, len(data))} bytes is over {bounds.max_body_bytes}", bytes(data))
+    return bytes(data)
