@@ -64,6 +64,7 @@ TABLE: tuple[Action, ...] = (
     Action("ingest.openapi", "ingest", "GET /openapi.json", None, note="the API description, no data"),
 )
 ACTIONS: dict[str, Action] = {a.name: a for a in TABLE}
+SOCKET_MESSAGES = frozenset(a.name for a in TABLE if a.surface.startswith("ws "))
 
 
 def authorize(principal: Principal | None, action: str, ward: str | None = None, escalated: bool = False) -> bool:
@@ -92,7 +93,8 @@ def require_role(principal: Principal | None, action: str) -> Action:
     if principal is None:
         raise Unauthorized("missing, invalid or revoked token")
     if principal.role not in rule.roles:
-        raise Forbidden(f"role {principal.role.value!r} may not use {action}")
+        allowed = ", ".join(r.value for r in Role if r in rule.roles)
+        raise Forbidden(f"role {principal.role.value!r} may not use {action} ({allowed} only)")
     return rule
 
 
