@@ -20,6 +20,8 @@ from websockets import broadcast
 from wardwatch.auth import Principal
 from wardwatch.models import VitalsSnapshot
 
+from .guards import Rates
+
 FLUSH_MS = 50
 SLOW_BYTES = 1 << 20
 
@@ -31,6 +33,7 @@ class Client:
     wards: set[str] | None = None  # None = every ward
     patients: set[str] = field(default_factory=set)
     needs_resync: bool = False
+    rates: Rates = field(default_factory=Rates)
 
     @property
     def scope_key(self) -> tuple:

@@ -25,23 +25,31 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from wardwatch.auth import AuthError, Role, TokenStore, bearer
+from wardwatch import access
+from wardwatch.auth import AuthError, TokenStore, bearer
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import line
-from wardwatch.models import AlertEvent, AlertEventType, VitalsSnapshot, now_ms
+from wardwatch.identifiers import is_identifier
+from wardwatch.models import AlertEvent, AlertEventType, AlertState, VitalsSnapshot, now_ms
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings, get_settings
 
+from . import limits as limit_checks
 from .eventlog import EventLog
 from .feed import Client, Feed
-from .history import history_query, patient_history, to_csv, to_fhir_bundle
+from .guards import REPLAY_MAX, Refused
+from .history import patient_history, to_csv, to_fhir_bundle
+from .overrides import Overrides
 
 log = logging.getLogger("wardwatch.alerts")
 STATIC = Path(__file__).parent / "static"
-FEED_ROLES = frozenset({Role.nurse, Role.clinician, Role.admin})
-LIMIT_ROLES = frozenset({Role.clinician, Role.admin})
 HEARTBEAT_S = 5.0
+REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
+API = {"/api/history": "history", "/api/history.csv": "history.csv", "/api/history.fhir": "history.fhir",
+       "/api/audit": "audit"}
+LATEST_MS = 4_102_444_800_000  # 2100-01-01: history bounds past this are typos, not queries
+MAX_SPAN_MS = 366 * 86_400_000
 MAX_ESCALATION = 2
 
 
@@ -58,6 +66,10 @@ class AlertService:
         self.stop = asyncio.Event()
         self.registry_ready = asyncio.Event()
         self._last_poll = time.monotonic()
+        self.overrides = Overrides(settings.data_dir / "limits.sqlite3")
+        self.connections: set[Client] = set()  # authenticated sockets, subscribed or not
+        self._revocation_watch: asyncio.Task | None = None
+        self._closing: set[asyncio.Task] = set()
         self.metrics = CollectorRegistry()
         self.m_events = Counter("wardwatch_alerts_events_total", "alarm events stored", ["type"], registry=self.metrics)
         self.m_clients = Gauge("wardwatch_alerts_clients", "connected websocket clients", registry=self.metrics)
@@ -160,43 +172,75 @@ class AlertService:
             return
         try:
             first = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-            principal = self.tokens.check(first.get("token") if first.get("type") == "auth" else None, FEED_ROLES)
+            principal = access.check(self.tokens, first.get("token") if first.get("type") == "auth" else None, "auth")
         except AuthError as exc:
             await ws.close(4401 if exc.status == 401 else 4403, exc.message)
             return
         except (asyncio.TimeoutError, ValueError, AttributeError, ConnectionClosed):
             await ws.close(4401, "authenticate first: {\"type\": \"auth\", \"token\": ...}")
             return
-        client = Client(ws=ws, principal=principal)
+        # Until it subscribes, a client's scope is its token's wards, never "everything".
+        client = Client(ws=ws, principal=principal, wards=set(principal.wards) or None)
         await ws.send(orjson.dumps({"type": "hello", "user": principal.name, "role": principal.role.value,
                                     "seq": self.log.last_seq(), "server_time": now_ms(),
                                     "audio_pause_s": self.settings.audio_pause_s}).decode())
         self.m_clients.inc()
+        self.connections.add(client)
+        self._watch_revocations()
         try:
             async for raw in ws:
                 try:
                     msg = orjson.loads(raw)
                     await self.on_message(client, msg)
+                except AuthError as exc:
+                    await _send_error(ws, exc.status, exc.message)
+                except Refused as exc:
+                    await _send_error(ws, exc.code, exc.message)
                 except Exception as exc:  # one bad message never drops the connection
                     await ws.send(orjson.dumps({"type": "error", "message": str(exc)[:200]}).decode())
         except ConnectionClosed:
             pass
         finally:
+            self.connections.discard(client)
             self.feed.remove(client)
             self.m_clients.dec()
 
+    def _watch_revocations(self) -> None:
+        if self._revocation_watch is None or self._revocation_watch.done():
+            self._revocation_watch = asyncio.create_task(self._close_revoked())
+
+    async def _close_revoked(self) -> None:
+        """Re-check connected clients' tokens against the token table; close revoked ones (4401)."""
+        while self.connections and not self.stop.is_set():
+            await asyncio.sleep(REVOKE_CHECK_S)
+            clients = list(self.connections)
+            active = self.tokens.active({c.principal.token_id for c in clients})
+            for c in clients:
+                if c.principal.token_id not in active:
+                    self.connections.discard(c)
+                    self.feed.remove(c)  # nothing more reaches it while the close handshake runs
+                    task = asyncio.create_task(c.ws.close(4401, "token revoked"))
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
+
     async def on_message(self, client: Client, msg: dict) -> None:
         kind = msg.get("type")
+        if kind == "auth":
+            raise ValueError("already authenticated")
+        if not isinstance(kind, str) or kind not in access.SOCKET_MESSAGES:
+            raise ValueError(f"unknown message type {str(kind)[:30]!r}")
+        access.require_role(client.principal, kind)  # the ward, where it matters, is checked per message
+        client.rates.check(kind)
         if kind == "subscribe":
             await self.subscribe(client, msg)
         elif kind in ("ack", "pause", "resolve"):
             await self.act(client, kind, str(msg.get("alert_id", "")))
         elif kind == "set_limits":
             await self.set_limits(client, msg)
-        elif kind == "ping":
-            await client.ws.send(orjson.dumps({"type": "pong", "server_time": now_ms()}).decode())
+        elif kind == "disable_alarm":
+            await self.disable_alarm(client, msg)
         else:
-            raise ValueError(f"unknown message type {str(kind)[:30]!r}")
+            await client.ws.send(orjson.dumps({"type": "pong", "server_time": now_ms()}).decode())
 
     async def subscribe(self, client: Client, msg: dict) -> None:
         wards = [str(w) for w in msg.get("wards") or []]
@@ -213,7 +257,7 @@ class AlertService:
         client.wards, client.patients, client.needs_resync = want, patients, False
         since = msg.get("since")
         # No await between reading the log and joining the feed: nothing can fall in between.
-        replay = self.log.since(int(since), want, patients) if isinstance(since, int) else None
+        replay = self.log.since(int(since), want, patients, REPLAY_MAX) if isinstance(since, int) else None
         if replay is not None:
             reply = {"type": "replay", "events": replay, "seq": self.log.last_seq()}
         else:
@@ -227,31 +271,60 @@ class AlertService:
     async def act(self, client: Client, kind: str, alert_id: str) -> None:
         found = self.log.alarm(alert_id)
         if found is None:
-            raise ValueError("unknown alarm")
+            raise Refused(404, "unknown alarm")
         alarm, ward, _ = found
-        if not client.sees(ward, alarm.patient) and alarm.escalation_level == 0:
-            raise PermissionError("this alarm is not on your wards")
+        cross_ward = access.authorize(client.principal, kind, ward, escalated=alarm.escalation_level > 0)
+        if _unchanged(kind, alarm.state):  # a repeat is answered, not stored and shown to everyone again
+            await client.ws.send(orjson.dumps({"type": "unchanged", "alert_id": alert_id,
+                                               "state": alarm.state.value}).decode())
+            return
         at = now_ms()
         type_ = {"ack": AlertEventType.acknowledged, "pause": AlertEventType.audio_paused,
                  "resolve": AlertEventType.resolved}[kind]
         update = {"audio_paused_until": at + int(self.settings.audio_pause_s * 1000)} if kind == "pause" else {}
         ev = AlertEvent(event_id=AlertEvent.make_id(alert_id, type_, at), type=type_,
                         alert=alarm.model_copy(update=update), at=at, by=client.principal.name)
-        await self.record_action(ev, client)
+        # Audited here rather than in record_action, so that the row says whether it crossed wards;
+        # before it, so that the row exists by the time anyone sees the event.
+        self.log.audit(client.principal.name, client.principal.role.value, type_.value, alert_id,
+                       {"patient": alarm.patient, "cross_ward": cross_ward})
+        await self.record_action(ev, None)
+
+    def _admitted(self, client: Client, action: str, patient) -> str:
+        """The patient, once the principal may act on their ward and they are admitted."""
+        patient = str(patient or "")
+        access.authorize(client.principal, action, self.ward_of(patient))
+        if not self.registry.is_admitted(patient):
+            raise Refused(404, "unknown patient")
+        return patient
 
     async def set_limits(self, client: Client, msg: dict) -> None:
-        if client.principal.role not in LIMIT_ROLES:
-            await client.ws.send(orjson.dumps({"type": "error", "code": 403,
-                                               "message": "only a clinician may change alarm limits"}).decode())
-            return
-        patient, limits, why = str(msg.get("patient", "")), msg.get("limits"), str(msg.get("why", ""))
-        if not patient or not isinstance(limits, dict) or not why:
-            raise ValueError("set_limits needs patient, limits and why")
-        doc = {"patient": patient, "limits": limits, "by": client.principal.name, "why": why, "at": now_ms()}
-        await self.producer.send_many(self.bus.topics.limits, [(patient.encode(), orjson.dumps(doc))])
+        patient = self._admitted(client, "set_limits", msg.get("patient"))
+        limits = limit_checks.check_limits(msg.get("limits"))
+        why = limit_checks.check_why(msg.get("why"))
+        at = now_ms()
+        await self._publish_limits(client, patient, limit_checks.with_limits(self.overrides.get(patient), limits, at),
+                                   why, at)
         self.log.audit(client.principal.name, client.principal.role.value, "set_limits", patient,
                        {"limits": limits, "why": why})
         await client.ws.send(orjson.dumps({"type": "limits_set", "patient": patient}).decode())
+
+    async def disable_alarm(self, client: Client, msg: dict) -> None:
+        patient = self._admitted(client, "disable_alarm", msg.get("patient"))
+        at = now_ms()
+        condition, until = limit_checks.check_disable(msg.get("condition"), msg.get("until"), at)
+        why = limit_checks.check_why(msg.get("why"))
+        await self._publish_limits(client, patient,
+                                   limit_checks.with_disable(self.overrides.get(patient), condition, until, at), why, at)
+        self.log.audit(client.principal.name, client.principal.role.value, "disable_alarm", patient,
+                       {"condition": condition, "until": until, "why": why})
+        await client.ws.send(orjson.dumps({"type": "alarm_disabled", "patient": patient, "condition": condition,
+                                           "until": until}).decode())
+
+    async def _publish_limits(self, client: Client, patient: str, limits: dict, why: str, at: int) -> None:
+        doc = {"patient": patient, "limits": limits, "by": client.principal.name, "why": why, "at": at}
+        await self.producer.send_many(self.bus.topics.limits, [(patient.encode(), orjson.dumps(doc))])
+        self.overrides.put(patient, limits)
 
     async def heartbeat(self) -> None:
         from websockets import broadcast
@@ -266,12 +339,18 @@ class AlertService:
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         path = url.path
+        if request.method != "GET":
+            return _response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET only\n", "text/plain", [("Allow", "GET")])
         if path == "/ws":
             return None
         if path == "/healthz":
             ok, doc = self.health()
             return _response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, orjson.dumps(doc), "application/json")
         if path == "/metrics":
+            try:
+                access.check(self.tokens, bearer(request.headers.get("Authorization")), "metrics")
+            except AuthError as exc:
+                return _json(exc.status, {"error": exc.message})
             return _response(HTTPStatus.OK, generate_latest(self.metrics), "text/plain; version=0.0.4")
         if path in ("/", "/nurse"):
             return _static("nurse.html")
@@ -284,32 +363,37 @@ class AlertService:
         return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
     async def api(self, path: str, q: dict, authorization: str | None) -> Response:
+        action = API.get(path)
+        if action is None:
+            return _json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        principal = self.tokens.lookup(bearer(authorization))
         try:
-            principal = self.tokens.check(bearer(authorization), FEED_ROLES if path.startswith("/api/history")
-                                          else frozenset({Role.admin}))
+            access.require_role(principal, action)
+            if action == "audit":
+                return self._audit(principal, q)
+            try:
+                patient, start, stop, every = _history_query(q)
+            except (KeyError, ValueError, IndexError):
+                return _json(HTTPStatus.BAD_REQUEST, {"error": "need patient, 0 <= start < stop (epoch ms, before 2100),"
+                                                      " at most 366 days, every >= 1000 ms"})
+            access.authorize(principal, action, self.ward_of(patient))
         except AuthError as exc:
-            return _response(HTTPStatus(exc.status), orjson.dumps({"error": exc.message}), "application/json")
-        if path == "/api/audit":
-            return _response(HTTPStatus.OK, orjson.dumps(self.log.audit_rows()), "application/json")
-        try:
-            patient = q["patient"][0]
-            stop = int(q.get("stop", [now_ms()])[0])
-            start = int(q.get("start", [stop - 6 * 3600_000])[0])
-            every = int(q["every"][0]) if "every" in q else None
-            patient, start, stop, every = history_query(patient, start, stop, every)
-        except (KeyError, ValueError, IndexError):
-            return _response(HTTPStatus.BAD_REQUEST, orjson.dumps({"error": "need a valid patient id, 0 <= start < stop (epoch ms)"}),
-                             "application/json")
-        if principal.wards and self.ward_of(patient) not in principal.wards:
-            return _response(HTTPStatus.FORBIDDEN, orjson.dumps({"error": "patient not on your wards"}), "application/json")
+            return _json(exc.status, {"error": exc.message})
         hist = await patient_history(self.store, patient, start, stop, every)
-        if path == "/api/history":
+        if action == "history":
             return _response(HTTPStatus.OK, orjson.dumps(hist), "application/json")
-        if path == "/api/history.csv":
+        if action == "history.csv":
             return _response(HTTPStatus.OK, to_csv(hist).encode(), "text/csv")
-        if path == "/api/history.fhir":
-            return _response(HTTPStatus.OK, orjson.dumps(to_fhir_bundle(hist)), "application/fhir+json")
-        return _response(HTTPStatus.NOT_FOUND, b"{}", "application/json")
+        return _response(HTTPStatus.OK, orjson.dumps(to_fhir_bundle(hist)), "application/fhir+json")
+
+    def _audit(self, principal, q: dict) -> Response:
+        """The audit log; a ward-scoped token reads one patient's rows (``?patient=``) of its wards."""
+        patient = (q.get("patient") or [None])[0]
+        access.authorize(principal, "audit", None if patient is None else self.ward_of(patient))
+        rows = self.log.audit_rows()
+        if patient is not None:
+            rows = [r for r in rows if r["target"] == patient or orjson.loads(r["detail"]).get("patient") == patient]
+        return _response(HTTPStatus.OK, orjson.dumps(rows), "application/json")
 
     def health(self) -> tuple[bool, dict]:
         consuming = time.monotonic() - self._last_poll < 15
@@ -344,10 +428,39 @@ class AlertService:
         await self.producer.stop()
 
 
-def _response(status: HTTPStatus, body: bytes, ctype: str) -> Response:
+def _response(status: HTTPStatus, body: bytes, ctype: str, extra: list[tuple[str, str]] = ()) -> Response:
+    # Every answer, pages included: scripts and styles from this origin only, never inside a frame.
     headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
-                       ("X-Content-Type-Options", "nosniff")])
+                       ("X-Content-Type-Options", "nosniff"),
+                       ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
+                       ("X-Frame-Options", "DENY"), *extra])
     return Response(status.value, status.phrase, headers, body)
+
+
+def _json(status: int, doc) -> Response:
+    return _response(HTTPStatus(status), orjson.dumps(doc), "application/json")
+
+
+async def _send_error(ws, code: int, message: str) -> None:
+    await ws.send(orjson.dumps({"type": "error", "code": code, "message": message}).decode())
+
+
+def _unchanged(kind: str, state: AlertState) -> bool:
+    return (kind == "ack" and state in (AlertState.acknowledged, AlertState.resolved)) or (
+        kind == "resolve" and state is AlertState.resolved)
+
+
+def _history_query(q: dict) -> tuple[str, int, int, int | None]:
+    """Patient, start, stop and every of a history request; ValueError when out of range."""
+    patient = q["patient"][0]
+    stop = int(q.get("stop", [now_ms()])[0])
+    start = int(q.get("start", [stop - 6 * 3600_000])[0])
+    every = int(q["every"][0]) if "every" in q else None
+    if not is_identifier(patient) or not 0 <= start < stop <= LATEST_MS or stop - start > MAX_SPAN_MS:
+        raise ValueError
+    if every is not None and not 1000 <= every <= stop - start:
+        raise ValueError
+    return patient, start, stop, every
 
 
 def _static(name: str) -> Response:

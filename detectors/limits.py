@@ -8,6 +8,8 @@ SpO2 target, say); each change carries who and why.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, replace
 
 from wardwatch.metrics_catalog import CATALOG, METRIC_INDEX, Metric
@@ -51,16 +53,31 @@ DEFAULT_RULES: tuple[LimitRule, ...] = (
 )
 
 
-def apply_override(rules: tuple[LimitRule, ...], limits: dict) -> tuple[LimitRule, ...]:
+def disabled_until(limits: dict, now_ms: int | None = None) -> dict[str, int]:
+    """Conditions a clinician switched off (``{"disabled": {"spo2_low": until_ms}}``) that are off now.
+
+    The engine re-applies a patient's limits at ``min(disabled_until(...).values())`` so that an
+    alarm comes back on by itself when its disable ends.
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    off = limits.get("disabled") or {}
+    return {c: int(u) for c, u in off.items() if isinstance(u, (int, float)) and not isinstance(u, bool) and u > now}
+
+
+def apply_override(rules: tuple[LimitRule, ...], limits: dict, now_ms: int | None = None) -> tuple[LimitRule, ...]:
     """Per-patient limits as published on the limits topic: ``{"spo2": {"low": 88, "high": null}}``.
 
     A low/high given for a metric replaces the limit of that side's rules (the critical SpO2 rule
-    keeps its distance below the main one); ``null`` keeps the default.
+    keeps its distance below the main one); ``null`` keeps the default. A condition disabled until
+    a time after ``now_ms`` gets a limit no value can cross, which also clears it if active.
     """
+    off = disabled_until(limits, now_ms)
     out = []
     for r in rules:
         side = (limits.get(r.metric.value) or {}).get(r.side)
-        if isinstance(side, (int, float)) and not isinstance(side, bool):
+        if r.condition in off:
+            out.append(replace(r, limit=-math.inf if r.side == "low" else math.inf))
+        elif isinstance(side, (int, float)) and not isinstance(side, bool):
             if r.condition == "spo2_critical":
                 out.append(replace(r, limit=min(r.limit, float(side) - 3)))
             else:

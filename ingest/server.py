@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from wardwatch.auth import AuthError, Role, TokenStore, bearer
+from wardwatch import access
+from wardwatch.auth import AuthError, TokenStore, bearer
 from wardwatch.bus import Bus, open_bus
 from wardwatch.models import PatientRecord, Reading, RejectedInput
 from wardwatch.registry import Registry, RegistryView
@@ -61,8 +62,8 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     stop = asyncio.Event()
     state: dict = {}
 
-    def auth(request: Request, roles: set[Role]):
-        return tokens.check(bearer(request.headers.get("authorization")), roles)
+    def auth(request: Request, action: str):
+        return access.check(tokens, bearer(request.headers.get("authorization")), action)
 
     def validate(batch: Batch, raw: bytes, parse) -> int:
         """Parse and validate one body into ``batch``; returns how many inputs it held (synchronous:
@@ -88,7 +89,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     async def handle(request: Request, fmt: str, parse) -> Response:
         t0 = time.perf_counter()
         try:
-            auth(request, {Role.gateway})
+            auth(request, f"ingest.{fmt}")
         except AuthError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         batch = Batch(source=f"http:{fmt}")
@@ -161,9 +162,9 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
     async def hl7_ep(request: Request) -> Response:
         return await handle(request, "hl7v2", parse_hl7)
 
-    async def admin(request: Request, action) -> Response:
+    async def admin(request: Request, name: str, action) -> Response:
         try:
-            auth(request, {Role.admin})
+            auth(request, name)
             doc = orjson.loads(await request.body() or b"{}")
             rec = await action(doc)
         except AuthError as exc:
@@ -180,13 +181,13 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
             rec = PatientRecord.model_validate(doc)
             await registry.admit_many([rec])
             return rec
-        return await admin(request, act)
+        return await admin(request, "ingest.admit", act)
 
     async def assign(request: Request) -> Response:
-        return await admin(request, lambda doc: registry.assign(str(doc["device"]), request.path_params["patient"]))
+        return await admin(request, "ingest.assign", lambda doc: registry.assign(str(doc["device"]), request.path_params["patient"]))
 
     async def discharge(request: Request) -> Response:
-        return await admin(request, lambda doc: registry.discharge(request.path_params["patient"]))
+        return await admin(request, "ingest.discharge", lambda doc: registry.discharge(request.path_params["patient"]))
 
     async def healthz(request: Request) -> Response:
         ok = await kafka_ok()
@@ -205,7 +206,7 @@ def create_app(settings: Settings, bus: Bus | None = None) -> Starlette:
 
     async def metrics_ep(request: Request) -> Response:
         try:
-            auth(request, {Role.admin})
+            auth(request, "ingest.metrics")
         except AuthError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")

@@ -121,6 +121,17 @@ class TokenStore:
             rows = self._db.execute("SELECT id, role, name, wards, created, revoked FROM tokens ORDER BY created").fetchall()
         return [dict(zip(("id", "role", "name", "wards", "created", "revoked"), r)) for r in rows]
 
+    def active(self, token_ids: set[str]) -> set[str]:
+        """Which of these token ids are not revoked, from the table itself (no cache): the re-check
+        of open sockets must see a revocation made by another process (``wardwatch token revoke``)."""
+        if not token_ids:
+            return set()
+        ids = sorted(token_ids)
+        with self._lock:
+            rows = self._db.execute(f"SELECT id FROM tokens WHERE revoked IS NULL AND id IN ({','.join('?' * len(ids))})",
+                                    ids).fetchall()
+        return {r[0] for r in rows}
+
     def lookup(self, token: str | None) -> Principal | None:
         if not token:
             return None

@@ -48,6 +48,14 @@ CATALOG: dict[Metric, MetricInfo] = {
     ]
 }
 
+# The range a clinician may set an alarm limit in: narrower than what a device can report, so
+# that no limit (SpO2 low at 0, say) silently switches an alarm off; that takes disable_alarm.
+ALARM_LIMIT_RANGE: dict[Metric, tuple[float, float]] = {
+    Metric.heart_rate: (20, 250), Metric.pulse_rate: (20, 250), Metric.spo2: (50, 100),
+    Metric.resp_rate: (3, 60), Metric.temperature: (30, 43), Metric.sbp: (50, 260),
+    Metric.dbp: (20, 200), Metric.map: (30, 200), Metric.etco2: (5, 100),
+}
+
 # Extra codes seen from devices that mean the same metric.
 LOINC_TO_METRIC: dict[str, Metric] = {info.loinc: m for m, info in CATALOG.items()}
 LOINC_TO_METRIC.update({"2708-6": Metric.spo2, "8310-5": Metric.temperature, "8331-1": Metric.temperature})

@@ -141,8 +141,8 @@ function tile(pid, v, p, worst) {
     <div class="pid">${esc(pid)}</div>
     ${stale ? `<div class="staleflag" data-testid="patient-stale">NO DATA ${v ? age(v.ts) : ""}: check device</div>` : ""}
     <div class="vals">${vals}</div>
-    <svg viewBox="0 0 100 32" preserveAspectRatio="none" style="color:#4cc9f0">${sparkline(v?.trend?.heart_rate, 50, 110)}</svg>
-    <svg viewBox="0 0 100 32" preserveAspectRatio="none" style="color:#52b788">${sparkline(v?.trend?.spo2, 90, 100)}</svg>
+    <svg viewBox="0 0 100 32" preserveAspectRatio="none" class="spark-hr">${sparkline(v?.trend?.heart_rate, 50, 110)}</svg>
+    <svg viewBox="0 0 100 32" preserveAspectRatio="none" class="spark-spo2">${sparkline(v?.trend?.spo2, 90, 100)}</svg>
   </article>`;
 }
 

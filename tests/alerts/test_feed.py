@@ -58,7 +58,7 @@ async def test_roles_gateway_and_no_token_get_nothing_nurse_cannot_change_limits
     reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
     while reply["type"] in ("batch", "heartbeat"):
         reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-    assert reply == {"type": "error", "code": 403, "message": "only a clinician may change alarm limits"}
+    assert reply == {"type": "error", "code": 403, "message": "role 'nurse' may not use set_limits (clinician, admin only)"}
     await ws.close()
     ws, _ = await connect(ward, ward.tokens["clinician"])
     await ws.send(orjson.dumps({"type": "set_limits", "patient": "p1", "limits": {"spo2": {"low": 85}}, "why": "COPD"}).decode())

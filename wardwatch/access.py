@@ -1,0 +1,114 @@
+"""Who may do what: one table of every HTTP route and websocket message, and the one check of it.
+
+Services never compare roles themselves; they name the action and, for ward-scoped actions, the
+ward of the patient concerned. The ward is always checked against the *principal's* wards (the
+token's), never against what a socket subscribed to. The README's Access section is rendered from
+this table (``render_markdown``), so the documentation cannot drift from what is enforced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .auth import Forbidden, Principal, Role, TokenStore, Unauthorized
+
+STAFF = frozenset({Role.nurse, Role.clinician, Role.admin})
+PRESCRIBERS = frozenset({Role.clinician, Role.admin})
+ADMIN = frozenset({Role.admin})
+GATEWAYS = frozenset({Role.gateway, Role.admin})
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    service: str  # "alerts" or "ingest"
+    surface: str  # "GET /path", "POST /path" or "ws {type}"
+    roles: frozenset[Role] | None  # None: open, no token needed (pages, health probes, the API description)
+    ward_scoped: bool = False
+    note: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.roles is None
+
+
+TABLE: tuple[Action, ...] = (
+    # Alert service, HTTP
+    Action("pages", "alerts", "GET /, /nurse, /history, /static/*", None,
+           note="static pages only; every patient datum comes over the socket or the API"),
+    Action("healthz", "alerts", "GET /healthz", None, note="health probes: status only, nothing about patients"),
+    Action("metrics", "alerts", "GET /metrics", ADMIN),
+    Action("history", "alerts", "GET /api/history", STAFF, True),
+    Action("history.csv", "alerts", "GET /api/history.csv", STAFF, True),
+    Action("history.fhir", "alerts", "GET /api/history.fhir", STAFF, True),
+    Action("audit", "alerts", "GET /api/audit", STAFF, True, "a ward-scoped token names a patient of its wards"),
+    # Alert service, websocket /ws
+    Action("auth", "alerts", "ws auth", STAFF, note="the first message on /ws"),
+    Action("ping", "alerts", "ws ping", STAFF),
+    Action("subscribe", "alerts", "ws subscribe", STAFF, True, "narrowed to the token's wards"),
+    Action("ack", "alerts", "ws ack", STAFF, True, "another ward's alarm once it has escalated (audited cross-ward)"),
+    Action("pause", "alerts", "ws pause", STAFF, True, "another ward's alarm once it has escalated (audited cross-ward)"),
+    Action("resolve", "alerts", "ws resolve", STAFF, True,
+           "another ward's alarm once it has escalated (audited cross-ward)"),
+    Action("set_limits", "alerts", "ws set_limits", PRESCRIBERS, True, "known patients, physiological bounds"),
+    Action("disable_alarm", "alerts", "ws disable_alarm", PRESCRIBERS, True, "reason and end time (at most 24 h)"),
+    # HTTP ingest
+    Action("ingest.json", "ingest", "POST /v1/readings", GATEWAYS),
+    Action("ingest.fhir", "ingest", "POST /v1/fhir", GATEWAYS),
+    Action("ingest.hl7v2", "ingest", "POST /v1/hl7v2", GATEWAYS),
+    Action("ingest.admit", "ingest", "POST /v1/patients", ADMIN),
+    Action("ingest.assign", "ingest", "POST /v1/patients/{patient}/devices", ADMIN),
+    Action("ingest.discharge", "ingest", "POST /v1/patients/{patient}/discharge", ADMIN),
+    Action("ingest.metrics", "ingest", "GET /metrics", ADMIN),
+    Action("ingest.healthz", "ingest", "GET /healthz", None, note="health probes"),
+    Action("ingest.openapi", "ingest", "GET /openapi.json", None, note="the API description, no data"),
+)
+ACTIONS: dict[str, Action] = {a.name: a for a in TABLE}
+SOCKET_MESSAGES = frozenset(a.name for a in TABLE if a.surface.startswith("ws "))
+
+
+def authorize(principal: Principal | None, action: str, ward: str | None = None, escalated: bool = False) -> bool:
+    """Raise Unauthorized (401) or Forbidden (403) unless ``principal`` may do ``action`` on ``ward``.
+
+    Returns True when allowed only because the alarm escalated beyond its ward (a cross-ward
+    action, which the caller audits as such), else False.
+    """
+    rule = require_role(principal, action)
+    if rule.is_open or not rule.ward_scoped or not principal.wards:
+        return False
+    if ward is None:
+        raise Forbidden(f"{action} needs a patient of your wards")
+    if ward in principal.wards:
+        return False
+    if escalated:
+        return True
+    raise Forbidden("not on your wards")
+
+
+def require_role(principal: Principal | None, action: str) -> Action:
+    """The role half of ``authorize``, for a request whose ward is known only after parsing it."""
+    rule = ACTIONS[action]
+    if rule.is_open:
+        return rule
+    if principal is None:
+        raise Unauthorized("missing, invalid or revoked token")
+    if principal.role not in rule.roles:
+        allowed = ", ".join(r.value for r in Role if r in rule.roles)
+        raise Forbidden(f"role {principal.role.value!r} may not use {action} ({allowed} only)")
+    return rule
+
+
+def check(tokens: TokenStore, token: str | None, action: str, ward: str | None = None) -> Principal | None:
+    """Look the token up and authorize it; the principal (None for an open action without a token)."""
+    principal = tokens.lookup(token)
+    authorize(principal, action, ward)
+    return principal
+
+
+def render_markdown() -> str:
+    """The README's Access table."""
+    rows = ["| service | route or message | action | roles | ward-scoped | note |", "|---|---|---|---|---|---|"]
+    for a in TABLE:
+        roles = "anyone" if a.roles is None else ", ".join(r.value for r in Role if r in a.roles)
+        rows.append(f"| {a.service} | `{a.surface}` | {a.name} | {roles} | {'yes' if a.ward_scoped else 'no'} | {a.note} |")
+    return "\n".join(rows) + "\n"
