@@ -82,7 +82,7 @@ async def http_path(settings: Settings, ticks: list[ReadingColumns], seconds: fl
         [PatientRecord(patient=p, ward="bench") for p in patients])
     token, _ = TokenStore(settings.tokens_path).create("gateway", "bench")
     port = free_port()
-    env = dict(os.environ, WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
+    env = dict(os.environ, **settings.kafka_env(), WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
                WARDWATCH_DATA_DIR=str(settings.data_dir), WARDWATCH_INGEST_MAX_BACKLOG="1000000")
     server = subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "ingest", "--port", str(port)],
                               env=env)
@@ -133,7 +133,7 @@ async def _main(args: argparse.Namespace) -> dict:
     try:
         settings = Settings(topic_prefix=f"bench-ingest-{uuid.uuid4().hex[:6]}.", data_dir=tempfile.mkdtemp())
         await ensure_topics(settings, {f"{settings.topic_prefix}{t}": n for t, n in
-                                       (("raw", 6), ("readings", 6), ("deadletter", 1), ("registry", 1), ("alerts", 6),
+                                       (("raw", 6), ("readings", 6), ("deadletter", 1), ("registry", 1), ("alerts", 6), ("actions", 6),
                                         ("detector-state", 6), ("vitals", 6), ("limits", 1))})
         ticks = _ticks(args.readings)
         from ingest.gateway import GatewayClient
