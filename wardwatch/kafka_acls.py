@@ -30,8 +30,12 @@ class Grant:
     groups: tuple[str, ...] = ()
 
     def args(self) -> list[str]:
-        out = ["--add", "--resource-pattern-type", "prefixed"]
-        out += [a for p in self.principals for a in ("--allow-principal", f"User:{p}")]
+        """``kafka-acls`` (AclCommand) arguments, after the connection options."""
+        return ["--add", "--resource-pattern-type", "prefixed", *self.rule_args()]
+
+    def rule_args(self) -> list[str]:
+        """The principals, operations and resources alone."""
+        out = [a for p in self.principals for a in ("--allow-principal", f"User:{p}")]
         out += [a for op in self.operations for a in ("--operation", op)]
         out += [a for t in self.topics for a in ("--topic", t)]
         out += [a for g in self.groups for a in ("--group", g)]

@@ -144,3 +144,16 @@ async def test_forged_resolve_never_reaches_the_alert_service(as_principal):
         service.stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 15)
+
+
+def test_docker_compose_grants_what_the_plan_grants():
+    """docker-compose's kafka-setup writes the ACLs out by hand (the image has no Python): keep them equal."""
+    from pathlib import Path
+
+    from wardwatch.kafka_acls import service_grants
+    from wardwatch.topics import Topics
+
+    compose = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
+    lines = {line.strip() for line in compose.splitlines() if line.strip().startswith("acl --")}
+    plan = {"acl " + " ".join(g.rule_args()) for g in service_grants(Topics("wardwatch."), "wardwatch-detectors")}
+    assert lines == plan
