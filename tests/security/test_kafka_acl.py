@@ -146,6 +146,42 @@ async def test_forged_resolve_never_reaches_the_alert_service(as_principal):
             await asyncio.wait_for(task, 15)
 
 
+async def test_the_pipeline_runs_on_its_service_principals(as_principal):
+    """The ACLs are enough for the real code: a gateway's readings, a detector worker (consumer group,
+    state, limits, vitals) and its alarm, each client on its own principal."""
+    from detectors.worker import DetectorWorker
+    from wardwatch.models import Reading
+
+    who = patient()
+    gateway = as_principal("gateway")
+    now = int(time.time() * 1000) - 120_000
+    readings = [Reading(patient=who, device=f"d-{who}", metric="spo2", value=97 if i < 20 else 84, unit="%",
+                        ts=now + 1000 * i) for i in range(60)]
+    producer = open_bus(gateway).producer()
+    await producer.start()
+    await producer.send_many(gateway.topic_prefix + "readings",
+                             [(r.patient.encode(), r.model_dump_json().encode()) for r in readings])
+    await producer.stop()
+    detector = as_principal("detector", consumer_group=f"{Settings().consumer_group}-{uuid.uuid4().hex[:6]}")
+    worker = DetectorWorker(detector)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        consumer = make_consumer(as_principal("alerts"), detector.topic_prefix + "alerts")
+        await consumer.start()
+        conditions = []
+        deadline = time.monotonic() + 30
+        while len(conditions) < 2 and time.monotonic() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=300)).values():
+                conditions += [e.alert.condition for e in map(AlertEvent.from_json, (m.value for m in msgs))
+                               if e.alert.patient == who]
+        await consumer.stop()
+    finally:
+        stop.set()
+        await task
+    assert conditions == ["spo2_critical", "spo2_low"]
+
+
 def test_docker_compose_grants_what_the_plan_grants():
     """docker-compose's kafka-setup writes the ACLs out by hand (the image has no Python): keep them equal."""
     from pathlib import Path
