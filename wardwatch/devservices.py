@@ -501,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("install", help="fetch Kafka jars and build influxd into the cache")
     up = sub.add_parser("up", help="start Kafka and InfluxDB and run until interrupted")
-    up.add_argument("--env-file", help="write the WARDWATCH_* settings for these servers to this file")
+    up.add_argument("--env-file", help="write the WARDWATCH_* settings for these servers to this file (Kafka admin) "
+                                       "and to FILE.<service> for each service principal")
     args = ap.parse_args(argv)
     if args.cmd == "install":
         print(kafka_libs())
