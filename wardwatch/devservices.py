@@ -7,7 +7,8 @@ the checkout, so a second run starts in seconds.
 
 Kafka runs as production should, scaled down: SASL/SCRAM on a loopback listener, the
 StandardAuthorizer denying what no ACL allows, one principal per service (admin, gateway, ingest,
-detector, alerts) with the ACLs of :mod:`wardwatch.kafka_acls`. Passwords are random per server.
+detector, alerts) with the ACLs of :mod:`wardwatch.kafka_acls`. Passwords are random per server;
+the listener can have TLS (SASL_SSL) with a given certificate (tests/security/test_kafka_tls.py).
 
 Children are started with PR_SET_PDEATHSIG, so a killed test run takes its servers with it.
 
@@ -220,16 +221,31 @@ class KafkaServer(Proc):
     controller_port: int = 0
     heap: str = "512m"
     passwords: dict[str, str] = field(default_factory=lambda: {p: secrets.token_urlsafe(18) for p in PRINCIPALS})
+    # TLS on the client listener (SASL_SSL): a PEM file with the broker's key and certificate chain,
+    # and the CA that signed it. Without them the listener is SASL_PLAINTEXT, on loopback.
+    tls_keystore: Path | None = None
+    tls_ca: Path | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def protocol(self) -> str:
+        return "SASL_SSL" if self.tls_keystore else "SASL_PLAINTEXT"
+
     def client_settings(self, principal: str = "admin") -> dict:
         """``Settings`` fields for a client of this broker authenticating as ``principal``."""
-        return dict(kafka_bootstrap=self.bootstrap, kafka_security_protocol="SASL_PLAINTEXT",
+        tls = dict(kafka_ssl_cafile=self.tls_ca) if self.tls_keystore else {}
+        return dict(kafka_bootstrap=self.bootstrap, kafka_security_protocol=self.protocol,
                     kafka_sasl_mechanism=MECHANISM, kafka_username=principal,
-                    kafka_password=self.passwords[principal])
+                    kafka_password=self.passwords[principal], **tls)
+
+    def _tls_props(self) -> list[str]:
+        if not self.tls_keystore:
+            return []
+        return ["ssl.keystore.type=PEM", f"ssl.keystore.location={self.tls_keystore}",
+                "ssl.truststore.type=PEM", f"ssl.truststore.location={self.tls_ca}"]
 
     def _props(self) -> Path:
         path = self.workdir / "server.properties"
@@ -237,14 +253,15 @@ class KafkaServer(Proc):
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners={self.protocol}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners={self.protocol}://127.0.0.1:{self.port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=SASL_PLAINTEXT",
-            "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"inter.broker.listener.name={self.protocol}",
+            f"listener.security.protocol.map={self.protocol}:{self.protocol},CONTROLLER:PLAINTEXT",
+            *self._tls_props(),
             f"sasl.enabled.mechanisms={MECHANISM}",
             f"sasl.mechanism.inter.broker.protocol={MECHANISM}",
-            f"listener.name.sasl_plaintext.{MECHANISM.lower()}.sasl.jaas.config="
+            f"listener.name.{self.protocol.lower()}.{MECHANISM.lower()}.sasl.jaas.config="
             "org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="admin" password="{self.passwords["admin"]}";',
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -267,10 +284,13 @@ class KafkaServer(Proc):
     def _command_config(self) -> Path:
         """Admin client properties for the Java tools (AclCommand)."""
         path = self.workdir / "admin.properties"
-        path.write_text("security.protocol=SASL_PLAINTEXT\n"
-                        f"sasl.mechanism={MECHANISM}\n"
-                        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
-                        f'username="admin" password="{self.passwords["admin"]}";\n')
+        path.write_text("\n".join([
+            f"security.protocol={self.protocol}",
+            f"sasl.mechanism={MECHANISM}",
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{self.passwords["admin"]}";',
+            *([f"ssl.truststore.type=PEM", f"ssl.truststore.location={self.tls_ca}"] if self.tls_keystore else []),
+        ]) + "\n")
         path.chmod(0o600)
         return path
 
