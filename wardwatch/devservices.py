@@ -289,7 +289,7 @@ class KafkaServer(Proc):
             f"sasl.mechanism={MECHANISM}",
             "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="admin" password="{self.passwords["admin"]}";',
-            *([f"ssl.truststore.type=PEM", f"ssl.truststore.location={self.tls_ca}"] if self.tls_keystore else []),
+            *(["ssl.truststore.type=PEM", f"ssl.truststore.location={self.tls_ca}"] if self.tls_keystore else []),
         ]) + "\n")
         path.chmod(0o600)
         return path

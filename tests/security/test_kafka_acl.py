@@ -17,12 +17,14 @@ from wardwatch.devservices import free_port
 from wardwatch.kafka import make_consumer, make_producer
 from wardwatch.models import AlertEvent, AlertEventType
 from wardwatch.settings import Settings
+from wardwatch.topics import Topics
 
 from ..alerts.conftest import raised
 
 pytestmark = pytest.mark.integration
 
 ACL_PREFIX = Settings().topic_prefix  # what start_services granted the service principals
+T = Topics(ACL_PREFIX)
 
 
 @pytest.fixture
@@ -78,14 +80,14 @@ async def test_unauthenticated_plaintext_client_cannot_connect(as_principal):
 async def test_only_the_detectors_may_write_alarms(as_principal, principal):
     settings = as_principal(principal)
     with pytest.raises(TopicAuthorizationFailedError):
-        await produce(settings, settings.topic_prefix + "alerts", [raised(patient())])
+        await produce(settings, T.alerts, [raised(patient())])
 
 
 async def test_detector_writes_alarms(as_principal):
     settings = as_principal("detector")
     alarm = raised(patient())
-    await produce(settings, f"{settings.topic_prefix}alerts", [alarm])
-    seen = await read_until(as_principal("admin"), f"{settings.topic_prefix}alerts", alarm.event_id)
+    await produce(settings, T.alerts, [alarm])
+    seen = await read_until(as_principal("admin"), T.alerts, alarm.event_id)
     assert seen == alarm.event_id
 
 
@@ -93,7 +95,7 @@ async def test_detector_writes_alarms(as_principal):
 async def test_only_the_alert_service_may_write_actions(as_principal, principal):
     settings = as_principal(principal)
     with pytest.raises(TopicAuthorizationFailedError):
-        await produce(settings, settings.topic_prefix + "actions", [resolved(raised(patient()))])
+        await produce(settings, T.actions, [resolved(raised(patient()))])
 
 
 async def read_until(settings: Settings, topic: str, event_id: str, timeout: float = 15.0) -> str | None:
@@ -122,7 +124,7 @@ async def test_forged_resolve_never_reaches_the_alert_service(as_principal):
     try:
         await asyncio.wait_for(ready.wait(), 30)
         alarm = raised(patient())
-        await produce(as_principal("detector"), settings.topic_prefix + "alerts", [alarm])
+        await produce(as_principal("detector"), T.alerts, [alarm])
         for _ in range(100):
             if service.log.alarm(alarm.alert.id):
                 break
@@ -130,16 +132,16 @@ async def test_forged_resolve_never_reaches_the_alert_service(as_principal):
         assert service.log.alarm(alarm.alert.id), "the detector's alarm did not reach the alert service"
 
         forged = resolved(alarm)
-        for topic in ("actions", "alerts"):
+        for topic in (T.actions, T.alerts):
             with pytest.raises(TopicAuthorizationFailedError):
-                await produce(as_principal("gateway"), settings.topic_prefix + topic, [forged])
+                await produce(as_principal("gateway"), topic, [forged])
         await asyncio.sleep(1.0)
         assert alarm.alert.id in {a["id"] for a in service.log.open_alarms(None, set())}
 
         genuine = resolved(alarm, by="nurse-1")
         assert await service.record_action(genuine, None) is not None
         assert alarm.alert.id not in {a["id"] for a in service.log.open_alarms(None, set())}
-        assert await read_until(as_principal("admin"), settings.topic_prefix + "actions", genuine.event_id)
+        assert await read_until(as_principal("admin"), T.actions, genuine.event_id)
     finally:
         service.stop.set()
         with contextlib.suppress(Exception):
@@ -159,7 +161,7 @@ async def test_the_pipeline_runs_on_its_service_principals(as_principal):
                         ts=now + 1000 * i) for i in range(60)]
     producer = open_bus(gateway).producer()
     await producer.start()
-    await producer.send_many(gateway.topic_prefix + "readings",
+    await producer.send_many(T.readings,
                              [(r.patient.encode(), r.model_dump_json().encode()) for r in readings])
     await producer.stop()
     detector = as_principal("detector", consumer_group=f"{Settings().consumer_group}-{uuid.uuid4().hex[:6]}")
@@ -167,7 +169,7 @@ async def test_the_pipeline_runs_on_its_service_principals(as_principal):
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
-        consumer = make_consumer(as_principal("alerts"), detector.topic_prefix + "alerts")
+        consumer = make_consumer(as_principal("alerts"), T.alerts)
         await consumer.start()
         conditions = []
         deadline = time.monotonic() + 30
@@ -187,7 +189,6 @@ def test_docker_compose_grants_what_the_plan_grants():
     from pathlib import Path
 
     from wardwatch.kafka_acls import service_grants
-    from wardwatch.topics import Topics
 
     compose = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
     lines = {line.strip() for line in compose.splitlines() if line.strip().startswith("acl --")}
