@@ -140,7 +140,9 @@ def fold(current: Alert | None, event: AlertEvent) -> Alert:
     a = (current or event.alert).model_copy()
     t = event.type
     if t is AlertEventType.raised:
-        a = event.alert.model_copy(update={"state": AlertState.active})
+        # Alarms (alerts topic) and what was done about them (actions topic) are read together, in no
+        # order across the two: a raise folded after its alarm's acknowledgement or resolve leaves it.
+        a = current or event.alert.model_copy(update={"state": AlertState.active})
     elif t is AlertEventType.updated:
         a = a.model_copy(update={"priority": event.alert.priority, "message": event.alert.message,
                                  "values": event.alert.values, "updated_at": event.at})

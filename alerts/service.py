@@ -81,7 +81,7 @@ class AlertService:
     # ---------------------------------------------------------------- inputs
 
     async def consume_alerts(self) -> None:
-        consumer = self.bus.consumer(self.bus.topics.alerts, group_id=f"wardwatch-alerts-{self.settings.alerts_instance}")
+        consumer = self.bus.consumer(self.bus.topics.alerts, self.bus.topics.actions, group_id=f"wardwatch-alerts-{self.settings.alerts_instance}")
         await consumer.start()
         try:
             while not self.stop.is_set():
@@ -161,7 +161,7 @@ class AlertService:
                                            {"alert_id": a.id, "message": a.message, "state": doc["alert"]["state"],
                                             "by": ev.by or "", "values": "{}"}, ev.at)], max_attempts=5)
         # Other instances of this service learn of it from the topic; this one drops it as a repeat.
-        await self.producer.send_many(self.bus.topics.alerts, [(a.patient.encode(), ev.to_json())])
+        await self.producer.send_many(self.bus.topics.actions, [(a.patient.encode(), ev.to_json())])
         return doc
 
     # ---------------------------------------------------------------- websocket

@@ -75,7 +75,7 @@ async def kafka_path(settings: Settings, ticks: list[ReadingColumns]) -> float:
 
 
 def start_server(settings: Settings, port: int, **env_extra: str) -> subprocess.Popen:
-    env = dict(os.environ, WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
+    env = dict(os.environ, **settings.kafka_env(), WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
                WARDWATCH_DATA_DIR=str(settings.data_dir), WARDWATCH_INGEST_MAX_BACKLOG="1000000", **env_extra)
     return subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "ingest", "--port", str(port)],
                             env=env)
@@ -213,7 +213,7 @@ async def _main(args: argparse.Namespace) -> dict:
     try:
         settings = Settings(topic_prefix=f"bench-ingest-{uuid.uuid4().hex[:6]}.", data_dir=tempfile.mkdtemp())
         await ensure_topics(settings, {f"{settings.topic_prefix}{t}": n for t, n in
-                                       (("raw", 6), ("readings", 6), ("deadletter", 1), ("registry", 1), ("alerts", 6),
+                                       (("raw", 6), ("readings", 6), ("deadletter", 1), ("registry", 1), ("alerts", 6), ("actions", 6),
                                         ("detector-state", 6), ("vitals", 6), ("limits", 1))})
         if args.hostile:
             return {"hostile": await hostile_path(settings, args.hostile_seconds, args.lorises),

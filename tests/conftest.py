@@ -34,12 +34,15 @@ def services():
 
 @pytest.fixture
 def settings(services, tmp_path) -> Settings:
-    """Settings pointing at the real servers, with a topic prefix and database of this test's own."""
+    """Settings pointing at the real servers, with a topic prefix and database of this test's own.
+
+    Connects as the Kafka admin (the ACLs are for the default prefix); tests/security uses the
+    service principals."""
     tag = uuid.uuid4().hex[:8]
     services.influx.create_database(f"ww_{tag}")
     return Settings(
         backend="kafka",
-        kafka_bootstrap=services.kafka.bootstrap,
+        **services.kafka.client_settings("admin"),
         topic_prefix=f"t{tag}.",
         influx_url=services.influx.url,
         influx_token=services.influx.token,

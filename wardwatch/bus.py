@@ -130,8 +130,8 @@ class MemoryBus(Bus):
         return self._logs[topic]
 
     async def ensure_topics(self) -> None:
-        for t in (self.topics.readings, self.topics.deadletter, self.topics.alerts, self.topics.state,
-                  self.topics.vitals, self.topics.registry, self.topics.limits):
+        for t in (self.topics.readings, self.topics.deadletter, self.topics.alerts, self.topics.actions,
+                  self.topics.state, self.topics.vitals, self.topics.registry, self.topics.limits):
             self.log(t)
 
     def producer(self, **overrides) -> "MemoryProducer":

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 
 from .settings import Settings
@@ -27,8 +28,37 @@ def topics_for(settings: Settings) -> Topics:
     return Topics(settings.topic_prefix)
 
 
+def security_options(settings: Settings) -> dict:
+    """Connection and security arguments every aiokafka client (producer, consumer, admin) takes."""
+    opts: dict = dict(bootstrap_servers=settings.kafka_bootstrap, security_protocol=settings.kafka_security_protocol)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        opts.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_username,
+                    sasl_plain_password=settings.kafka_password.get_secret_value())
+    if settings.kafka_security_protocol.endswith("SSL"):
+        opts["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile,
+                                                 keyfile=settings.kafka_ssl_keyfile)
+    return opts
+
+
+def librdkafka_options(settings: Settings) -> dict[str, str]:
+    """The same settings in librdkafka's names, for the clients built on it (Quix Streams in the benchmark)."""
+    opts = {"security.protocol": settings.kafka_security_protocol.lower()}
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        opts.update({"sasl.mechanism": settings.kafka_sasl_mechanism, "sasl.username": settings.kafka_username,
+                     "sasl.password": settings.kafka_password.get_secret_value()})
+    for ours, theirs in (("cafile", "ssl.ca.location"), ("certfile", "ssl.certificate.location"),
+                         ("keyfile", "ssl.key.location")):
+        if (path := getattr(settings, f"kafka_ssl_{ours}")) is not None:
+            opts[theirs] = str(path)
+    return opts
+
+
+def make_admin(settings: Settings, **overrides) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**{**security_options(settings), **overrides})
+
+
 def make_producer(settings: Settings, **overrides) -> AIOKafkaProducer:
-    opts = dict(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+    opts = dict(**security_options(settings), acks="all", linger_ms=5,
                 max_batch_size=1 << 20, max_request_size=8 << 20, request_timeout_ms=30000,
                 enable_idempotence=False)
     opts.update(overrides)
@@ -36,7 +66,7 @@ def make_producer(settings: Settings, **overrides) -> AIOKafkaProducer:
 
 
 def make_consumer(settings: Settings, *topics: str, group_id: str | None = None, **overrides) -> AIOKafkaConsumer:
-    opts = dict(bootstrap_servers=settings.kafka_bootstrap, group_id=group_id, enable_auto_commit=False,
+    opts = dict(**security_options(settings), group_id=group_id, enable_auto_commit=False,
                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
                 session_timeout_ms=10000, heartbeat_interval_ms=2000, max_poll_interval_ms=300000)
     opts.update(overrides)
@@ -51,13 +81,14 @@ async def ensure_topics(settings: Settings, partitions: dict[str, int] | None = 
         t.readings: settings.readings_partitions,
         t.deadletter: 1,
         t.alerts: settings.readings_partitions,
+        t.actions: settings.readings_partitions,
         t.state: settings.readings_partitions,
         t.vitals: settings.readings_partitions,
         t.registry: 1,
         t.limits: 1,
     }
     compacted = set(compacted) or {t.state, t.registry, t.limits}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -72,7 +103,7 @@ async def ensure_topics(settings: Settings, partitions: dict[str, int] | None = 
         await admin.close()
     # Wait until the metadata shows every topic with its leaders, so the first send does not race.
     for _ in range(100):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = make_admin(settings)
         await admin.start()
         try:
             desc = await admin.describe_topics(list(wanted))

@@ -11,7 +11,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("install", help="fetch the Kafka jars and build influxd into the cache")
     up = sub.add_parser("up", help="start both and run until interrupted; prints the settings to use")
-    up.add_argument("--env-file")
+    up.add_argument("--env-file", help="write the settings to this file (Kafka admin) and FILE.<service> per principal")
 
 
 def run(args: argparse.Namespace) -> int:

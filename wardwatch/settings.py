@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,15 @@ class Settings(BaseSettings):
     backend: Literal["embedded", "kafka"] = "kafka"
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Kafka client security. PLAINTEXT only suits a private loopback broker: anyone who reaches an
+    # unauthenticated broker can produce any event (docs/operations.md, "Running it securely").
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-256"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None  # client certificate, for brokers that require mutual TLS
+    kafka_ssl_keyfile: Path | None = None
     topic_prefix: str = "wardwatch."
     readings_partitions: int = Field(6, ge=1)
     consumer_group: str = "wardwatch-detectors"
@@ -64,6 +73,18 @@ class Settings(BaseSettings):
     stale_after_s: float = 60.0
     audio_pause_s: float = 120.0
     escalate_after_s: float = 120.0
+
+    def kafka_env(self) -> dict[str, str]:
+        """The ``WARDWATCH_*`` variables that point a child process's Kafka clients where ours point."""
+        env = {"WARDWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+               "WARDWATCH_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+               "WARDWATCH_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+               "WARDWATCH_KAFKA_USERNAME": self.kafka_username,
+               "WARDWATCH_KAFKA_PASSWORD": self.kafka_password.get_secret_value()}
+        for name in ("cafile", "certfile", "keyfile"):
+            if (path := getattr(self, f"kafka_ssl_{name}")) is not None:
+                env[f"WARDWATCH_KAFKA_SSL_{name.upper()}"] = str(path)
+        return env
 
     @property
     def tokens_path(self) -> Path:

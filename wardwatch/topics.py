@@ -21,8 +21,14 @@ class Topics:
 
     @property
     def alerts(self) -> str:
-        """Alarm lifecycle events (raised, escalated, cleared, acknowledged...), keyed by patient."""
+        """Alarm events the detector workers raise and clear, keyed by patient. Only they may write it."""
         return f"{self.prefix}alerts"
+
+    @property
+    def actions(self) -> str:
+        """What happened to an alarm after it was raised (acknowledged, paused, resolved, escalated), keyed
+        by patient. Only the alert service writes it: a separate topic, so an ACL can tell the two apart."""
+        return f"{self.prefix}actions"
 
     @property
     def state(self) -> str:

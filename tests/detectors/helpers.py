@@ -25,7 +25,7 @@ def worker_env(settings, data_dir) -> dict:
     """The environment of a `wardwatch detect` process pointed at the test's servers and topics."""
     import os
 
-    return dict(os.environ, WARDWATCH_BACKEND="kafka", WARDWATCH_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+    return dict(os.environ, **settings.kafka_env(), WARDWATCH_BACKEND="kafka",
                 WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_CONSUMER_GROUP=settings.consumer_group,
                 WARDWATCH_INFLUX_URL=settings.influx_url, WARDWATCH_INFLUX_TOKEN=settings.influx_token,
                 WARDWATCH_INFLUX_BUCKET=settings.influx_bucket,

@@ -44,7 +44,7 @@ def own_services():
 def fault_settings(own_services, tmp_path) -> Settings:
     tag = uuid.uuid4().hex[:8]
     own_services.influx.create_database(f"f_{tag}")
-    return Settings(kafka_bootstrap=own_services.kafka.bootstrap, topic_prefix=f"f{tag}.", influx_url=own_services.influx.url,
+    return Settings(**own_services.kafka.client_settings("admin"), topic_prefix=f"f{tag}.", influx_url=own_services.influx.url,
                     influx_token=own_services.influx.token, influx_bucket=f"f_{tag}/autogen", data_dir=tmp_path,
                     readings_partitions=3, consumer_group=f"fg{tag}", stale_after_s=10**9)
 

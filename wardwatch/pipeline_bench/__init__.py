@@ -64,11 +64,12 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-async def _peer_latency(bootstrap: str, topic: str, stop: asyncio.Event, lat: list[float]) -> None:
+async def _peer_latency(settings: Settings, topic: str, stop: asyncio.Event, lat: list[float]) -> None:
     import orjson
-    from aiokafka import AIOKafkaConsumer
 
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", group_id=None)
+    from wardwatch.kafka import make_consumer
+
+    c = make_consumer(settings, topic, auto_offset_reset="latest")
     await c.start()
     try:
         while not stop.is_set():
@@ -103,13 +104,12 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
         procs = await start_wardwatch(settings, env, workdir, args.workers)
         latency_task = asyncio.create_task(wardwatch_latency(settings, stop, lat, ward))
     else:
-        cmd = [sys.executable, "-m", "wardwatch.pipeline_bench.peers", PEER_CMD[build], "--bootstrap",
-               settings.kafka_bootstrap, "--in", readings, "--out", out, "--group", settings.consumer_group,
+        cmd = [sys.executable, "-m", "wardwatch.pipeline_bench.peers", PEER_CMD[build], "--in", readings, "--out", out, "--group", settings.consumer_group,
                "--seconds", str(budget)]
         procs = {build: _spawn(cmd, env, workdir / f"{build}.log")}
     sampler = ProcSampler({name: p.pid for name, p in procs.items()})
     sampler.start()
-    watch = await GroupWatch(settings.kafka_bootstrap, settings.consumer_group, readings,
+    watch = await GroupWatch(settings, settings.consumer_group, readings,
                              settings.readings_partitions).start()
     try:
         capacity = await drain_rate(watch, total, timeout=max(30.0, args.prefill_seconds * 4))
@@ -121,7 +121,7 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
                 break
             await asyncio.sleep(0.5)
         if latency_task is None:
-            latency_task = asyncio.create_task(_peer_latency(settings.kafka_bootstrap, out, stop, lat))
+            latency_task = asyncio.create_task(_peer_latency(settings, out, stop, lat))
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
         before, _ = await watch.consumed()
@@ -150,7 +150,7 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
 
 
 def _settings_env(s: Settings) -> dict[str, str]:
-    return {"WARDWATCH_BACKEND": s.backend, "WARDWATCH_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+    return {**s.kafka_env(), "WARDWATCH_BACKEND": s.backend,
             "WARDWATCH_TOPIC_PREFIX": s.topic_prefix, "WARDWATCH_CONSUMER_GROUP": s.consumer_group,
             "WARDWATCH_INFLUX_URL": s.influx_url, "WARDWATCH_INFLUX_TOKEN": s.influx_token,
             "WARDWATCH_INFLUX_BUCKET": s.influx_bucket, "WARDWATCH_READINGS_PARTITIONS": str(s.readings_partitions),

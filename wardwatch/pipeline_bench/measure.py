@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import psutil
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+
+from wardwatch.kafka import make_admin, make_consumer
+from wardwatch.settings import Settings
 
 
 class GroupWatch:
     """Committed offsets of a consumer group against the topic's end offsets, with long-lived clients."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int) -> None:
-        from aiokafka import AIOKafkaConsumer
-
+    def __init__(self, settings: Settings, group: str, topic: str, partitions: int) -> None:
         self.group, self.topic = group, topic
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        self.admin = make_admin(settings)
+        self.consumer = make_consumer(settings)
         self.tps = [TopicPartition(topic, p) for p in range(partitions)]
 
     async def start(self) -> "GroupWatch":

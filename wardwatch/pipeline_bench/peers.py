@@ -1,6 +1,8 @@
 """The peer builds of the pipeline benchmark, each run as its own process.
 
-    python -m wardwatch.pipeline_bench.peers raw|per_message|quix --bootstrap B --in T --out T2 --group G --seconds S
+    python -m wardwatch.pipeline_bench.peers raw|per_message|quix --in T --out T2 --group G --seconds S
+
+Kafka connection and security settings come from the ``WARDWATCH_*`` environment, like every service.
 
 * ``raw``: aiokafka pass-through (consume a batch, decode, send_batch, commit): the upper limit.
 * ``per_message``: the obvious build: one message at a time, pydantic validation, dict state,
@@ -17,17 +19,18 @@ import time
 
 import orjson
 
+from wardwatch.kafka import librdkafka_options, make_consumer, make_producer
+from wardwatch.settings import get_settings
+
 from .rules import PatientRules
 
 
 async def run_raw(a: argparse.Namespace) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     from wardwatch.kafka import send_batch
 
-    consumer = AIOKafkaConsumer(a.inp, bootstrap_servers=a.bootstrap, group_id=a.group, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
-    producer = AIOKafkaProducer(bootstrap_servers=a.bootstrap, acks="all", linger_ms=5, max_batch_size=1 << 20)
+    settings = get_settings()
+    consumer = make_consumer(settings, a.inp, group_id=a.group)
+    producer = make_producer(settings)
     await consumer.start()
     await producer.start()
     parts = sorted(await producer.partitions_for(a.out))
@@ -49,13 +52,13 @@ async def run_raw(a: argparse.Namespace) -> None:
 
 
 async def run_per_message(a: argparse.Namespace) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     from wardwatch.models import Reading
 
-    consumer = AIOKafkaConsumer(a.inp, bootstrap_servers=a.bootstrap, group_id=a.group, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=a.bootstrap, acks="all")
+    settings = get_settings()
+    # The obvious build keeps the client defaults (no tuned fetch sizes or batching), only the security.
+    consumer = make_consumer(settings, a.inp, group_id=a.group, max_partition_fetch_bytes=1 << 20,
+                             fetch_max_bytes=50 << 20)
+    producer = make_producer(settings, linger_ms=0, max_batch_size=16384, max_request_size=1 << 20)
     await consumer.start()
     await producer.start()
     state: dict[str, PatientRules] = {}
@@ -84,7 +87,10 @@ async def run_per_message(a: argparse.Namespace) -> None:
 def run_quix(a: argparse.Namespace) -> None:
     from quixstreams import Application
 
-    app = Application(broker_address=a.bootstrap, consumer_group=a.group, auto_offset_reset="earliest",
+    settings = get_settings()
+    extra = librdkafka_options(settings)
+    app = Application(broker_address=settings.kafka_bootstrap, consumer_extra_config=extra, producer_extra_config=extra,
+                      consumer_group=a.group, auto_offset_reset="earliest",
                       state_dir=tempfile.mkdtemp(prefix="ww-quix-"), commit_interval=1.0, loglevel="WARNING")
     src = app.topic(a.inp, value_deserializer="json")
     dst = app.topic(a.out, value_serializer="json")
@@ -111,7 +117,6 @@ def _run_for(app, seconds: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("build", choices=["raw", "per_message", "quix"])
-    ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--in", dest="inp", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--group", required=True)
