@@ -59,8 +59,8 @@ class Supervisor:
                     return
                 raise RuntimeError("task returned while the service runs")
             except asyncio.CancelledError:
-                if self._stopping:
-                    raise
+                if self._stopping or asyncio.current_task().cancelling():
+                    raise  # we are being shut down: never swallow that
                 err: BaseException = RuntimeError("cancelled from inside")
             except Exception as exc:  # noqa: BLE001 - every failure is retried; that is the point
                 err = exc

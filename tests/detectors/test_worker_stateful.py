@@ -15,6 +15,7 @@ import time
 import orjson
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from detectors.early_warning.news2 import News2Stage
 from detectors.engine import DetectorEngine
 from detectors.worker import DetectorWorker
 from ingest.codec import decode_readings
@@ -46,29 +47,32 @@ class FlakyStore:
 
 
 def engine_factory():
-    return DetectorEngine(stale_after_ms=10**12)
+    # NEWS2 as the score stage: the learned risk's forest costs seconds per example and adds nothing
+    # to what this test checks (its state round-trips like every stage's: test_engine_batches).
+    return DetectorEngine(stages=[News2Stage()], stale_after_ms=10**12)
 
 
 def readings(t0: int, start_s: int, seconds: int) -> list[Reading]:
     out = []
     for s in range(start_s, start_s + seconds):
         for i, p in enumerate(PATIENTS):
-            desat = ((s + 7 * i) // 25) % 2 == 1  # each patient desaturates for 25 s now and then
+            desat = ((s + 7 * i) // 20) % 2 == 1  # each patient desaturates for 20 s now and then
             out += [Reading(patient=p, device=f"d-{p}", metric="spo2", unit="%", value=84.0 if desat else 97.0,
                             ts=t0 + 1000 * s),
                     Reading(patient=p, device=f"d-{p}", metric="heart_rate", unit="/min",
-                            value=135.0 if (s // 40) % 3 == 2 else 72.0 + (s % 3), ts=t0 + 1000 * s),
+                            value=135.0 if (s // 15) % 3 == 2 else 72.0 + (s % 3), ts=t0 + 1000 * s),
                     Reading(patient=p, device=f"d-{p}", metric="resp_rate", unit="/min", value=16.0, ts=t0 + 1000 * s)]
     return out
 
 
+send = st.tuples(st.just("send"), st.integers(3, 30), st.randoms(use_true_random=False))
 actions = st.lists(st.one_of(
-    st.tuples(st.just("send"), st.integers(1, 8), st.randoms(use_true_random=False)),
+    send, send, send,
     st.tuples(st.just("resend"), st.integers(0, 1000)),
     st.just(("step",)), st.just(("step",)), st.just(("commit",)),
     st.just(("kill",)), st.just(("kill_while_storing",)), st.just(("restart",)), st.just(("rebalance",)),
     st.tuples(st.just("fail_store"), st.integers(1, 5)), st.just(("fail_commit",)),
-), min_size=1, max_size=30)
+), min_size=8, max_size=30)
 
 
 async def scenario(steps) -> None:
@@ -183,7 +187,22 @@ async def scenario(steps) -> None:
     await worker.close()
 
 
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(actions)
 def test_any_sequence_of_batches_kills_restarts_and_rebalances_keeps_the_guarantee(steps):
-    asyncio.run(scenario(steps))
+    asyncio.run(within(scenario(steps), 60))
+
+
+async def within(coro, seconds: float) -> None:
+    """A hang is a failure too: say where every task was waiting."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait([task], timeout=seconds)
+    if not done:
+        import io
+
+        out = io.StringIO()
+        for t in asyncio.all_tasks():
+            t.print_stack(limit=6, file=out)
+        task.cancel()
+        raise AssertionError(f"scenario hung for {seconds}s:\n{out.getvalue()}")
+    task.result()
