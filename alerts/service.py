@@ -34,9 +34,11 @@ from wardwatch.identifiers import is_identifier
 from wardwatch.models import AlertEvent, AlertEventType, AlertState, VitalsSnapshot, now_ms
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings, get_settings
+from wardwatch.supervisor import Supervisor
 
 from . import limits as limit_checks
 from .eventlog import EventLog
+from .monitoring import DetectorWatch
 from .feed import Client, Feed
 from .guards import REPLAY_MAX, Refused
 from .history import patient_history, to_csv, to_fhir_bundle
@@ -66,6 +68,11 @@ class AlertService:
         self.stop = asyncio.Event()
         self.registry_ready = asyncio.Event()
         self._last_poll = time.monotonic()
+        self.supervisor = Supervisor(stop=self.stop)
+        self.watch = DetectorWatch(settings.monitor_stall_s)
+        # Actions wait here to be stored and published: escalation and acks never wait on InfluxDB.
+        self.outbox: asyncio.Queue[tuple[str, AlertEvent]] = asyncio.Queue()
+        self._outbox_stuck_since: float | None = None
         self.overrides = Overrides(settings.data_dir / "limits.sqlite3")
         self.connections: set[Client] = set()  # authenticated sockets, subscribed or not
         self._revocation_watch: asyncio.Task | None = None
@@ -82,7 +89,7 @@ class AlertService:
 
     async def consume_alerts(self) -> None:
         consumer = self.bus.consumer(self.bus.topics.alerts, self.bus.topics.actions, group_id=f"wardwatch-alerts-{self.settings.alerts_instance}")
-        await consumer.start()
+        await consumer.start()  # from the committed offsets: a consumer restarted after a stall loses nothing
         try:
             while not self.stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
@@ -149,6 +156,8 @@ class AlertService:
             await asyncio.sleep(min(1.0, max(0.05, period / 10)))
 
     async def record_action(self, ev: AlertEvent, client: Client | None) -> dict | None:
+        """In the event log and on every page at once; stored and published from the outbox, so an
+        InfluxDB or Kafka outage delays neither an acknowledgement nor an escalation."""
         doc = self.ingest(ev)
         if doc is None:
             return None
@@ -156,13 +165,52 @@ class AlertService:
             self.log.audit(client.principal.name, client.principal.role.value, ev.type.value, ev.alert.id,
                            {"patient": ev.alert.patient})
         a = ev.alert
-        await self.store.write_lines([line("alerts", {"patient": a.patient, "kind": a.kind.value, "priority": a.priority.value,
-                                                      "condition": a.condition, "event": ev.type.value},
-                                           {"alert_id": a.id, "message": a.message, "state": doc["alert"]["state"],
-                                            "by": ev.by or "", "values": "{}"}, ev.at)], max_attempts=5)
-        # Other instances of this service learn of it from the topic; this one drops it as a repeat.
-        await self.producer.send_many(self.bus.topics.actions, [(a.patient.encode(), ev.to_json())])
+        self.outbox.put_nowait((line("alerts", {"patient": a.patient, "kind": a.kind.value, "priority": a.priority.value,
+                                                "condition": a.condition, "event": ev.type.value},
+                                     {"alert_id": a.id, "message": a.message, "state": doc["alert"]["state"],
+                                      "by": ev.by or "", "values": "{}"}, ev.at), ev))
         return doc
+
+    async def drain_outbox(self) -> None:
+        """Actions to the actions topic (other instances learn of them there; this one drops them as
+        repeats) and to InfluxDB, retried until both have them, in order."""
+        while True:
+            items = [await self.outbox.get()]
+            while not self.outbox.empty():
+                items.append(self.outbox.get_nowait())
+            self._outbox_stuck_since = time.monotonic()
+            records = [(ev.alert.patient.encode(), ev.to_json()) for _, ev in items]
+            delay = 0.2
+            while True:
+                try:
+                    await self.producer.send_many(self.bus.topics.actions, records)
+                    break
+                except Exception as exc:
+                    log.warning("publishing %d action(s) failed (%s); retrying", len(records), type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            await self.store.write_lines([ln for ln, _ in items], max_attempts=None)
+            self._outbox_stuck_since = None
+
+    async def watch_detectors(self) -> None:
+        """Every page learns at once when no detector is processing the readings that wait."""
+        while True:
+            try:
+                progress = await self.bus.group_progress(self.settings.consumer_group, self.bus.topics.readings)
+                changed = self.watch.observe(progress)
+            except Exception as exc:  # Kafka unreachable: after the same grace, that is not calm either
+                changed = self.watch.unknown(type(exc).__name__)
+            if changed:
+                status = self.watch.status
+                (log.info if status.ok else log.error)("monitoring %s: %s", "running" if status.ok else "STOPPED",
+                                                         status.reason or "detectors processing")
+                self.broadcast(status.message())
+            await asyncio.sleep(min(2.0, self.settings.monitor_stall_s / 5))
+
+    def broadcast(self, message: dict) -> None:
+        from websockets import broadcast
+
+        broadcast([c.ws for c in self.connections], orjson.dumps(message).decode())
 
     # ---------------------------------------------------------------- websocket
 
@@ -183,7 +231,8 @@ class AlertService:
         client = Client(ws=ws, principal=principal, wards=set(principal.wards) or None)
         await ws.send(orjson.dumps({"type": "hello", "user": principal.name, "role": principal.role.value,
                                     "seq": self.log.last_seq(), "server_time": now_ms(),
-                                    "audio_pause_s": self.settings.audio_pause_s}).decode())
+                                    "audio_pause_s": self.settings.audio_pause_s,
+                                    "monitoring": self.watch.status.message()}).decode())
         self.m_clients.inc()
         self.connections.add(client)
         self._watch_revocations()
@@ -331,7 +380,8 @@ class AlertService:
 
         while not self.stop.is_set():
             await asyncio.sleep(HEARTBEAT_S)
-            frame = orjson.dumps({"type": "heartbeat", "seq": self.log.last_seq(), "server_time": now_ms()}).decode()
+            frame = orjson.dumps({"type": "heartbeat", "seq": self.log.last_seq(), "server_time": now_ms(),
+                                  "monitoring": self.watch.status.message()}).decode()
             broadcast([c.ws for c in self.feed.clients()], frame)
 
     # ---------------------------------------------------------------- HTTP
@@ -396,20 +446,29 @@ class AlertService:
         return _response(HTTPStatus.OK, orjson.dumps(rows), "application/json")
 
     def health(self) -> tuple[bool, dict]:
+        """Red whenever nurses could be missing something: alarms not consumed, a background task
+        failing, detectors stopped, the store down, or actions not yet stored and published."""
         consuming = time.monotonic() - self._last_poll < 15
         store_ok = self.store.health.ok
-        ok = consuming and store_ok
+        tasks_ok, tasks = self.supervisor.health()
+        monitoring = self.watch.status
+        outbox_ok = self._outbox_stuck_since is None or time.monotonic() - self._outbox_stuck_since < 10
+        ok = consuming and store_ok and tasks_ok and monitoring.ok and outbox_ok
         return ok, {"ok": ok, "consuming": consuming, "store_ok": store_ok, "clients": len(self.feed.clients()),
-                    "seq": self.log.last_seq()}
+                    "seq": self.log.last_seq(), "tasks": tasks, "monitoring": monitoring.message(),
+                    "outbox": self.outbox.qsize(), "outbox_ok": outbox_ok}
 
     # ---------------------------------------------------------------- run
 
     async def run(self, host: str, port: int, ready: asyncio.Event | None = None) -> None:
         await self.bus.ensure_topics()
         await self.producer.start()
-        tasks = [asyncio.create_task(c) for c in (self.registry.follow(self.bus, self.stop, self.registry_ready),
-                                                  self.consume_alerts(), self.consume_vitals(), self.escalate(),
-                                                  self.feed.run(self.stop), self.heartbeat())]
+        for name, factory in (("registry", lambda: self.registry.follow(self.bus, self.stop, self.registry_ready)),
+                              ("alarms", self.consume_alerts), ("vitals", self.consume_vitals),
+                              ("escalation", self.escalate), ("fanout", lambda: self.feed.run(self.stop)),
+                              ("heartbeat", self.heartbeat), ("outbox", self.drain_outbox),
+                              ("detector-watch", self.watch_detectors)):
+            self.supervisor.spawn(name, factory)
         try:
             await asyncio.wait_for(self.registry_ready.wait(), 30)
         except asyncio.TimeoutError:
@@ -422,9 +481,7 @@ class AlertService:
             if ready is not None:
                 ready.set()
             await self.stop.wait()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.supervisor.stop()
         await self.producer.stop()
 
 

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
-from .kafka import ensure_topics, make_consumer, make_producer, partition_for, send_batch, topics_for
+from .kafka import ensure_topics, make_admin, make_consumer, make_producer, partition_for, send_batch, topics_for
 from .settings import Settings
 
 
@@ -64,10 +64,32 @@ class Bus:
                  listener: ConsumerRebalanceListener | None = None, **overrides):
         raise NotImplementedError
 
+    async def group_progress(self, group: str, topic: str) -> dict[int, tuple[int | None, int]]:
+        """Partition -> (the group's committed offset or None, the end offset): what a consumer group
+        has done and what waits for it (the alert service watches the detector group with it)."""
+        raise NotImplementedError
+
 
 class KafkaBus(Bus):
     async def ensure_topics(self) -> None:
         await ensure_topics(self.settings)
+
+    async def group_progress(self, group: str, topic: str) -> dict[int, tuple[int | None, int]]:
+        admin = make_admin(self.settings)
+        reader = make_consumer(self.settings, group_id=None)
+        await admin.start()
+        await reader.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+            tps = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+            if not tps:
+                await reader._client.force_metadata_update()
+                tps = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+            ends = await reader.end_offsets(tps) if tps else {}
+        finally:
+            await reader.stop()
+            await admin.close()
+        return {tp.partition: (committed[tp].offset if tp in committed else None, end) for tp, end in ends.items()}
 
     def producer(self, **overrides) -> KafkaBusProducer:
         return KafkaBusProducer(self.settings, **overrides)
@@ -150,6 +172,10 @@ class MemoryBus(Bus):
             part.records.append(ConsumerRecord(topic, p, part.end, now, 0, key, value, None,
                                                len(key or b""), len(value or b""), ()))
         self.notify()
+
+    async def group_progress(self, group: str, topic: str) -> dict[int, tuple[int | None, int]]:
+        done = self._committed.get(group, {})
+        return {p: (done.get(TopicPartition(topic, p)), part.end) for p, part in enumerate(self.log(topic))}
 
     def commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         self._committed[group].update(offsets)

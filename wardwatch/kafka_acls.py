@@ -57,4 +57,6 @@ def service_grants(topics: Topics, detector_group: str) -> list[Grant]:
         Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals), groups=(ALERTS_GROUP_PREFIX,)),
         # Only the alert service records what nurses did (ack, pause, resolve) and escalations.
         Grant(("alerts",), ("Write",), topics=(t.actions, t.limits)),
+        # The alert service watches the detector group's committed offsets ("monitoring stopped").
+        Grant(("alerts",), ("Describe",), groups=(detector_group,)),
     ]

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     stale_after_s: float = 60.0
     audio_pause_s: float = 120.0
     escalate_after_s: float = 120.0
+    # Readings waiting and no detector progress for this long = "monitoring stopped" on every page.
+    monitor_stall_s: float = Field(30.0, gt=0)
 
     def kafka_env(self) -> dict[str, str]:
         """The ``WARDWATCH_*`` variables that point a child process's Kafka clients where ours point."""

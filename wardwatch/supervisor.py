@@ -36,7 +36,9 @@ class TaskStatus:
 
 
 class Supervisor:
-    def __init__(self, *, base_delay: float = 0.5, max_delay: float = 30.0, healthy_after_s: float = 10.0) -> None:
+    def __init__(self, *, base_delay: float = 0.5, max_delay: float = 30.0, healthy_after_s: float = 10.0,
+                 stop: asyncio.Event | None = None) -> None:
+        self.stop_event = stop  # a loop that returns once this is set ended as it should
         self.base_delay, self.max_delay, self.healthy_after_s = base_delay, max_delay, healthy_after_s
         self.status: dict[str, TaskStatus] = {}
         self._tasks: dict[str, asyncio.Task] = {}
@@ -55,7 +57,7 @@ class Supervisor:
             st.started_at = time.monotonic()
             try:
                 await factory()
-                if self._stopping:
+                if self._stopping or (self.stop_event is not None and self.stop_event.is_set()):
                     return
                 raise RuntimeError("task returned while the service runs")
             except asyncio.CancelledError:

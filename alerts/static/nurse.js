@@ -11,6 +11,7 @@ const state = {
   token: sessionStorage.getItem("ww_token"), wards: sessionStorage.getItem("ww_wards") || "",
   ws: null, lastSeq: null, lastMessage: 0, serverOffset: 0, backoff: 1000,
   alarms: new Map(), vitals: new Map(), patients: new Map(), audio: null, connected: false,
+  monitoring: { ok: true, reason: "" },
 };
 
 const $ = (id) => document.getElementById(id);
@@ -56,7 +57,9 @@ function handle(msg) {
       $("login").classList.add("hidden"); $("station").classList.remove("hidden"); $("logout").classList.remove("hidden");
       $("user").textContent = `${msg.user} (${msg.role})`;
       $("ward-label").textContent = state.wards ? `Ward ${state.wards}` : "All wards";
+      if (msg.monitoring) state.monitoring = msg.monitoring;
       subscribe(); break;
+    case "monitoring": state.monitoring = msg; break;
     case "snapshot":
       state.alarms.clear();
       for (const a of msg.alarms) state.alarms.set(a.id, a);
@@ -68,7 +71,7 @@ function handle(msg) {
       for (const e of msg.events) applyEvent(e);
       for (const v of msg.vitals) state.vitals.set(v.patient, v); break;
     case "resync": subscribe(); break;
-    case "heartbeat": state.serverOffset = msg.server_time - Date.now(); break;
+    case "heartbeat": state.serverOffset = msg.server_time - Date.now(); if (msg.monitoring) state.monitoring = msg.monitoring; break;
     case "error": console.warn("server:", msg.message); break;
   }
   render();
@@ -100,6 +103,10 @@ function esc(s) { return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&am
 function render() {
   const feedStale = !state.connected || Date.now() - state.lastMessage > FEED_STALE_MS;
   $("banner").classList.toggle("hidden", !feedStale || !state.token);
+  // Detectors stopped: as loud as the worst alarm, since every alarm is now missing.
+  const stopped = state.connected && state.monitoring && state.monitoring.ok === false;
+  $("monitoring-banner").classList.toggle("hidden", !stopped);
+  $("monitoring-reason").textContent = stopped ? `(${state.monitoring.reason})` : "";
   const alarms = [...state.alarms.values()].sort((a, b) =>
     (PRIORITY[b.priority] - PRIORITY[a.priority]) || (a.raised_at - b.raised_at));
   $("alarm-count").textContent = alarms.length;
@@ -148,7 +155,8 @@ function tile(pid, v, p, worst) {
 
 let lastBeep = 0;
 function beep(alarms) {
-  const ring = alarms.some((a) => a.priority === "high" && a.state === "active" && !(a.audio_paused_until > now()));
+  const ring = (state.connected && state.monitoring && state.monitoring.ok === false)
+    || alarms.some((a) => a.priority === "high" && a.state === "active" && !(a.audio_paused_until > now()));
   if (!ring || !state.audio || Date.now() - lastBeep < 2000) return;
   lastBeep = Date.now();
   const ctx = state.audio, t = ctx.currentTime;
