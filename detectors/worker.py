@@ -29,6 +29,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from ingest.codec import decode_readings
 from ingest.validate import Limits
+from wardwatch import access
+from wardwatch.auth import AuthError, TokenStore, bearer
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
 from wardwatch.columns import ReadingColumns
@@ -463,11 +465,17 @@ class DetectorWorker:
                     "tasks": tasks}
 
     async def serve_health(self, host: str, port: int):
-        def healthz():
+        tokens = TokenStore(self.settings.tokens_path)
+
+        def healthz(headers):
             ok, doc = self.health()
             return (200 if ok else 503), "application/json", orjson.dumps(doc)
 
-        def metrics():
+        def metrics(headers):
+            try:
+                access.check(tokens, bearer(headers.get("authorization")), "detect.metrics")
+            except AuthError as exc:
+                return exc.status, "application/json", orjson.dumps({"error": exc.message})
             return 200, "text/plain; version=0.0.4", generate_latest(self.metrics.registry)
 
         return await serve(host, port, {"/healthz": healthz, "/metrics": metrics})

@@ -62,6 +62,8 @@ TABLE: tuple[Action, ...] = (
     Action("ingest.metrics", "ingest", "GET /metrics", ADMIN),
     Action("ingest.healthz", "ingest", "GET /healthz", None, note="health probes"),
     Action("ingest.openapi", "ingest", "GET /openapi.json", None, note="the API description, no data"),
+    Action("detect.metrics", "detect", "GET :9108/metrics", ADMIN),
+    Action("detect.healthz", "detect", "GET :9108/healthz", None, note="health probes: status only"),
 )
 ACTIONS: dict[str, Action] = {a.name: a for a in TABLE}
 SOCKET_MESSAGES = frozenset(a.name for a in TABLE if a.surface.startswith("ws "))

@@ -71,7 +71,7 @@ class Supervisor:
             failures += 1
             st.restarts += 1
             st.failed_at = time.monotonic()
-            st.last_error = f"{type(err).__name__}: {str(err)[:160]}"
+            st.last_error = type(err).__name__  # the message may quote data: health shows the type only
             delay = min(self.max_delay, self.base_delay * 2 ** (failures - 1))
             log.error("task %s failed (%s); restarting in %.1fs", name, type(err).__name__, delay)
             await asyncio.sleep(delay)

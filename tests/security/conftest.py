@@ -60,7 +60,7 @@ def callers(tokens: TokenStore) -> list[Caller]:
 def stack_settings(services, tmp_path, **extra) -> Settings:
     tag = uuid.uuid4().hex[:8]
     services.influx.create_database(f"ww_{tag}")
-    return Settings(backend="kafka", kafka_bootstrap=services.kafka.bootstrap, topic_prefix=f"t{tag}.",
+    return Settings(backend="kafka", **services.kafka.client_settings("admin"), topic_prefix=f"t{tag}.",
                     influx_url=services.influx.url, influx_token=services.influx.token,
                     influx_bucket=f"ww_{tag}/autogen", data_dir=tmp_path / "data", readings_partitions=3,
                     consumer_group=f"g{tag}", alerts_port=free_port(), **extra)
@@ -92,6 +92,12 @@ async def stack(services, tmp_path_factory):
     task = asyncio.create_task(s.service.run("127.0.0.1", s.settings.alerts_port, ready))
     await asyncio.wait_for(ready.wait(), 30)
     s.url, s.http = f"ws://127.0.0.1:{s.settings.alerts_port}/ws", f"http://127.0.0.1:{s.settings.alerts_port}"
+    # A detector worker's health and metrics server (the worker loop itself is not needed for them).
+    from detectors.worker import DetectorWorker
+
+    detect_port = free_port()
+    detect_server = await DetectorWorker(s.settings, bus=bus).serve_health("127.0.0.1", detect_port)
+    s.detect_http = f"http://127.0.0.1:{detect_port}"
     producer = bus.producer()
     await producer.start()
     s.bus, s.producer = bus, producer
@@ -105,6 +111,7 @@ async def stack(services, tmp_path_factory):
             s.ingest = client
             yield s
     await producer.stop()
+    detect_server.close()
     s.service.stop.set()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(task, 15)
