@@ -29,7 +29,7 @@ from wardwatch.models import (Alert, AlertEvent, AlertEventType, AlertKind, Aler
                               alert_id)
 
 from .filters import Hampel, rate_artefact, sensor_off
-from .limits import DEFAULT_RULES, LimitRule, apply_override
+from .limits import DEFAULT_RULES, LimitRule, apply_override, disabled_until
 from .stage import ScoreStage, StageScores
 
 M = len(METRICS)
@@ -137,6 +137,7 @@ class DetectorEngine:
         self._prefix: dict[int, str] = {}
         self._devices: dict[str, str] = {}
         self.overrides: dict[str, dict] = {}  # patient -> limits override (who/why kept by the alerts service)
+        self._disable_ends: dict[str, int] = {}  # patient -> when its earliest alarm disable ends (epoch ms)
         self._rule_cols = np.array([r.column for r in rules])
         self._rule_low = np.array([r.side == "low" for r in rules])
         self._rule_delay = np.array([r.delay_ms for r in rules])
@@ -168,8 +169,23 @@ class DetectorEngine:
         if r is not None:
             self._apply_limits_row(r, limits)
 
-    def _apply_limits_row(self, row: int, limits: dict) -> None:
-        self.limit[row] = [r.limit for r in apply_override(self.rules, limits)]
+    def _apply_limits_row(self, row: int, limits: dict, now_ms: int | None = None) -> None:
+        self.limit[row] = [r.limit for r in apply_override(self.rules, limits, now_ms)]
+        ends = disabled_until(limits, now_ms)
+        patient = self.table.ids[row]
+        if ends:
+            self._disable_ends[patient] = min(ends.values())
+        else:
+            self._disable_ends.pop(patient, None)
+
+    def _end_disables(self, now_ms: int) -> None:
+        """An alarm a clinician switched off comes back on by itself when the disable ends."""
+        for patient in [p for p, end in self._disable_ends.items() if end <= now_ms]:
+            r = self.table.index.get(patient)
+            if r is None:
+                self._disable_ends.pop(patient)
+            else:
+                self._apply_limits_row(r, self.overrides.get(patient, {}), now_ms)
 
     # ------------------------------------------------------------------ rollback
 
@@ -450,6 +466,8 @@ class DetectorEngine:
     def tick(self, now_ms: int) -> EngineOutput:
         """Devices silent for longer than ``stale_after_ms`` raise a technical alarm (never calm)."""
         out = EngineOutput()
+        if self._disable_ends:
+            self._end_disables(now_ms)
         n = len(self.table)
         if n == 0:
             return out

@@ -75,3 +75,17 @@ def test_rollback_undoes_a_batch_exactly():
     a, b = engine.process(cols), fresh.process(cols)
     assert [e.event_id for e in a.events] == [e.event_id for e in b.events]
     assert np.array_equal(engine.state_dict("p9") is None, fresh.state_dict("p9") is None)
+
+
+def test_a_disabled_alarm_comes_back_on_by_itself_when_the_disable_ends():
+    import time
+
+    engine = DetectorEngine(stale_after_ms=10**12)
+    now = int(time.time() * 1000)
+    engine.process(columns(["p1"], ["spo2"], [97.0], [now - 60_000]))
+    engine.set_limits("p1", {"disabled": {"spo2_low": now + 5_000, "spo2_critical": now + 5_000}})
+    low = lambda: engine.process(columns(["p1"] * 30, ["spo2"] * 30, [80.0] * 30,  # noqa: E731
+                                         [int(engine.last_seen[0]) + 1000 * (i + 1) for i in range(30)])).events
+    assert [e for e in low() if e.alert.condition.startswith("spo2")] == []  # switched off, as the clinician asked
+    engine.tick(now + 6_000)  # the disable's end has passed
+    assert {e.alert.condition for e in low()} >= {"spo2_low", "spo2_critical"}
