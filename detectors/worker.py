@@ -78,6 +78,10 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.worker.restore(set(assigned))
 
 
+class _BatchRaised(Exception):
+    """The engine raised on a batch: its state is suspect, so rewind and replay it carefully."""
+
+
 def _covers_newer(new: dict, old: dict) -> bool:
     """Whether a state record saved later is really newer: a worker that was frozen and lost its
     partitions may save state after the new owner did, covering less; that record must lose."""
@@ -102,6 +106,8 @@ class DetectorWorker:
         self._lock = asyncio.Lock()
         # partition -> patient key -> offset its restored state already covers (replays skip below it)
         self._skip: dict[TopicPartition, dict[bytes, int]] = {}
+        # partition -> end of a range whose batch made the engine raise (replayed with savepoints)
+        self._suspect: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._last_progress = time.monotonic()
         self._last_quarantine: float | None = None
@@ -267,7 +273,15 @@ class DetectorWorker:
         n = sum(len(v) for v in batches.values())
         async with self._lock:
             if n:
-                await self._process(batches)
+                try:
+                    await self._process(batches)
+                except _BatchRaised:
+                    # Back to the last commit at once; the replay of the suspect range is processed
+                    # carefully (savepoints, split), so only the records that break the engine are lost.
+                    log.error("the engine raised on a batch; replaying it carefully from the last commit")
+                    self.metrics.rewinds.inc()
+                    await self._rewind()
+                    return n
             if await self._caught_up():
                 await self._tick()
             if time.monotonic() - self._last_commit >= CHECKPOINT_EVERY_S:
@@ -330,15 +344,35 @@ class DetectorWorker:
                 (waves if m.value and b'"kind":"waveform"' in m.value[:200] else values).append(m.value)
         now_ms = int(time.time() * 1000)
         cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
-        out = self._compute(cols, rejected)
+        if self._is_suspect(batches):
+            out = self._compute(cols, rejected)
+        else:
+            try:
+                out = self.engine.process(cols)
+            except Exception as exc:
+                for tp, end in offsets.items():
+                    self._suspect[tp] = max(end, self._suspect.get(tp, 0))
+                raise _BatchRaised from exc
         for raw in waves:
             self._waveform(raw, out, rejected)
         dirty = set(cols.patient.tolist()) | {e.alert.patient for e in out.events}
         await self.checkpoint.add(offsets, {"publish": self._publish(out.events, out.snapshots, rejected),
                                             "store": self._store(out, len(cols), t0)}, dirty)
 
+    def _is_suspect(self, batches: dict) -> bool:
+        """Whether this batch replays records of one that made the engine raise (then, and only
+        then, it pays for savepoints); a partition is trusted again once it is past the range."""
+        suspect = False
+        for tp, msgs in batches.items():
+            end = self._suspect.get(tp)
+            if end is not None and msgs:
+                suspect |= msgs[0].offset < end
+                if msgs[-1].offset + 1 >= end:
+                    del self._suspect[tp]
+        return suspect
+
     def _compute(self, cols: ReadingColumns, rejected: list[RejectedInput]) -> EngineOutput:
-        """The engine on the batch; a batch that raises is undone and split to find the records
+        """The engine on a suspect batch: undone and split when it raises, to find the records
         that break it, which are set aside (dead letter + technical alarm) while the rest go on."""
         sp = self.engine.savepoint(cols)
         try:
