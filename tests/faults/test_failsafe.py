@@ -10,7 +10,7 @@ shows (health red, "monitoring stopped" on the page), never calm.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,6 +37,7 @@ from ..detectors.test_worker_group_kill import make_readings, produce, total_poi
 from .test_faults import alert_ids, expected_events, health, wait_for_points
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +153,24 @@ class Nurse:
 
     async def close(self) -> None:
         self._task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def nurse_page(port: int, token: str):
+    from playwright.async_api import async_playwright
+
+    from ..alerts.test_nurse_page_browser import ARGS, CHROMIUM
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
+        await page.goto(f"http://127.0.0.1:{port}/")
+        await page.fill("#token", token)
+        await page.click("button[type=submit]")
+        try:
+            yield page
+        finally:
+            await browser.close()
 
 
 def nurse_token(settings: Settings) -> str:
@@ -297,9 +316,16 @@ async def test_every_worker_killed_shows_monitoring_stopped_until_one_is_back(cf
     print(f"\n[fault] every worker killed: 'monitoring stopped' on the feed {took:.1f}s after readings waited"
           f" ({nurse.monitoring[-1]['reason']})")
     assert ok_of(port) is False
-    again, _ = spawn_worker(cfg, tmp_path, "w2")
-    procs.add(again)
-    await nurse.until(lambda: nurse.monitoring[-1]["ok"] is True, 60, "monitoring running again")
+    async with nurse_page(port, nurse_token(cfg)) as page:  # what the nurse sees
+        banner = page.locator("[data-testid=monitoring-stopped]")
+        await banner.wait_for(state="visible", timeout=15_000)
+        assert "MONITORING STOPPED" in await banner.inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "monitoring-stopped.png"))
+        again, _ = spawn_worker(cfg, tmp_path, "w2")
+        procs.add(again)
+        await nurse.until(lambda: nurse.monitoring[-1]["ok"] is True, 60, "monitoring running again")
+        await banner.wait_for(state="hidden", timeout=15_000)
     await wait_for_points(store, cfg.influx_bucket, len(readings), 120)
     assert await total_points(store, cfg.influx_bucket) == len(readings)
     expected = expected_events(readings)
