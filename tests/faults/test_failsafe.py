@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import orjson
@@ -26,7 +25,7 @@ import websockets
 
 from wardwatch.auth import TokenStore
 from wardwatch.bus import open_bus
-from wardwatch.devservices import free_port, start_services
+from wardwatch.devservices import free_port
 from wardwatch.models import Reading
 from wardwatch.settings import Settings
 from wardwatch.store import InfluxStore
@@ -34,26 +33,10 @@ from wardwatch.store import InfluxStore
 from ..alerts.conftest import raised
 from ..detectors.helpers import spawn_worker, worker_env
 from ..detectors.test_worker_group_kill import make_readings, produce, total_points
-from .test_faults import alert_ids, expected_events, health, wait_for_points
+from .test_faults import alert_ids, expected_events, fault_settings, health, own_services, wait_for_points  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def servers():
-    svc = start_services()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture
-def cfg(servers, tmp_path) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    servers.influx.create_database(f"s_{tag}")
-    return Settings(**servers.kafka.client_settings("admin"), topic_prefix=f"s{tag}.", influx_url=servers.influx.url,
-                    influx_token=servers.influx.token, influx_bucket=f"s_{tag}/autogen", data_dir=tmp_path,
-                    readings_partitions=3, consumer_group=f"sg{tag}", stale_after_s=10**9)
 
 
 class Procs:
@@ -181,37 +164,37 @@ def ok_of(port: int) -> bool | None:
     return health(port).get("ok")
 
 
-async def test_a_request_resent_alone_in_a_quiet_minute_is_absorbed(cfg, tmp_path, procs):
-    bus = open_bus(cfg)
+async def test_a_request_resent_alone_in_a_quiet_minute_is_absorbed(fault_settings, tmp_path, procs):
+    bus = open_bus(fault_settings)
     await bus.ensure_topics()
-    proc, port = spawn_worker(cfg, tmp_path, "w")
+    proc, port = spawn_worker(fault_settings, tmp_path, "w")
     procs.add(proc)
-    store = InfluxStore(cfg)
+    store = InfluxStore(fault_settings)
     readings = [Reading(patient="q1", device="dq1", metric="spo2", unit="%", value=84.0 if i >= 10 else 97.0,
                         ts=int(time.time() * 1000) - 120_000 + 1000 * i) for i in range(40)]
     await produce(bus, readings)
-    await wait_for_points(store, cfg.influx_bucket, len(readings), 60)
+    await wait_for_points(store, fault_settings.influx_bucket, len(readings), 60)
     await asyncio.sleep(3)  # quiet: nothing else arrives, the worker has committed
     await produce(bus, readings)  # the gateway never saw our reply and sends the same request again
     await asyncio.sleep(5)
     assert proc.poll() is None, "the worker survived the resend"
     assert ok_of(port) is True
-    assert await total_points(store, cfg.influx_bucket) == len(readings)
+    assert await total_points(store, fault_settings.influx_bucket) == len(readings)
     expected = expected_events(readings)
     assert expected and set(await alert_ids(bus, expected)) == expected
     store.close()
 
 
-async def test_escalation_happens_on_time_while_influxdb_is_down(cfg, tmp_path, procs, servers):
-    bus = open_bus(cfg)
+async def test_escalation_happens_on_time_while_influxdb_is_down(fault_settings, tmp_path, procs, own_services):
+    bus = open_bus(fault_settings)
     await bus.ensure_topics()
-    alerts, port = spawn_alerts(cfg, tmp_path, escalate_after_s=4)
+    alerts, port = spawn_alerts(fault_settings, tmp_path, escalate_after_s=4)
     procs.add(alerts)
-    nurse = Nurse(port, nurse_token(cfg))
+    nurse = Nurse(port, nurse_token(fault_settings))
     producer = bus.producer()
     await producer.start()
     try:
-        servers.influx.stop()
+        own_services.influx.stop()
         event = raised("e1", onset=int(time.time() * 1000) - 20_000)
         await producer.send_many(bus.topics.alerts, [(b"e1", event.to_json())])
         await nurse.until(lambda: event.alert.id in nurse.ids(), 15, "the alarm")
@@ -222,8 +205,8 @@ async def test_escalation_happens_on_time_while_influxdb_is_down(cfg, tmp_path, 
             await asyncio.sleep(0.5)
         assert ok_of(port) is False, "health is red while actions cannot be stored"
     finally:
-        servers.influx.start()
-    store = InfluxStore(cfg)
+        own_services.influx.start()
+    store = InfluxStore(fault_settings)
     t0 = time.monotonic()
     rows = []
     while time.monotonic() - t0 < 60 and not rows:
@@ -240,12 +223,12 @@ async def test_escalation_happens_on_time_while_influxdb_is_down(cfg, tmp_path, 
     await producer.stop()
 
 
-async def test_alert_service_frozen_15s_rejoins_and_shows_every_alarm_once(cfg, tmp_path, procs):
-    bus = open_bus(cfg)
+async def test_alert_service_frozen_15s_rejoins_and_shows_every_alarm_once(fault_settings, tmp_path, procs):
+    bus = open_bus(fault_settings)
     await bus.ensure_topics()
-    alerts, port = spawn_alerts(cfg, tmp_path, escalate_after_s=3600)
+    alerts, port = spawn_alerts(fault_settings, tmp_path, escalate_after_s=3600)
     procs.add(alerts)
-    nurse = Nurse(port, nurse_token(cfg))
+    nurse = Nurse(port, nurse_token(fault_settings))
     producer = bus.producer()
     await producer.start()
     base = int(time.time() * 1000) - 60_000
@@ -270,44 +253,44 @@ async def test_alert_service_frozen_15s_rejoins_and_shows_every_alarm_once(cfg, 
     await producer.stop()
 
 
-async def test_a_detector_worker_frozen_15s_loses_nothing_and_repeats_nothing(cfg, tmp_path, procs):
-    bus = open_bus(cfg)
+async def test_a_detector_worker_frozen_15s_loses_nothing_and_repeats_nothing(fault_settings, tmp_path, procs):
+    bus = open_bus(fault_settings)
     await bus.ensure_topics()
-    a, _ = spawn_worker(cfg, tmp_path, "a")
-    b, _ = spawn_worker(cfg, tmp_path, "b")
+    a, _ = spawn_worker(fault_settings, tmp_path, "a")
+    b, _ = spawn_worker(fault_settings, tmp_path, "b")
     procs.add(a), procs.add(b)
-    store = InfluxStore(cfg)
+    store = InfluxStore(fault_settings)
     readings = make_readings(int(time.time() * 1000) - 3_600_000)
     half = len(readings) // 2
     await asyncio.sleep(3)  # both in the group
     await produce(bus, readings[:half])
-    await wait_for_points(store, cfg.influx_bucket, half, 60)
+    await wait_for_points(store, fault_settings.influx_bucket, half, 60)
     os.kill(a.pid, signal.SIGSTOP)
     await produce(bus, readings[half:])
     await asyncio.sleep(15)
     os.kill(a.pid, signal.SIGCONT)
-    recovered = await wait_for_points(store, cfg.influx_bucket, len(readings), 120)
+    recovered = await wait_for_points(store, fault_settings.influx_bucket, len(readings), 120)
     print(f"\n[fault] worker frozen 15s: all readings stored {recovered:.1f}s after SIGCONT")
-    assert await total_points(store, cfg.influx_bucket) == len(readings)
+    assert await total_points(store, fault_settings.influx_bucket) == len(readings)
     expected = expected_events(readings)
     assert set(await alert_ids(bus, expected)) == expected
     assert a.poll() is None and b.poll() is None
     store.close()
 
 
-async def test_every_worker_killed_shows_monitoring_stopped_until_one_is_back(cfg, tmp_path, procs):
-    bus = open_bus(cfg)
+async def test_every_worker_killed_shows_monitoring_stopped_until_one_is_back(fault_settings, tmp_path, procs):
+    bus = open_bus(fault_settings)
     await bus.ensure_topics()
     stall = 6
-    alerts, port = spawn_alerts(cfg, tmp_path, monitor_stall_s=stall)
-    worker, _ = spawn_worker(cfg, tmp_path, "w")
+    alerts, port = spawn_alerts(fault_settings, tmp_path, monitor_stall_s=stall)
+    worker, _ = spawn_worker(fault_settings, tmp_path, "w")
     procs.add(alerts), procs.add(worker)
-    store = InfluxStore(cfg)
-    nurse = Nurse(port, nurse_token(cfg))
+    store = InfluxStore(fault_settings)
+    nurse = Nurse(port, nurse_token(fault_settings))
     readings = make_readings(int(time.time() * 1000) - 3_600_000)
     third = len(readings) // 3
     await produce(bus, readings[:third])
-    await wait_for_points(store, cfg.influx_bucket, third, 60)
+    await wait_for_points(store, fault_settings.influx_bucket, third, 60)
     await nurse.until(lambda: nurse.monitoring and nurse.monitoring[-1]["ok"], 10, "monitoring running")
     worker.kill()
     worker.wait()
@@ -316,18 +299,18 @@ async def test_every_worker_killed_shows_monitoring_stopped_until_one_is_back(cf
     print(f"\n[fault] every worker killed: 'monitoring stopped' on the feed {took:.1f}s after readings waited"
           f" ({nurse.monitoring[-1]['reason']})")
     assert ok_of(port) is False
-    async with nurse_page(port, nurse_token(cfg)) as page:  # what the nurse sees
+    async with nurse_page(port, nurse_token(fault_settings)) as page:  # what the nurse sees
         banner = page.locator("[data-testid=monitoring-stopped]")
         await banner.wait_for(state="visible", timeout=15_000)
         assert "MONITORING STOPPED" in await banner.inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "monitoring-stopped.png"))
-        again, _ = spawn_worker(cfg, tmp_path, "w2")
+        again, _ = spawn_worker(fault_settings, tmp_path, "w2")
         procs.add(again)
         await nurse.until(lambda: nurse.monitoring[-1]["ok"] is True, 60, "monitoring running again")
         await banner.wait_for(state="hidden", timeout=15_000)
-    await wait_for_points(store, cfg.influx_bucket, len(readings), 120)
-    assert await total_points(store, cfg.influx_bucket) == len(readings)
+    await wait_for_points(store, fault_settings.influx_bucket, len(readings), 120)
+    assert await total_points(store, fault_settings.influx_bucket) == len(readings)
     expected = expected_events(readings)
     assert set(await alert_ids(bus, expected)) == expected
     await nurse.close()
