@@ -60,7 +60,7 @@ class AlertService:
         self.settings = settings
         self.bus = bus or open_bus(settings)
         self.store = store or open_store(settings)
-        self.tokens = TokenStore(settings.tokens_path)
+        self.tokens = TokenStore(settings.tokens_path, cache_size=settings.token_cache_size)
         self.log = EventLog(settings.data_dir / "alerts.sqlite3")
         self.feed = Feed()
         self.registry = RegistryView()

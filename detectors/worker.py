@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import signal
 import time
 
@@ -48,6 +49,8 @@ log = logging.getLogger("wardwatch.detect")
 CHECKPOINT_EVERY_S = 1.0
 MAX_RECORDS = 50_000
 QUARANTINE_RED_S = 300.0  # health stays red this long after records were set aside
+# A waveform chunk however its JSON is spaced (a gateway that is not ours writes `"kind": "waveform"`).
+_WAVEFORM = re.compile(rb'"kind"\s*:\s*"waveform"')
 
 
 class WorkerMetrics:
@@ -341,7 +344,7 @@ class DetectorWorker:
         for tp, msgs in self._skip_covered(batches).items():
             for m in msgs:
                 # Waveform chunks share the topic (and so the patient's partition and order).
-                (waves if m.value and b'"kind":"waveform"' in m.value[:200] else values).append(m.value)
+                (waves if m.value and _WAVEFORM.search(m.value[:200]) else values).append(m.value)
         now_ms = int(time.time() * 1000)
         cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
         if self._is_suspect(batches):
