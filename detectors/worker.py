@@ -377,13 +377,8 @@ class DetectorWorker:
     def _compute(self, cols: ReadingColumns, rejected: list[RejectedInput]) -> EngineOutput:
         """The engine on a suspect batch: undone and split when it raises, to find the records
         that break it, which are set aside (dead letter + technical alarm) while the rest go on."""
-        sp = self.engine.savepoint(cols)
-        try:
-            return self.engine.process(cols)
-        except Exception:
-            self.engine.rollback(sp)
         out, bad = EngineOutput(), []
-        self._bisect(cols, np.arange(len(cols)), out, bad)
+        self._bisect(cols, np.arange(len(cols)), out, bad)  # its first try is the whole batch
         now = int(time.time() * 1000)
         for i, exc in bad:
             rec = {"patient": cols.patient[i], "device": cols.device[i], "metric": METRICS[int(cols.metric[i])].value
