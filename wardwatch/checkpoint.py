@@ -39,8 +39,7 @@ class Checkpoint:
         self.committed: Offsets = {}  # what the last successful commit moved the offsets to
         self.dirty: set[str] = set()  # state keys (patients) changed since the last state save
         self._lanes: dict[str, asyncio.Task | None] = {}
-        self._in_flight: list[asyncio.Task] = []
-        self._coros: dict[asyncio.Task, Coroutine] = {}
+        self._coros: dict[asyncio.Task, Coroutine] = {}  # effects in flight, by task
         self.failure: BaseException | None = None
 
     # ------------------------------------------------------------------ batches
@@ -59,23 +58,22 @@ class Checkpoint:
             for coro in effects.values():
                 coro.close()
             raise CheckpointAborted(f"checkpoint already aborted: {self.failure!r}")
-        tasks = []
         for lane, coro in effects.items():
             prev = self._lanes.get(lane)
             task = asyncio.ensure_future(self._after(prev, coro))
             task.add_done_callback(self._note_failure)
             self._coros[task] = coro
             self._lanes[lane] = task
-            tasks.append(task)
-        if tasks:
-            self._in_flight.extend(tasks)
         self.offsets.update(offsets)
         self.dirty |= set(dirty)
-        self._in_flight = [t for t in self._in_flight if not t.done()]
+        self._prune()
+        while len(self._coros) > self.max_in_flight * max(1, len(self._lanes)):
+            await asyncio.wait(list(self._coros), return_when=asyncio.FIRST_COMPLETED)
+            self._prune()
+
+    def _prune(self) -> None:
+        """Forget the effects that are done: what is left is what is in flight."""
         self._coros = {t: c for t, c in self._coros.items() if not t.done()}
-        while len(self._in_flight) > self.max_in_flight * max(1, len(self._lanes)):
-            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-            self._in_flight = [t for t in self._in_flight if not t.done()]
 
     @staticmethod
     async def _after(prev: asyncio.Task | None, coro: Coroutine) -> None:
@@ -145,7 +143,6 @@ class Checkpoint:
     def reset(self, committed: Offsets | None = None) -> None:
         """A new window after a rewind or a rebalance: nothing in flight, nothing dirty."""
         self._lanes.clear()
-        self._in_flight.clear()
         self._coros.clear()
         self.offsets = dict(committed or {})
         self.committed = dict(committed or {})
