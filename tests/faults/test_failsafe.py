@@ -134,6 +134,10 @@ class Nurse:
             await asyncio.sleep(0.2)
         raise AssertionError(f"{what} not seen within {timeout}s (events: {len(self.events)}, monitoring: {self.monitoring[-3:]})")
 
+    def each_event_once(self) -> bool:
+        seen = [e["event_id"] for e in self.events]
+        return len(seen) == len(set(seen))
+
     async def close(self) -> None:
         self._task.cancel()
 
@@ -154,6 +158,17 @@ async def nurse_page(port: int, token: str):
             yield page
         finally:
             await browser.close()
+
+
+async def alert_service_with_a_nurse(settings: Settings, data_dir: Path, procs: Procs, **env):
+    """An alert-service process, a nurse following its feed, and a producer for alarm events."""
+    bus = open_bus(settings)
+    await bus.ensure_topics()
+    alerts, port = spawn_alerts(settings, data_dir, **env)
+    procs.add(alerts)
+    producer = bus.producer()
+    await producer.start()
+    return bus, alerts, port, Nurse(port, nurse_token(settings)), producer
 
 
 def nurse_token(settings: Settings) -> str:
@@ -186,13 +201,7 @@ async def test_a_request_resent_alone_in_a_quiet_minute_is_absorbed(fault_settin
 
 
 async def test_escalation_happens_on_time_while_influxdb_is_down(fault_settings, tmp_path, procs, own_services):
-    bus = open_bus(fault_settings)
-    await bus.ensure_topics()
-    alerts, port = spawn_alerts(fault_settings, tmp_path, escalate_after_s=4)
-    procs.add(alerts)
-    nurse = Nurse(port, nurse_token(fault_settings))
-    producer = bus.producer()
-    await producer.start()
+    bus, _, port, nurse, producer = await alert_service_with_a_nurse(fault_settings, tmp_path, procs, escalate_after_s=4)
     try:
         own_services.influx.stop()
         event = raised("e1", onset=int(time.time() * 1000) - 20_000)
@@ -216,21 +225,15 @@ async def test_escalation_happens_on_time_while_influxdb_is_down(fault_settings,
     store.close()
     assert rows, "the escalation is stored once InfluxDB is back"
     await nurse.until(lambda: ok_of(port) is True, 40, "health green again")
-    seen = [e["event_id"] for e in nurse.events]
-    assert len(seen) == len(set(seen)), "no event shown twice"
+    assert nurse.each_event_once(), "no event shown twice"
     assert nurse.ids().count(event.alert.id) == 1 and 1 <= nurse.ids("escalated").count(event.alert.id) <= 2
     await nurse.close()
     await producer.stop()
 
 
 async def test_alert_service_frozen_15s_rejoins_and_shows_every_alarm_once(fault_settings, tmp_path, procs):
-    bus = open_bus(fault_settings)
-    await bus.ensure_topics()
-    alerts, port = spawn_alerts(fault_settings, tmp_path, escalate_after_s=3600)
-    procs.add(alerts)
-    nurse = Nurse(port, nurse_token(fault_settings))
-    producer = bus.producer()
-    await producer.start()
+    bus, alerts, port, nurse, producer = await alert_service_with_a_nurse(fault_settings, tmp_path, procs,
+                                                                          escalate_after_s=3600)
     base = int(time.time() * 1000) - 60_000
     before, during, after = raised("f1", onset=base), raised("f2", onset=base + 1), raised("f3", onset=base + 2)
     await producer.send_many(bus.topics.alerts, [(b"f1", before.to_json())])
@@ -246,8 +249,7 @@ async def test_alert_service_frozen_15s_rejoins_and_shows_every_alarm_once(fault
     print(f"\n[fault] alert service frozen 15s: the alarm raised meanwhile shown {took:.1f}s after SIGCONT")
     await asyncio.sleep(2)
     assert sorted(nurse.ids()) == sorted({before.alert.id, during.alert.id, after.alert.id}), "each alarm once"
-    seen = [e["event_id"] for e in nurse.events]
-    assert len(seen) == len(set(seen)), "no event shown twice"
+    assert nurse.each_event_once(), "no event shown twice"
     await nurse.until(lambda: ok_of(port) is True, 30, "health green again")
     await nurse.close()
     await producer.stop()
