@@ -13,12 +13,13 @@ import time
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import given, settings as hsettings, strategies as st
 
 from alerts.history import csv_cell
 from ingest.codec import decode_readings
 from ingest.formats.hl7v2 import split_messages
 from tests.ingest.test_formats import PCD01
+from tests.ingest.test_fuzz import collect
 from wardwatch.identifiers import REASON, is_identifier
 from wardwatch.lineprotocol import line
 from wardwatch.models import Reading, RejectedInput
@@ -30,18 +31,6 @@ pytestmark = pytest.mark.integration
 
 NASTY = ["${r.patient}", '" or true or "', "p1\n", "p1 ", "a,b=c", "p1\\", "\\${x}", "=cmd|' /C calc'!A0", "p1\" ) |> drop(",
          "-p1", "p" * 65, "", " ", "пациент", "p1\x00", "p1\r"]
-
-
-def collect(strategy, n: int) -> list:
-    out: list = []
-
-    @hsettings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def gather(x):
-        out.append(x)
-
-    gather()
-    return out
 
 
 def id_like() -> st.SearchStrategy[str]:
