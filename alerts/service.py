@@ -75,7 +75,6 @@ class AlertService:
         self._outbox_stuck_since: float | None = None
         self.overrides = Overrides(settings.data_dir / "limits.sqlite3")
         self.connections: set[Client] = set()  # authenticated sockets, subscribed or not
-        self._revocation_watch: asyncio.Task | None = None
         self._closing: set[asyncio.Task] = set()
         self.metrics = CollectorRegistry()
         self.m_events = Counter("wardwatch_alerts_events_total", "alarm events stored", ["type"], registry=self.metrics)
@@ -235,7 +234,6 @@ class AlertService:
                                     "monitoring": self.watch.status.message()}).decode())
         self.m_clients.inc()
         self.connections.add(client)
-        self._watch_revocations()
         try:
             async for raw in ws:
                 try:
@@ -254,15 +252,13 @@ class AlertService:
             self.feed.remove(client)
             self.m_clients.dec()
 
-    def _watch_revocations(self) -> None:
-        if self._revocation_watch is None or self._revocation_watch.done():
-            self._revocation_watch = asyncio.create_task(self._close_revoked())
-
-    async def _close_revoked(self) -> None:
+    async def close_revoked(self) -> None:
         """Re-check connected clients' tokens against the token table; close revoked ones (4401)."""
-        while self.connections and not self.stop.is_set():
+        while not self.stop.is_set():
             await asyncio.sleep(REVOKE_CHECK_S)
             clients = list(self.connections)
+            if not clients:
+                continue
             active = self.tokens.active({c.principal.token_id for c in clients})
             for c in clients:
                 if c.principal.token_id not in active:
@@ -467,7 +463,7 @@ class AlertService:
                               ("alarms", self.consume_alerts), ("vitals", self.consume_vitals),
                               ("escalation", self.escalate), ("fanout", lambda: self.feed.run(self.stop)),
                               ("heartbeat", self.heartbeat), ("outbox", self.drain_outbox),
-                              ("detector-watch", self.watch_detectors)):
+                              ("detector-watch", self.watch_detectors), ("revocations", self.close_revoked)):
             self.supervisor.spawn(name, factory)
         try:
             await asyncio.wait_for(self.registry_ready.wait(), 30)
