@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 services: $(STAMP)
-	$(PY) -m wardwatch.devservices install
+	$(PY) -m devservices install
 
 demo: $(STAMP)
 	$(WW) demo

@@ -8,11 +8,9 @@ before it is shown or its offset committed, so a restart loses nothing and shows
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import mimetypes
-import signal
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -33,7 +31,7 @@ from wardwatch.lineprotocol import line
 from wardwatch.identifiers import is_identifier
 from wardwatch.models import AlertEvent, AlertEventType, AlertState, VitalsSnapshot, now_ms
 from wardwatch.registry import RegistryView
-from wardwatch.settings import Settings, get_settings
+from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
 from . import limits as limit_checks
@@ -522,22 +520,3 @@ def _static(name: str) -> Response:
         return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
     ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return _response(HTTPStatus.OK, path.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text") else ""))
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=None, help="default: WARDWATCH_ALERTS_HOST")
-    p.add_argument("--port", type=int, default=None, help="default: WARDWATCH_ALERTS_PORT")
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
-
-    async def main() -> None:
-        service = AlertService(settings)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.stop.set)
-        await service.run(args.host or settings.alerts_host, args.port or settings.alerts_port)
-
-    asyncio.run(main())
-    return 0

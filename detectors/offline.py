@@ -7,7 +7,6 @@ SepsisLabel column, if present, is never read.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import time
 
@@ -23,17 +22,12 @@ def score_frame(df):
     return replay(df, engine)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="CinC 2019 CSV, gzip or plain")
-    p.add_argument("--output", required=True)
-
-
-def run(args: argparse.Namespace) -> int:
+def score_file(input: str, output: str) -> int:
     from detectors.early_warning.replay import read_cinc
 
     t0 = time.time()
-    res = score_frame(read_cinc(args.input))
-    with open(args.output, "w", newline="") as f:
+    res = score_frame(read_cinc(input))
+    with open(output, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["patient", "ICULOS", "risk", "news2", "alert", "priority"])
         for row in zip(res.patient, res.iculos, res.risk, res.news2, res.alert, res.priority):

@@ -9,7 +9,6 @@ the library versions and the held-out metrics.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import time
@@ -57,13 +56,7 @@ def tune_thresholds(patient, labels, risk, max_episodes: float = 0.7) -> dict:
     return {"medium": medium, "high": float(max(medium, np.nanquantile(risk, 0.998)))}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", default="../shared/data/cinc2019/cinc2019_setB_dev.csv.gz")
-    p.add_argument("--out", default=str(Path(__file__).parent / "artefacts"))
-    p.add_argument("--seed", type=int, default=SEED)
-
-
-def run(args: argparse.Namespace) -> int:
+def train(input: str, out: str, seed: int = SEED) -> int:
     import pandas as pd
     import sklearn
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -72,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from detectors.early_warning.risk import TreeModel, feature_names
 
     t0 = time.time()
-    path = Path(args.input)
+    path = Path(input)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     df = read_cinc(path)
     labels_df = pd.read_csv(path, usecols=["patient", "ICULOS", "SepsisLabel"])
-    split = split_patients(df["patient"].astype(str).to_numpy(), args.seed)
+    split = split_patients(df["patient"].astype(str).to_numpy(), seed)
     pats, hours, X = build_features(df)
     # Hour h of the replay is ICULOS h (the replay starts every patient at hour 0 of the same base).
     base_hour = pats.astype(str)
@@ -88,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"features: {X.shape} from {len(set(base_hour))} patients in {time.time() - t0:.0f}s")
     clf = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=31, l2_regularization=1.0,
                                          class_weight={0: 1, 1: 5}, early_stopping=True, validation_fraction=0.1,
-                                         random_state=args.seed)
+                                         random_state=seed)
     tr = part == "train"
     # The isolation forest learns what "usual for this patient" looks like: baseline-normalised
     # vitals of training patients after their baseline hours, outside any sepsis window.
@@ -100,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
     zcols = [names.index(f"{m}_z") for m in ("heart_rate", "spo2", "temperature", "sbp", "map", "resp_rate")]
     Z = X[:, zcols].astype(np.float64)
     fit_rows = tr & (y == 0) & (X[:, names.index("hours")] >= 6)
-    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=args.seed).fit(np.nan_to_num(Z[fit_rows]))
+    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=seed).fit(np.nan_to_num(Z[fit_rows]))
     trees = IsolationTrees.from_sklearn(forest)
     X[:, names.index("iforest")] = trees.score(Z)
     assert np.allclose(trees.score(Z[:2000]), -forest.score_samples(np.nan_to_num(Z[:2000]))), "exported forest must match"
     clf.fit(X[tr], y[tr])
-    meta = {"features": feature_names(), "data_sha256": sha, "data_file": path.name, "seed": args.seed,
+    meta = {"features": feature_names(), "data_sha256": sha, "data_file": path.name, "seed": seed,
             "split": {"train": 0.6, "tune": 0.2, "test": 0.2, "unit": "patient"}, "sklearn": sklearn.__version__,
             "trained": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_train_rows": int(tr.sum())}
     model = TreeModel.from_sklearn(clf, meta)
@@ -113,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     assert np.allclose(risk[:2000], clf.predict_proba(X[:2000])[:, 1]), "exported trees must match sklearn"
     tu = part == "tune"
     model.meta["thresholds"] = tune_thresholds(pats[tu].astype(str), y[tu], risk[tu])
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "risk")
     np.savez_compressed(out / "iforest.npz", **trees.a)

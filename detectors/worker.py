@@ -14,11 +14,9 @@ patient whose state already covers a replayed record skips it, so state and offs
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import re
-import signal
 import time
 
 import numpy as np
@@ -39,7 +37,7 @@ from wardwatch.embedded_store import open_store
 from wardwatch.httpd import serve
 from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
-from wardwatch.settings import Settings, get_settings
+from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
 from .engine import DetectorEngine, EngineOutput, _alert_line as alert_line
@@ -522,28 +520,3 @@ def _decode_state(value: bytes) -> tuple[dict[int, int], bytes]:
         return {}, value
     doc = orjson.loads(value)
     return {int(k): int(v) for k, v in doc["covers"].items()}, orjson.dumps(doc["state"])
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metrics-host", default="127.0.0.1")
-    p.add_argument("--metrics-port", type=int, default=None, help="default: WARDWATCH_DETECT_METRICS_PORT")
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        worker = DetectorWorker(settings)
-        server = await worker.serve_health(args.metrics_host, args.metrics_port or settings.detect_metrics_port)
-        log.info("detector worker started (group %s)", settings.consumer_group)
-        try:
-            await worker.run(stop)
-        finally:
-            server.close()
-
-    asyncio.run(main())
-    return 0

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -28,7 +27,7 @@ from wardwatch.auth import AuthError, TokenStore, bearer
 from wardwatch.bus import Bus, open_bus
 from wardwatch.models import PatientRecord, Reading, RejectedInput
 from wardwatch.registry import Registry, RegistryView
-from wardwatch.settings import Settings, get_settings
+from wardwatch.settings import Settings
 
 from . import httpserver
 from .bounds import Bounds, read_body
@@ -286,22 +285,3 @@ def openapi_doc() -> dict:
             "/healthz": {"get": {"summary": "503 when Kafka is unreachable", "responses": {"200": {"description": "ok"}}}},
         },
     }
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=None, help="default: WARDWATCH_INGEST_HOST")
-    p.add_argument("--port", type=int, default=None, help="default: WARDWATCH_INGEST_PORT")
-
-
-def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings = get_settings()
-
-    async def main() -> None:  # the app's Kafka clients belong to this event loop
-        config = httpserver.config(create_app(settings), settings, args.host or settings.ingest_host,
-                                   args.port or settings.ingest_port)
-        await uvicorn.Server(config).serve()
-
-    asyncio.run(main())
-    return 0

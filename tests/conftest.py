@@ -23,7 +23,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def services():
     """Real Kafka (KRaft) and InfluxDB processes on free loopback ports, stopped at the end."""
-    from wardwatch.devservices import start_services
+    from devservices import start_services
 
     svc = start_services()
     try:

@@ -15,7 +15,7 @@ import httpx
 import orjson
 import websockets
 
-from wardwatch.devservices import free_port
+from devservices import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -24,7 +24,7 @@ async def test_demo_shows_live_patients_and_alarms_and_keeps_history(tmp_path):
     port = free_port()
     env = dict(os.environ, WARDWATCH_DATA_DIR=str(tmp_path))
     env.pop("WARDWATCH_BACKEND", None)
-    proc = subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "demo", "--duration", "60", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "demo", "--duration", "60", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         token = None

@@ -1,6 +1,6 @@
 """Who may do what on Kafka: one principal per service, least privilege, as ``kafka-acls`` arguments.
 
-The plan is data, so the dev stack (:mod:`wardwatch.devservices`), operators (``kafka-acls.sh``, see
+The plan is data, so the dev stack (:mod:`devservices`), operators (``kafka-acls.sh``, see
 docs/operations.md) and the tests apply the same rules. Every pattern is PREFIXED: topic rules on
 ``<topic prefix><topic>`` and group rules on the group names, so one plan covers every instance of
 a service (``wardwatch-alerts-a``, ``-b``...) and any topic prefix it is rendered for.

@@ -12,7 +12,7 @@ import websockets
 from alerts.service import AlertService
 from wardwatch.auth import TokenStore
 from wardwatch.bus import open_bus
-from wardwatch.devservices import free_port
+from devservices import free_port
 from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, PatientRecord, Priority, alert_id
 from wardwatch.registry import Registry
 

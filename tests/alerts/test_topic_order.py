@@ -9,7 +9,7 @@ import pytest
 
 from alerts.service import AlertService
 from wardwatch.bus import open_bus
-from wardwatch.devservices import free_port
+from devservices import free_port
 from wardwatch.models import AlertEvent, AlertEventType
 
 from .conftest import raised

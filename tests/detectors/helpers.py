@@ -39,10 +39,10 @@ def spawn_worker(settings, data_dir, name: str, port: int | None = None):
     import sys
     from pathlib import Path
 
-    from wardwatch.devservices import free_port
+    from devservices import free_port
 
     port = port or free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "detect", "--metrics-port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "detect", "--metrics-port", str(port)],
                             env=worker_env(settings, data_dir), stdout=open(Path(data_dir) / f"{name}.log", "ab"),
                             stderr=subprocess.STDOUT)
     return proc, port

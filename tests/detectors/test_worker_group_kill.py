@@ -16,7 +16,7 @@ import pytest
 from detectors.engine import DetectorEngine
 from wardwatch.bus import open_bus
 from wardwatch.columns import ReadingColumns
-from wardwatch.devservices import free_port
+from devservices import free_port
 from wardwatch.models import AlertEvent, Reading
 from wardwatch.store import InfluxStore, flux_string
 

@@ -97,7 +97,7 @@ def test_score_writes_one_row_per_input_row_and_never_reads_the_label(heldout, t
     outs = []
     for src in (with_label, without):
         out = tmp_path / f"{src.stem}.out.csv"
-        subprocess.run([sys.executable, "-m", "wardwatch.cli", "score", "--input", str(src), "--output", str(out)],
+        subprocess.run([sys.executable, "-m", "app.cli", "score", "--input", str(src), "--output", str(out)],
                        check=True, capture_output=True)
         outs.append(out.read_text())
     assert outs[0] == outs[1]

@@ -25,7 +25,7 @@ import websockets
 
 from wardwatch.auth import TokenStore
 from wardwatch.bus import open_bus
-from wardwatch.devservices import free_port
+from devservices import free_port
 from wardwatch.models import Reading
 from wardwatch.settings import Settings
 from wardwatch.store import InfluxStore
@@ -72,7 +72,7 @@ def spawn_alerts(settings: Settings, data_dir: Path, **env) -> tuple[subprocess.
     port = free_port()
     e = dict(worker_env(settings, data_dir), WARDWATCH_ALERTS_PORT=str(port),
              **{f"WARDWATCH_{k.upper()}": str(v) for k, v in env.items()})
-    proc = subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "alerts", "--port", str(port)], env=e,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "alerts", "--port", str(port)], env=e,
                             stdout=open(data_dir / "alerts.log", "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ import pytest
 from detectors.engine import DetectorEngine
 from wardwatch.bus import open_bus
 from wardwatch.columns import ReadingColumns
-from wardwatch.devservices import start_services
+from devservices import start_services
 from wardwatch.settings import Settings
 from wardwatch.store import InfluxStore
 

@@ -29,7 +29,7 @@ from alerts.service import AlertService
 from ingest.server import create_app
 from wardwatch.auth import Role, TokenStore
 from wardwatch.bus import open_bus
-from wardwatch.devservices import free_port
+from devservices import free_port
 from wardwatch.models import PatientRecord
 from wardwatch.registry import Registry
 from wardwatch.settings import Settings

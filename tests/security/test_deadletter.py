@@ -13,7 +13,7 @@ from ingest.validate import MAX_PAYLOAD_KEEP
 from wardwatch.models import RejectedInput
 
 from .conftest import drain
-from ingest.hostile import hostile_bodies, valid_reading_body
+from benchmarks.hostile import hostile_bodies, valid_reading_body
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, Topi
 
 from alerts.service import AlertService
 from wardwatch.bus import open_bus
-from wardwatch.devservices import free_port
+from devservices import free_port
 from wardwatch.kafka import make_consumer, make_producer
 from wardwatch.models import AlertEvent, AlertEventType
 from wardwatch.settings import Settings

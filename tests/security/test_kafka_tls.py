@@ -9,7 +9,7 @@ import uuid
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from wardwatch.devservices import KafkaServer
+from devservices import KafkaServer
 from wardwatch.kafka import make_consumer, make_producer
 from wardwatch.settings import Settings
 

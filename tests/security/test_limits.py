@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from .conftest import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, TOKEN_CACHE, drain
-from ingest.hostile import hostile_bodies, slow_loris, valid_reading_body
+from benchmarks.hostile import hostile_bodies, slow_loris, valid_reading_body
 
 pytestmark = pytest.mark.integration
 

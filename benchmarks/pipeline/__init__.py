@@ -47,10 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    from wardwatch.devservices import _die_with_parent
+    from devservices import die_with_parent
 
     return subprocess.Popen(argv, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=die_with_parent)
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -104,7 +104,7 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
         procs = await start_wardwatch(settings, env, workdir, args.workers)
         latency_task = asyncio.create_task(wardwatch_latency(settings, stop, lat, ward))
     else:
-        cmd = [sys.executable, "-m", "wardwatch.pipeline_bench.peers", PEER_CMD[build], "--in", readings, "--out", out, "--group", settings.consumer_group,
+        cmd = [sys.executable, "-m", "benchmarks.pipeline.peers", PEER_CMD[build], "--in", readings, "--out", out, "--group", settings.consumer_group,
                "--seconds", str(budget)]
         procs = {build: _spawn(cmd, env, workdir / f"{build}.log")}
     sampler = ProcSampler({name: p.pid for name, p in procs.items()})
@@ -186,7 +186,7 @@ def _chart(results: dict, path: Path) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    from wardwatch.devservices import bench_services
+    from devservices import bench_services
 
     services = bench_services()
     workdir = Path(args.out)

@@ -1,4 +1,4 @@
-"""The ``wardwatch`` command. Each subcommand lives in its own module, imported only when used.
+"""The ``wardwatch`` command. Each subcommand is a module of :mod:`app.commands`, imported only when used.
 
 A command module provides ``add_arguments(parser)`` and ``run(args) -> int``.
 """
@@ -10,19 +10,19 @@ import importlib
 import logging
 import sys
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("wardwatch.demo", "run the whole service in one process on replayed real patients"),
-    "token": ("wardwatch.tokens_cli", "create, list and revoke access tokens"),
-    "services": ("wardwatch.services_cli", "install and run Kafka and InfluxDB as local processes"),
-    "patients": ("ingest.registry_cli", "admit, assign devices, discharge"),
-    "gateway": ("ingest.gateway_cli", "replay real or synthetic readings as a device gateway"),
-    "ingest": ("ingest.server", "run the HTTP ingest endpoint"),
-    "detect": ("detectors.worker", "run a detector worker in the consumer group"),
-    "train": ("detectors.training", "train the early-warning models from data"),
-    "score": ("detectors.offline", "score a CinC 2019 file offline through the worker's detectors"),
-    "evaluate": ("detectors.evaluate", "compare WardWatch's risk and alarms with NEWS2 on CinC data"),
-    "alerts": ("alerts.service", "run the alert feed, nurse page and history API"),
-    "bench": ("wardwatch.bench", "benchmarks: ingest, detectors, alerts, pipeline"),
+COMMANDS: dict[str, str] = {
+    "demo": "run the whole service in one process on replayed real patients",
+    "token": "create, list and revoke access tokens",
+    "services": "install and run Kafka and InfluxDB as local processes (development and tests)",
+    "patients": "admit, assign devices, discharge",
+    "gateway": "replay real or synthetic readings as a device gateway",
+    "ingest": "run the HTTP ingest endpoint",
+    "detect": "run a detector worker in the consumer group",
+    "train": "train the early-warning models from data",
+    "score": "score a CinC 2019 file offline through the worker's detectors",
+    "evaluate": "compare WardWatch's risk and alarms with NEWS2 on CinC data",
+    "alerts": "run the alert feed, nurse page and history API",
+    "bench": "benchmarks: ingest, detectors, alerts, pipeline",
 }
 
 
@@ -38,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wardwatch", description="WardWatch: continuous vital-sign monitoring")
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_) in COMMANDS.items():
+    for name, help_ in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
     # Find the command first, then let only its module build its parser.
     known, _ = parser.parse_known_args(argv)
     if not known.command:
         parser.print_help()
         return 2
-    module_name, help_ = COMMANDS[known.command]
+    module_name, help_ = f"app.commands.{known.command}", COMMANDS[known.command]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

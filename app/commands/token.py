@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .auth import Role, TokenStore
-from .settings import get_settings
+from wardwatch.auth import Role, TokenStore
+from wardwatch.settings import get_settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

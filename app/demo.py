@@ -8,22 +8,19 @@ the same demo against the real servers.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import shutil
 import signal
 
-from .auth import Role, TokenStore
-from .bus import open_bus
-from .embedded_store import open_store
-from .settings import Settings, get_settings
+from alerts.service import AlertService
+from detectors.worker import DetectorWorker
+from ingest.replay import replay
+from wardwatch.auth import Role, TokenStore
+from wardwatch.bus import open_bus
+from wardwatch.embedded_store import open_store
+from wardwatch.settings import Settings
 
 
 async def run_demo(settings: Settings, duration: float | None, host: str, port: int, ready=None) -> None:
-    from alerts.service import AlertService
-    from detectors.worker import DetectorWorker
-    from ingest.replay import replay
-
     bus = open_bus(settings)
     store = open_store(settings)
     tokens = TokenStore(settings.tokens_path)
@@ -57,21 +54,3 @@ async def run_demo(settings: Settings, duration: float | None, host: str, port: 
     except asyncio.TimeoutError:
         stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until stopped)")
-    p.add_argument("--host", default=None, help="default: WARDWATCH_ALERTS_HOST (127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="default: WARDWATCH_ALERTS_PORT (8765)")
-    p.add_argument("--keep", action="store_true", help="keep the demo's data from an earlier run")
-
-
-def run(args: argparse.Namespace) -> int:
-    base = get_settings()
-    backend = base.backend if "WARDWATCH_BACKEND" in __import__("os").environ else "embedded"
-    data_dir = base.data_dir / "demo"
-    if not args.keep and backend == "embedded":
-        shutil.rmtree(data_dir, ignore_errors=True)  # the in-process bus starts empty: so does the rest
-    settings = base.model_copy(update={"backend": backend, "data_dir": data_dir, "stale_after_s": 30.0})
-    asyncio.run(run_demo(settings, args.duration, args.host or settings.alerts_host, args.port or settings.alerts_port))
-    return 0

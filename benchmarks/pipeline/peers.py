@@ -1,6 +1,6 @@
 """The peer builds of the pipeline benchmark, each run as its own process.
 
-    python -m wardwatch.pipeline_bench.peers raw|per_message|quix --in T --out T2 --group G --seconds S
+    python -m benchmarks.pipeline.peers raw|per_message|quix --in T --out T2 --group G --seconds S
 
 Kafka connection and security settings come from the ``WARDWATCH_*`` environment, like every service.
 

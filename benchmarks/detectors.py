@@ -21,7 +21,7 @@ import psutil
 
 from ingest.codec import decode_readings
 
-from .engine import DetectorEngine
+from detectors.engine import DetectorEngine
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,7 +92,7 @@ def naive_process(raw: bytes, state: dict, rules, out: list) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .limits import DEFAULT_RULES
+    from detectors.limits import DEFAULT_RULES
 
     proc = psutil.Process()
     chunks = messages(args.patients, args.seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import devservices
+import devservices.servers as devservices
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ the listener can have TLS (SASL_SSL) with a given certificate (tests/security/te
 
 Children are started with PR_SET_PDEATHSIG, so a killed test run takes its servers with it.
 
-    python -m wardwatch.devservices install        # fetch and build, cached
-    python -m wardwatch.devservices up             # run both until Ctrl-C, print their addresses
+    python -m devservices install        # fetch and build, cached
+    python -m devservices up             # run both until Ctrl-C, print their addresses
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .kafka_acls import SERVICES, service_grants
-from .settings import Settings
-from .topics import Topics
+from wardwatch.kafka_acls import SERVICES, service_grants
+from wardwatch.settings import Settings
+from wardwatch.topics import Topics
 
 KAFKA_VERSION = os.environ.get("WARDWATCH_KAFKA_VERSION", "4.1.1")
 LOG4J_VERSION = "2.24.3"
@@ -58,7 +58,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux only: the kernel sends SIGKILL to the child when the process that started it dies.
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
@@ -170,7 +170,7 @@ class Proc:
         self.log_path = self.workdir / f"{self.name}.log"
         log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                      preexec_fn=_die_with_parent, start_new_session=True)
+                                      preexec_fn=die_with_parent, start_new_session=True)
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -327,7 +327,7 @@ class KafkaServer(Proc):
         commands.write_text("".join(" ".join(common + g.args()) + "\n" for g in grants))
         with open(commands) as stdin:
             return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=die_with_parent)
 
     def restart(self) -> None:
         """Stop and start on the same ports and data (a broker restart)."""
@@ -347,7 +347,7 @@ def kafka_ready(settings: Settings) -> bool:
     """True once the broker answers a metadata request (with its own, short-lived client)."""
     import asyncio
 
-    from .kafka import make_admin
+    from wardwatch.kafka import make_admin
 
     async def probe() -> bool:
         admin = make_admin(settings, request_timeout_ms=2000)
@@ -482,7 +482,7 @@ def start_services() -> Services:
 
     InfluxDB starts while Kafka boots, and the ACLs go in while the topics are created (measured
     fastest on two cores: a third JVM during Kafka's boot slowed all of them)."""
-    from .kafka import ensure_topics
+    from wardwatch.kafka import ensure_topics
 
     base = Settings()  # the topic prefix and detector group the ACLs are for
     kafka = KafkaServer()
@@ -516,7 +516,7 @@ def bench_services() -> Services | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wardwatch.devservices", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m devservices", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("install", help="fetch Kafka jars and build influxd into the cache")

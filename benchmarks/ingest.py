@@ -77,7 +77,7 @@ async def kafka_path(settings: Settings, ticks: list[ReadingColumns]) -> float:
 def start_server(settings: Settings, port: int, **env_extra: str) -> subprocess.Popen:
     env = dict(os.environ, **settings.kafka_env(), WARDWATCH_TOPIC_PREFIX=settings.topic_prefix,
                WARDWATCH_DATA_DIR=str(settings.data_dir), WARDWATCH_INGEST_MAX_BACKLOG="1000000", **env_extra)
-    return subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "ingest", "--port", str(port)],
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "--log-level", "WARNING", "ingest", "--port", str(port)],
                             env=env)
 
 
@@ -98,7 +98,7 @@ async def http_path(settings: Settings, ticks: list[ReadingColumns], seconds: fl
 
     from ingest.gateway import GatewayClient
     from wardwatch.auth import TokenStore
-    from wardwatch.devservices import free_port
+    from devservices import free_port
     from wardwatch.models import PatientRecord
     from wardwatch.bus import open_bus
     from wardwatch.registry import Registry
@@ -148,9 +148,9 @@ async def hostile_path(settings: Settings, seconds: float, lorises: int) -> dict
     """Valid 10-reading requests on 4 connections for ``seconds`` quiet, then ``seconds`` under attack."""
     import httpx
 
-    from ingest.hostile import hostile_bodies, slow_loris, valid_reading_body
+    from benchmarks.hostile import hostile_bodies, slow_loris, valid_reading_body
     from wardwatch.auth import TokenStore
-    from wardwatch.devservices import free_port
+    from devservices import free_port
 
     token, _ = TokenStore(settings.tokens_path).create("gateway", "bench-hostile")
     port = free_port()
@@ -206,7 +206,7 @@ async def _main(args: argparse.Namespace) -> dict:
     import tempfile
     import uuid
 
-    from wardwatch.devservices import bench_services
+    from devservices import bench_services
     from wardwatch.kafka import ensure_topics
 
     services = bench_services()

@@ -7,10 +7,10 @@ import argparse
 import importlib
 
 TARGETS = {
-    "ingest": "ingest.bench",
-    "detectors": "detectors.bench",
-    "alerts": "alerts.bench",
-    "pipeline": "wardwatch.pipeline_bench",
+    "ingest": "benchmarks.ingest",
+    "detectors": "benchmarks.detectors",
+    "alerts": "benchmarks.alerts",
+    "pipeline": "benchmarks.pipeline",
 }
 
 

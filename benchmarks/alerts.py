@@ -72,7 +72,7 @@ async def clients_main(url: str, token: str, n: int, seconds: float) -> None:
 async def _main(args: argparse.Namespace) -> dict:
     from wardwatch.auth import TokenStore
     from wardwatch.bus import open_bus
-    from wardwatch.devservices import bench_services, free_port
+    from devservices import bench_services, free_port
     from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, Priority
     from wardwatch.settings import Settings
 
@@ -85,7 +85,7 @@ async def _main(args: argparse.Namespace) -> dict:
     port = free_port()
     env = dict(os.environ, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_DATA_DIR=data_dir,
                WARDWATCH_ESCALATE_AFTER_S="3600")
-    procs = [subprocess.Popen([sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "alerts", "--port", str(port)],
+    procs = [subprocess.Popen([sys.executable, "-m", "app.cli", "--log-level", "WARNING", "alerts", "--port", str(port)],
                               env=env)]
     clients = []
     try:
@@ -100,7 +100,7 @@ async def _main(args: argparse.Namespace) -> dict:
             await asyncio.sleep(0.2)
         per = args.clients // args.client_processes
         for _ in range(args.client_processes):
-            clients.append(subprocess.Popen([sys.executable, "-c", "import sys, asyncio; from alerts.bench import clients_main;"
+            clients.append(subprocess.Popen([sys.executable, "-c", "import sys, asyncio; from benchmarks.alerts import clients_main;"
                                              f"asyncio.run(clients_main('ws://127.0.0.1:{port}/ws', '{token}', {per}, {args.seconds}))"],
                                             stdout=subprocess.PIPE, text=True))
         connected = sum(json.loads(c.stdout.readline())["ready"] for c in clients)

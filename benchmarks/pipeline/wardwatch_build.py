@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from wardwatch.auth import TokenStore
-from wardwatch.devservices import _die_with_parent, free_port
+from devservices import die_with_parent, free_port
 from wardwatch.settings import Settings
 
 LIVE_START_MS = [0]  # alarms of readings produced before the live phase are not timed
@@ -27,11 +27,11 @@ async def start_wardwatch(settings: Settings, env: dict, workdir: Path, workers:
     procs = {}
     for i in range(workers):
         procs[f"detect-{i}"] = subprocess.Popen(
-            [sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "detect", "--metrics-port", str(free_port())],
-            env=env, stdout=open(workdir / f"detect-{i}.log", "wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            [sys.executable, "-m", "app.cli", "--log-level", "WARNING", "detect", "--metrics-port", str(free_port())],
+            env=env, stdout=open(workdir / f"detect-{i}.log", "wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     procs["alerts"] = subprocess.Popen(
-        [sys.executable, "-m", "wardwatch.cli", "--log-level", "WARNING", "alerts", "--port", str(port)],
-        env=env, stdout=open(workdir / "alerts.log", "wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        [sys.executable, "-m", "app.cli", "--log-level", "WARNING", "alerts", "--port", str(port)],
+        env=env, stdout=open(workdir / "alerts.log", "wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     _state.update(port=port, token=token)
     return procs
 

@@ -8,7 +8,7 @@ import asyncio
 from wardwatch.bus import open_bus
 from wardwatch.settings import get_settings
 
-from .replay import replay
+from ingest.replay import replay
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,18 @@
+"""Train the early-warning models from data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from detectors import training
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", default="../shared/data/cinc2019/cinc2019_setB_dev.csv.gz")
+    p.add_argument("--out", default=str(Path(training.__file__).parent / "artefacts"))
+    p.add_argument("--seed", type=int, default=training.SEED)
+
+
+def run(args: argparse.Namespace) -> int:
+    return training.train(args.input, args.out, args.seed)

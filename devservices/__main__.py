@@ -1,0 +1,3 @@
+from .servers import main
+
+raise SystemExit(main())
