@@ -13,15 +13,15 @@ import argparse
 import gc
 import json
 import os
-import statistics
 import time
-from collections import defaultdict
 
 import psutil
 
 from ingest.codec import decode_readings
 
 from detectors.engine import DetectorEngine
+
+from .naive import by_metric, naive_process
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,61 +39,10 @@ def messages(patients: int, seconds: int) -> list[list[bytes]]:
     return [[v for _, v in GatewayClient.encode(ward.tick(base + 1000 * s))] for s in range(seconds)]
 
 
-class NaivePatient:
-    """The same rules, the obvious way: dicts and lists per patient, one message at a time."""
-
-    def __init__(self) -> None:
-        self.window: dict[str, list[float]] = defaultdict(list)
-        self.latest: dict[str, float] = {}
-        self.onset: dict[str, int] = {}
-        self.active: set[str] = set()
-
-
-def naive_process(raw: bytes, state: dict, rules, out: list) -> None:
-    from detectors.early_warning.news2 import news2
-    from wardwatch.lineprotocol import line
-    from wardwatch.models import Reading
-
-    import numpy as np
-
-    from wardwatch.metrics_catalog import METRIC_INDEX, METRICS
-
-    r = Reading.model_validate_json(raw)
-    p = state.setdefault(r.patient, NaivePatient())
-    m = r.metric.value
-    w = p.window[m]
-    med = statistics.median(w) if w else r.value
-    mad = statistics.median([abs(x - med) for x in w]) * 1.4826 if w else 0
-    artefact = len(w) >= 5 and abs(r.value - med) > 3.5 * max(mad, 1.0)
-    w.append(r.value)
-    if len(w) > 7:
-        w.pop(0)
-    fields = {"value": r.value}
-    if not artefact and r.value != 0:
-        fields["clean"] = r.value
-        p.latest[m] = r.value
-        for rule in rules:
-            if rule.metric.value != m:
-                continue
-            outside = r.value < rule.limit if rule.side == "low" else r.value > rule.limit
-            if outside:
-                onset = p.onset.setdefault(rule.condition, r.ts)
-                if rule.condition not in p.active and r.ts - onset >= rule.delay_ms:
-                    p.active.add(rule.condition)
-                    out.append(("raised", rule.condition))
-            else:
-                p.onset.pop(rule.condition, None)
-                p.active.discard(rule.condition)
-        latest = np.full((1, len(METRICS)), np.nan)
-        for k, v in p.latest.items():
-            latest[0, METRIC_INDEX[k]] = v
-        news2(latest)
-    out.append(line("vitals", {"patient": r.patient, "metric": m}, fields, r.ts))
-
-
 def run(args: argparse.Namespace) -> int:
     from detectors.limits import DEFAULT_RULES
 
+    rules = by_metric(DEFAULT_RULES)
     proc = psutil.Process()
     chunks = messages(args.patients, args.seconds)
     total = sum(len(c) for c in chunks)
@@ -117,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     n = min(args.naive_messages, total)
     t1 = time.perf_counter()
     for raw in flat[:n]:
-        naive_process(raw, state, DEFAULT_RULES, sink)
+        naive_process(raw, state, rules, sink)
     ndt = time.perf_counter() - t1
     res = {"readings_per_s": round(total / dt), "naive_readings_per_s": round(n / ndt),
            "speedup": round((total / dt) / (n / ndt), 1), "rss_mb_per_1000_patients": round(rss_per_1000, 2),

@@ -1,3 +1,3 @@
-from .servers import main
+from .cli import main
 
 raise SystemExit(main())

@@ -96,10 +96,6 @@ class Settings(BaseSettings):
     def registry_path(self) -> Path:
         return self.data_dir / "registry.sqlite3"
 
-    @property
-    def audit_path(self) -> Path:
-        return self.data_dir / "audit.sqlite3"
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands import missing_extra
 from detectors import evaluate
 
 
@@ -13,4 +14,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if missing_extra("evaluate", "train", {"sklearn": "scikit-learn"}):
+        return 2
     return evaluate.evaluate_file(args.input, args.split, getattr(args, "json", False))

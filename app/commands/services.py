@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import devservices.servers as devservices
+import devservices
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.commands import missing_extra
 from detectors import training
 
 
@@ -15,4 +16,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if missing_extra("train", "train", {"sklearn": "scikit-learn"}):
+        return 2
     return training.train(args.input, args.out, args.seed)

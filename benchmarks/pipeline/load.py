@@ -1,7 +1,8 @@
 """Load for the pipeline benchmark: simulated gateways for N patients at 1 Hz, produced in batches.
 
-A fixed share of patients deteriorates (SpO2 falls below 90 % and stays there for 30 s) at random
-times, so every build has alarms to raise and their latency can be measured.
+The patients are :class:`ingest.sources.synthetic.SyntheticWard`'s. A fixed share of them
+deteriorates (SpO2 falls below 90 % and stays there for 30 s) at random times, so every build has
+alarms to raise and their latency can be measured.
 """
 
 from __future__ import annotations
@@ -11,34 +12,36 @@ import time
 
 import numpy as np
 
+from ingest.sources.synthetic import NAMES, SyntheticWard
 from wardwatch.kafka import make_producer, send_batch
 from wardwatch.models import reading_id
 from wardwatch.settings import Settings
 
-METRICS = (("heart_rate", "/min", 78.0, 6.0), ("spo2", "%", 96.5, 1.0), ("resp_rate", "/min", 16.0, 2.0))
+METRICS = (("heart_rate", "/min"), ("spo2", "%"), ("resp_rate", "/min"))  # SyntheticWard's vitals, in order
+assert [m for m, _ in METRICS] == NAMES
 
 
 class Ward:
+    """The ward of ``ingest.sources.synthetic`` as the pipeline's load: clean readings (no artefacts),
+    and a share of patients whose SpO2 drops to about 85 % at once for 30 s at a time drawn from
+    ``sick_window`` (seconds into a phase), sent as gateways' JSON, any subset of patients at a time."""
+
     def __init__(self, n_patients: int, seed: int = 7, deteriorating: float = 0.02,
                  sick_window: tuple[float, float] = (5.0, 40.0)) -> None:
+        self.ward = SyntheticWard(n_patients, seed=seed, deteriorating=deteriorating, prefix="bench",
+                                  sick_window=sick_window, ramp_s=0, drift=(0.0, -11.5, 0.0), episode_s=30.0,
+                                  artefacts=False)
         self.n = n_patients
-        self.rng = np.random.default_rng(seed)
-        self.patients = [f"bench-{i:05d}" for i in range(n_patients)]
+        self.patients = self.ward.patients.tolist()
         self.keys = [p.encode() for p in self.patients]
-        self.sick = self.rng.random(n_patients) < deteriorating
-        self.sick_start = self.rng.uniform(*sick_window, n_patients)  # seconds into a phase
 
     def records(self, idx: np.ndarray, now_ms: int, t_s: float) -> list[tuple[bytes, bytes]]:
         out = []
-        noise = self.rng.standard_normal((len(idx), len(METRICS)))
+        values = self.ward.vitals(t_s, idx)
         for j, i in enumerate(idx):
             pid = self.patients[i]
-            for k, (metric, unit, mean, sd) in enumerate(METRICS):
-                v = mean + sd * noise[j, k]
-                if metric == "spo2":
-                    if self.sick[i] and self.sick_start[i] <= t_s < self.sick_start[i] + 30:
-                        v = 85.0 + noise[j, k]
-                    v = min(v, 100.0)
+            for k, (metric, unit) in enumerate(METRICS):
+                v = values[j, k]
                 dev = f"{pid}-w"
                 rid = reading_id(dev, metric, now_ms)
                 out.append((self.keys[i], (

@@ -22,7 +22,7 @@ import orjson
 from wardwatch.kafka import librdkafka_options, make_consumer, make_producer
 from wardwatch.settings import get_settings
 
-from .rules import PatientRules
+from ..naive import PIPELINE, PatientRules
 
 
 async def run_raw(a: argparse.Namespace) -> None:
@@ -71,8 +71,7 @@ async def run_per_message(a: argparse.Namespace) -> None:
             except asyncio.TimeoutError:
                 continue
             r = Reading.model_validate_json(m.value)
-            change = state.setdefault(r.patient, PatientRules()).update(r.metric.value, r.value, r.ts)
-            if change:
+            for change in state.setdefault(r.patient, PatientRules()).update(PIPELINE, r.metric.value, r.value, r.ts):
                 await producer.send_and_wait(a.out, orjson.dumps({"patient": r.patient, "event": change, "ts": r.ts}),
                                              key=m.key)
             n += 1
@@ -98,9 +97,10 @@ def run_quix(a: argparse.Namespace) -> None:
 
     def rules(value: dict, state) -> dict | None:
         r = PatientRules.from_dict(state.get("rules"))
-        change = r.update(value["metric"], float(value["value"]), int(value["ts"]))
+        changes = r.update(PIPELINE, value["metric"], float(value["value"]), int(value["ts"]))
         state.set("rules", r.to_dict())
-        return {"patient": value["patient"], "event": change, "ts": value["ts"]} if change else None
+        # At most one change a reading (every pipeline rule has a delay).
+        return {"patient": value["patient"], "event": changes[0], "ts": value["ts"]} if changes else None
 
     sdf = sdf.apply(rules, stateful=True).filter(lambda v: v is not None)
     sdf.to_topic(dst)
