@@ -173,6 +173,7 @@ def create_app(service: "AlertService") -> Starlette:
 async def answer(app: Starlette, request: WsRequest, client=None) -> WsResponse:
     """The app's answer to a request the websockets server received, as a websockets Response."""
     method = getattr(request, "method", "GET")
+    client = (str(client[0]), int(client[1])) if isinstance(client, tuple) and len(client) >= 2 else None
     status, headers, body = await web.call(app, method, request.path, list(request.headers.raw_items()), client=client)
     try:
         reason = HTTPStatus(status).phrase

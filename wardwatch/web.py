@@ -222,7 +222,7 @@ async def serve(app, host: str, port: int, **config: Any) -> Served:
     sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                 reuse_port=False)
     sock.setblocking(False)
-    cfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **config)
+    cfg = uvicorn.Config(app, log_level="warning", log_config=None, access_log=False, lifespan="off", **config)
     server = _InLoopServer(cfg)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
