@@ -1,8 +1,9 @@
 """Run the alert service (``wardwatch alerts``): websocket feed, nurse page, history API.
 
-One ``websockets`` server answers both the socket (``/ws``) and plain GETs (the pages, the
-history API, ``/healthz``, ``/metrics``). Inputs come from the bus: alarm events (alerts topic),
-vitals snapshots (vitals topic) and the patient registry. Every event is stored in the event log
+One port: the ``websockets`` server answers the socket (``/ws``) itself and hands every other
+request to the Starlette app of ``alerts/web.py`` in-process (the pages, the history API,
+``/healthz``, ``/metrics``); docs/alerts.md says why the feed stays on websockets. Inputs come
+from the bus: alarm events (alerts topic), vitals snapshots (vitals topic) and the patient registry. Every event is stored in the event log
 before it is shown or its offset committed, so a restart loses nothing and shows nothing twice.
 """
 
@@ -10,46 +11,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 import time
-from http import HTTPStatus
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from wardwatch import access
-from wardwatch.auth import AuthError, TokenStore, bearer
+from wardwatch.auth import AuthError, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import line
-from wardwatch.identifiers import is_identifier
 from wardwatch.models import AlertEvent, AlertEventType, AlertState, VitalsSnapshot, now_ms
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
 from . import limits as limit_checks
+from . import web
 from .eventlog import EventLog
 from .monitoring import DetectorWatch
 from .feed import Client, Feed
 from .guards import REPLAY_MAX, Refused
-from .history import patient_history, to_csv, to_fhir_bundle
 from .overrides import Overrides
 
 log = logging.getLogger("wardwatch.alerts")
-STATIC = Path(__file__).parent / "static"
 HEARTBEAT_S = 5.0
 REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
-API = {"/api/history": "history", "/api/history.csv": "history.csv", "/api/history.fhir": "history.fhir",
-       "/api/audit": "audit"}
-LATEST_MS = 4_102_444_800_000  # 2100-01-01: history bounds past this are typos, not queries
-MAX_SPAN_MS = 366 * 86_400_000
 MAX_ESCALATION = 2
 
 
@@ -78,6 +69,7 @@ class AlertService:
         self.m_events = Counter("wardwatch_alerts_events_total", "alarm events stored", ["type"], registry=self.metrics)
         self.m_clients = Gauge("wardwatch_alerts_clients", "connected websocket clients", registry=self.metrics)
         self.m_dupes = Counter("wardwatch_alerts_duplicates_total", "events dropped as repeats", registry=self.metrics)
+        self.http = web.create_app(self)  # every route but /ws (alerts/web.py)
 
     def ward_of(self, patient: str) -> str:
         return self.registry.ward_of(patient) or "unassigned"
@@ -381,63 +373,10 @@ class AlertService:
     # ---------------------------------------------------------------- HTTP
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        path = url.path
-        if request.method != "GET":
-            return _response(HTTPStatus.METHOD_NOT_ALLOWED, b"GET only\n", "text/plain", [("Allow", "GET")])
-        if path == "/ws":
+        """/ws is the websocket handshake; every other request is answered by the Starlette app."""
+        if urlsplit(request.path).path == "/ws" and request.method == "GET":
             return None
-        if path == "/healthz":
-            ok, doc = self.health()
-            return _response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, orjson.dumps(doc), "application/json")
-        if path == "/metrics":
-            try:
-                access.check(self.tokens, bearer(request.headers.get("Authorization")), "metrics")
-            except AuthError as exc:
-                return _json(exc.status, {"error": exc.message})
-            return _response(HTTPStatus.OK, generate_latest(self.metrics), "text/plain; version=0.0.4")
-        if path in ("/", "/nurse"):
-            return _static("nurse.html")
-        if path == "/history":
-            return _static("history.html")
-        if path.startswith("/static/"):
-            return _static(path[len("/static/"):])
-        if path.startswith("/api/"):
-            return await self.api(path, parse_qs(url.query), request.headers.get("Authorization"))
-        return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-
-    async def api(self, path: str, q: dict, authorization: str | None) -> Response:
-        action = API.get(path)
-        if action is None:
-            return _json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-        principal = self.tokens.lookup(bearer(authorization))
-        try:
-            access.require_role(principal, action)
-            if action == "audit":
-                return self._audit(principal, q)
-            try:
-                patient, start, stop, every = _history_query(q)
-            except (KeyError, ValueError, IndexError):
-                return _json(HTTPStatus.BAD_REQUEST, {"error": "need patient, 0 <= start < stop (epoch ms, before 2100),"
-                                                      " at most 366 days, every >= 1000 ms"})
-            access.authorize(principal, action, self.ward_of(patient))
-        except AuthError as exc:
-            return _json(exc.status, {"error": exc.message})
-        hist = await patient_history(self.store, patient, start, stop, every)
-        if action == "history":
-            return _response(HTTPStatus.OK, orjson.dumps(hist), "application/json")
-        if action == "history.csv":
-            return _response(HTTPStatus.OK, to_csv(hist).encode(), "text/csv")
-        return _response(HTTPStatus.OK, orjson.dumps(to_fhir_bundle(hist)), "application/fhir+json")
-
-    def _audit(self, principal, q: dict) -> Response:
-        """The audit log; a ward-scoped token reads one patient's rows (``?patient=``) of its wards."""
-        patient = (q.get("patient") or [None])[0]
-        access.authorize(principal, "audit", None if patient is None else self.ward_of(patient))
-        rows = self.log.audit_rows()
-        if patient is not None:
-            rows = [r for r in rows if r["target"] == patient or orjson.loads(r["detail"]).get("patient") == patient]
-        return _response(HTTPStatus.OK, orjson.dumps(rows), "application/json")
+        return await web.answer(self.http, request, connection.remote_address)
 
     def health(self) -> tuple[bool, dict]:
         """Red whenever nurses could be missing something: alarms not consumed, a background task
@@ -479,19 +418,6 @@ class AlertService:
         await self.producer.stop()
 
 
-def _response(status: HTTPStatus, body: bytes, ctype: str, extra: list[tuple[str, str]] = ()) -> Response:
-    # Every answer, pages included: scripts and styles from this origin only, never inside a frame.
-    headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
-                       ("X-Content-Type-Options", "nosniff"),
-                       ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
-                       ("X-Frame-Options", "DENY"), *extra])
-    return Response(status.value, status.phrase, headers, body)
-
-
-def _json(status: int, doc) -> Response:
-    return _response(HTTPStatus(status), orjson.dumps(doc), "application/json")
-
-
 async def _send_error(ws, code: int, message: str) -> None:
     await ws.send(orjson.dumps({"type": "error", "code": code, "message": message}).decode())
 
@@ -499,24 +425,3 @@ async def _send_error(ws, code: int, message: str) -> None:
 def _unchanged(kind: str, state: AlertState) -> bool:
     return (kind == "ack" and state in (AlertState.acknowledged, AlertState.resolved)) or (
         kind == "resolve" and state is AlertState.resolved)
-
-
-def _history_query(q: dict) -> tuple[str, int, int, int | None]:
-    """Patient, start, stop and every of a history request; ValueError when out of range."""
-    patient = q["patient"][0]
-    stop = int(q.get("stop", [now_ms()])[0])
-    start = int(q.get("start", [stop - 6 * 3600_000])[0])
-    every = int(q["every"][0]) if "every" in q else None
-    if not is_identifier(patient) or not 0 <= start < stop <= LATEST_MS or stop - start > MAX_SPAN_MS:
-        raise ValueError
-    if every is not None and not 1000 <= every <= stop - start:
-        raise ValueError
-    return patient, start, stop, every
-
-
-def _static(name: str) -> Response:
-    path = (STATIC / name).resolve()
-    if STATIC.resolve() not in path.parents or not path.is_file():
-        return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
-    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return _response(HTTPStatus.OK, path.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text") else ""))

@@ -24,17 +24,16 @@ import orjson
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ingest.codec import decode_readings
 from ingest.validate import Limits
-from wardwatch import access
-from wardwatch.auth import AuthError, TokenStore, bearer
+from wardwatch import web
+from wardwatch.auth import TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
-from wardwatch.httpd import serve
 from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
 from wardwatch.settings import Settings
@@ -494,21 +493,12 @@ class DetectorWorker:
                     "quarantined_recently": quarantined, "step_error": self._last_step_error if step_failing else None,
                     "tasks": tasks}
 
-    async def serve_health(self, host: str, port: int):
-        tokens = TokenStore(self.settings.tokens_path)
+    async def serve_health(self, host: str, port: int) -> web.Served:
+        """/healthz and /metrics (detectors/health.py) on ``host:port``, in this event loop; the
+        handle's ``close()`` stops it (``await wait_closed()`` waits for that)."""
+        from .health import create_app
 
-        def healthz(headers):
-            ok, doc = self.health()
-            return (200 if ok else 503), "application/json", orjson.dumps(doc)
-
-        def metrics(headers):
-            try:
-                access.check(tokens, bearer(headers.get("authorization")), "detect.metrics")
-            except AuthError as exc:
-                return exc.status, "application/json", orjson.dumps({"error": exc.message})
-            return 200, "text/plain; version=0.0.4", generate_latest(self.metrics.registry)
-
-        return await serve(host, port, {"/healthz": healthz, "/metrics": metrics})
+        return await web.serve(create_app(self, TokenStore(self.settings.tokens_path)), host, port)
 
 
 def _decode_state(value: bytes) -> tuple[dict[int, int], bytes]:

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             await worker.run(stop)
         finally:
-            server.close()
+            await server.wait_closed()  # the uvicorn server of /healthz and /metrics, in this loop
 
     asyncio.run(main())
     return 0

@@ -111,7 +111,7 @@ async def stack(services, tmp_path_factory):
             s.ingest = client
             yield s
     await producer.stop()
-    detect_server.close()
+    await detect_server.wait_closed()
     s.service.stop.set()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(task, 15)
