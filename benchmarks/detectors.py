@@ -50,7 +50,7 @@ class NaivePatient:
 
 
 def naive_process(raw: bytes, state: dict, rules, out: list) -> None:
-    from detectors.early_warning.news2 import news2
+    from detectors.scores.news2 import news2
     from wardwatch.lineprotocol import line
     from wardwatch.models import Reading
 
@@ -92,7 +92,7 @@ def naive_process(raw: bytes, state: dict, rules, out: list) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detectors.limits import DEFAULT_RULES
+    from detectors.alarms.rules import DEFAULT_RULES
 
     proc = psutil.Process()
     chunks = messages(args.patients, args.seconds)

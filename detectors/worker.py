@@ -40,7 +40,9 @@ from wardwatch.models import RejectedInput, WaveformChunk
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
-from .engine import DetectorEngine, EngineOutput, _alert_line as alert_line
+from wardwatch.lineprotocol import alert_line
+
+from .engine import DetectorEngine, EngineOutput
 
 log = logging.getLogger("wardwatch.detect")
 

@@ -26,8 +26,10 @@ import numpy as np
 
 from wardwatch.metrics_catalog import METRIC_INDEX, Metric
 
-from ..stage import StageScores
+from .base import StageScores
+from .isolation_forest import IsolationForestScore
 from .news2 import news2
+from .trend import TrendScore
 
 VITALS = (Metric.heart_rate, Metric.spo2, Metric.temperature, Metric.sbp, Metric.map, Metric.resp_rate)
 VCOLS = np.array([METRIC_INDEX[m] for m in VITALS])
@@ -49,97 +51,16 @@ def feature_names() -> list[str]:
 
 BASELINE_H = 6  # a patient's own baseline: the first hours of monitoring
 Z_FLOOR = np.array([5.0, 1.0, 0.3, 8.0, 6.0, 2.0])  # smallest spread per vital, so a calm start is not "all anomalies"
-TREND_LIMITS = np.array([10.0, -3.0, 1.0, -15.0, -10.0, 4.0])  # 6-hour change that counts as deterioration
-
-
-def trend_score(d6: np.ndarray) -> np.ndarray:
-    """How many vitals moved the deteriorating way by more than their limit over 6 hours (0..6)."""
-    with np.errstate(invalid="ignore"):
-        hit = np.where(TREND_LIMITS > 0, d6 >= TREND_LIMITS, d6 <= TREND_LIMITS)
-    return hit.sum(axis=1).astype(float)
-
-
-class IsolationTrees:
-    """A fitted IsolationForest as arrays (no pickle): the anomaly score of baseline-normalised vitals.
-
-    Works when: a patient has a baseline (the first hours) and drifts away from it in several vitals
-    at once. Does not work when: the first hours were already abnormal (the baseline is the illness),
-    or a single vital moves a lot (the per-vital limits and trends see that better)."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.a = arrays
-        self.offsets = arrays["offsets"]
-        self.c = _avg_path(float(arrays["max_samples"][0]))
-
-    @classmethod
-    def from_sklearn(cls, forest) -> "IsolationTrees":
-        trees = [e.tree_ for e in forest.estimators_]
-        offsets = np.cumsum([0] + [t.node_count for t in trees])
-        feats = [np.where(t.feature >= 0, np.asarray(f)[np.maximum(t.feature, 0)], -1)
-                 for t, f in zip(trees, forest.estimators_features_)]
-        return cls({"offsets": offsets, "left": np.concatenate([t.children_left for t in trees]).astype(np.int32),
-                    "right": np.concatenate([t.children_right for t in trees]).astype(np.int32),
-                    "feature": np.concatenate(feats).astype(np.int32),
-                    "threshold": np.concatenate([t.threshold for t in trees]).astype(np.float64),
-                    "n": np.concatenate([t.n_node_samples for t in trees]).astype(np.float64),
-                    "max_samples": np.array([float(forest.max_samples_)])})
-
-    def score(self, Z: np.ndarray) -> np.ndarray:
-        """0..1, higher = more anomalous (sklearn's -score_samples)."""
-        Z = np.nan_to_num(Z)
-        depth = np.zeros(len(Z))
-        rows = np.arange(len(Z))
-        a = self.a
-        for t in range(len(self.offsets) - 1):
-            base = self.offsets[t]
-            node = np.zeros(len(Z), np.int64)
-            d = np.zeros(len(Z))
-            while True:
-                g = base + node
-                leaf = a["left"][g] < 0
-                if leaf.all():
-                    break
-                go_left = Z[rows, np.maximum(a["feature"][g], 0)] <= a["threshold"][g]
-                node = np.where(leaf, node, np.where(go_left, a["left"][g], a["right"][g]))
-                d += ~leaf
-            depth += d + _avg_path_vec(a["n"][base + node])
-        return 2.0 ** (-(depth / (len(self.offsets) - 1)) / self.c)
-
-
-def _avg_path(n: float) -> float:
-    return float(_avg_path_vec(np.array([n]))[0])
-
-
-def _avg_path_vec(n: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(n, dtype=float)
-    out[n == 2] = 1.0
-    big = n > 2
-    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
-    return out
 
 
 class TreeModel:
-    """A HistGradientBoostingClassifier's trees as arrays, evaluated with numpy (no pickle)."""
+    """A gradient-boosted tree model (scikit-learn's HistGradientBoostingClassifier, exported by
+    :func:`detectors.training.export_tree_model`) as arrays, evaluated with numpy (no pickle)."""
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         self.a, self.meta = arrays, meta
         self.offsets = arrays["offsets"]
         self.baseline = float(meta["baseline"])
-
-    @classmethod
-    def from_sklearn(cls, clf, meta: dict) -> "TreeModel":
-        nodes = [p[0].nodes for p in clf._predictors]
-        offsets = np.cumsum([0] + [len(n) for n in nodes])
-        cat = np.concatenate(nodes)
-        arrays = {"offsets": offsets, "feature": cat["feature_idx"].astype(np.int32),
-                  "threshold": cat["num_threshold"].astype(np.float64), "left": cat["left"].astype(np.int32),
-                  "right": cat["right"].astype(np.int32), "leaf": cat["is_leaf"].astype(bool),
-                  "missing_left": cat["missing_go_to_left"].astype(bool), "value": cat["value"].astype(np.float64)}
-        return cls(arrays, {**meta, "baseline": float(np.ravel(clf._baseline_prediction)[0])})
-
-    def save(self, path: Path) -> None:
-        np.savez_compressed(path.with_suffix(".npz"), **self.a)
-        path.with_suffix(".json").write_text(json.dumps(self.meta, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> "TreeModel":
@@ -177,15 +98,41 @@ class RiskThresholds:
 
 
 class RiskStage:
-    """Score stage: hourly history per patient -> features -> risk, alarm level and reasons."""
+    """The learned early-warning risk: hourly history per patient -> 76 features (latest values,
+    1/3/6-hour trends, spreads, charting counts, NEWS2 components, shock index, baseline z-scores,
+    the :class:`IsolationForestScore` anomaly and the :class:`TrendScore`) -> gradient-boosted trees
+    (Friedman, Ann Stat 2001; scikit-learn's histogram variant after Ke et al., LightGBM, NeurIPS
+    2017) -> a risk 0..1 once an hour, an alarm level from the tuned thresholds, and reasons in words.
+    Trained by :mod:`detectors.training` on CinC 2019 (Reyna et al., Crit Care Med 2020); scored here
+    with numpy only. Also reports the ``iforest`` and ``trend`` scores it computed.
+
+    Works when: vitals are charted or streamed for hours, as on a ward or in an ICU; the risk looks
+    at trends, so it needs a few hours of history. Does not work when: a patient has only just been
+    admitted (little history), or only one or two vitals are measured (a watch): the risk is then
+    computed from what there is and marked partial. Trained for sepsis onset in ICU stays: an
+    early-warning aid, not a diagnosis.
+
+    The shipped CinC 2019 demo slice (16 patients, 8 of whom became septic) through the engine:
+    patient-hours scored, the highest risk, and the patients it alarmed for at some hour::
+
+        >>> from importlib.resources import files
+        >>> from detectors.early_warning.replay import read_cinc, replay
+        >>> from detectors.engine import DetectorEngine
+        >>> df = read_cinc(files("wardwatch") / "data" / "cinc2019_demo.csv.gz")
+        >>> res = replay(df, DetectorEngine(stages=[RiskStage.shipped()], stale_after_ms=10**15))
+        >>> import numpy as np
+        >>> len(res.risk), round(float(np.nanmax(res.risk)), 3), len(set(res.patient[res.alert == 1]))
+        (752, 0.885, 14)
+    """
 
     name = "risk"
     ROW_ARRAYS = ("hist", "hour", "first", "pred_hour", "base_sum", "base_sq", "base_n", "risk", "level")
 
     def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
-                 record: list | None = None, iforest: IsolationTrees | None = None) -> None:
+                 record: list | None = None, iforest: IsolationForestScore | None = None) -> None:
         self.model = model
         self.iforest = iforest
+        self.trend = TrendScore()
         self.thresholds = thresholds or (RiskThresholds(**model.meta["thresholds"]) if model else None)
         self.record = record  # training: (row, hour, features) of every update
         self.hist = np.full((0, H, len(VITALS)), np.nan)
@@ -200,9 +147,7 @@ class RiskStage:
 
     @classmethod
     def shipped(cls) -> "RiskStage":
-        with np.load(ARTEFACTS / "iforest.npz", allow_pickle=False) as z:
-            iforest = IsolationTrees({k: z[k] for k in z.files})
-        return cls(TreeModel.load(ARTEFACTS / "risk"), iforest=iforest)
+        return cls(TreeModel.load(ARTEFACTS / "risk"), iforest=IsolationForestScore.load(ARTEFACTS / "iforest.npz"))
 
     def resize(self, n_rows: int) -> None:
         extra = n_rows - len(self.hour)
@@ -268,7 +213,7 @@ class RiskStage:
             std = np.sqrt(np.maximum(self.base_sq[rows] / np.maximum(n, 1) - mean ** 2, 0))
             z = np.where(n > 0, (v - mean) / np.maximum(std, Z_FLOOR), np.nan)
         iso = self.iforest.score(z)[:, None] if self.iforest is not None else np.full((len(rows), 1), np.nan)
-        trend = trend_score(v - h[:, -7])[:, None]
+        trend = self.trend.score(v - h[:, -7])[:, None]
         return np.hstack(parts + [hours, total[:, None], comps, shock, z, iso, trend])
 
     def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
