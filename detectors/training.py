@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.scores.isolation_forest import IsolationForestScore
-from detectors.scores.risk import TreeModel
+from detectors.scores.risk import HOUR_MS, RiskStage, TreeModel
 
 SEED = 2019
 
@@ -34,16 +34,30 @@ def split_patients(patients: np.ndarray, seed: int = SEED) -> dict[str, set[str]
     return {"train": set(uniq[perm[:a]]), "tune": set(uniq[perm[a:b]]), "test": set(uniq[perm[b:]])}
 
 
+class FeatureRecorder(RiskStage):
+    """The risk stage without a model, keeping (rows, hour, features) of every update: the training
+    rows come from the very feature code the worker runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record: list = []
+
+    def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
+        X = super().features(rows, latest, latest_ts)
+        self.record.append((rows.copy(), (latest_ts.max(axis=1) // HOUR_MS).copy(), X.astype(np.float32)))
+        return X
+
+
 def build_features(df):
     """(patient, hour, X) for every scored patient-hour, by replaying df through the engine."""
     from detectors.early_warning.replay import replay
     from detectors.scores.news2 import News2Stage
-    from detectors.scores.risk import RiskStage
     from detectors.engine import DetectorEngine
 
-    record: list = []
-    engine = DetectorEngine(stages=[News2Stage(), RiskStage(record=record)], stale_after_ms=10**15, score_alarms=False)
+    stage = FeatureRecorder()
+    engine = DetectorEngine(stages=[News2Stage(), stage], stale_after_ms=10**15, score_alarms=False)
     replay(df, engine)
+    record = stage.record
     ids = np.array(engine.table.ids, dtype=object)
     pats = np.concatenate([ids[r] for r, _, _ in record])
     hours = np.concatenate([h for _, h, _ in record])

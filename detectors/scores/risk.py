@@ -129,12 +129,11 @@ class RiskStage:
     ROW_ARRAYS = ("hist", "hour", "first", "pred_hour", "base_sum", "base_sq", "base_n", "risk", "level")
 
     def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
-                 record: list | None = None, iforest: IsolationForestScore | None = None) -> None:
+                 iforest: IsolationForestScore | None = None) -> None:
         self.model = model
         self.iforest = iforest
         self.trend = TrendScore()
         self.thresholds = thresholds or (RiskThresholds(**model.meta["thresholds"]) if model else None)
-        self.record = record  # training: (row, hour, features) of every update
         self.hist = np.full((0, H, len(VITALS)), np.nan)
         self.hour = np.full(0, -1, np.int64)
         self.first = np.full(0, -1, np.int64)
@@ -218,8 +217,6 @@ class RiskStage:
 
     def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
         X = self.features(rows, latest, latest_ts)
-        if self.record is not None:
-            self.record.append((rows.copy(), (latest_ts.max(axis=1) // HOUR_MS).copy(), X.astype(np.float32)))
         n = len(rows)
         if self.model is None:
             nan = np.full(n, np.nan)
