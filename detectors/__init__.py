@@ -9,7 +9,8 @@ Layout (each module one job; every detector a small class on :mod:`detectors.pro
     snapshots.py         the nurse page's snapshots and sparklines
     alarms/              rules + LimitAlarms, SensorOffAlarms, DeviceSilence, WaveformCrossCheck,
                          EarlyWarningAlarm; events.py builds the alarm events
-    scores/              News2Stage, TrendScore, IsolationForestScore, RiskStage (numpy only)
+    scores/              News2Stage, TrendScore, IsolationForestScore, RiskStage (numpy only);
+                         gradient_boosting.py evaluates the risk's trees, risk_features.py names its features
     training.py          learning: fits and exports the artefacts the scores load (scikit-learn)
     early_warning/       evaluation: replay of CinC 2019 files, the challenge's metrics
     worker.py            the Kafka worker around the engine; offline.py, evaluate.py: CLI commands

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from detectors.scores.isolation_forest import IsolationForestScore
-from detectors.scores.risk import HOUR_MS, RiskStage, TreeModel
+from detectors.scores.gradient_boosting import TreeModel
+from detectors.scores.risk import HOUR_MS, RiskStage
 
 SEED = 2019
 

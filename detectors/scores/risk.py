@@ -17,78 +17,23 @@ diagnosis.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from wardwatch.metrics_catalog import METRIC_INDEX, Metric
-
+from ..protocol import RowState
 from .base import StageScores
+from .gradient_boosting import TreeModel
 from .isolation_forest import IsolationForestScore
 from .news2 import news2
+from .risk_features import BASELINE_H, H, HOUR_MS, STALE_MS, VCOLS, VITALS, Z_FLOOR, feature_names
 from .trend import TrendScore
 
-VITALS = (Metric.heart_rate, Metric.spo2, Metric.temperature, Metric.sbp, Metric.map, Metric.resp_rate)
-VCOLS = np.array([METRIC_INDEX[m] for m in VITALS])
-H = 12  # hours of history
-HOUR_MS = 3_600_000
-STALE_MS = 4 * HOUR_MS
+__all__ = ["ARTEFACTS", "BASELINE_H", "HOUR_MS", "Z_FLOOR", "RiskStage", "RiskThresholds", "TreeModel", "feature_names"]
+
 ARTEFACTS = Path(__file__).resolve().parents[1] / "artefacts"
-
-
-def feature_names() -> list[str]:
-    v = [m.value for m in VITALS]
-    names = [f"{x}" for x in v] + [f"{x}_d1" for x in v] + [f"{x}_d3" for x in v] + [f"{x}_d6" for x in v]
-    names += [f"{x}_{s}6" for s in ("mean", "std", "min", "max") for x in v] + [f"{x}_mean12" for x in v]
-    names += [f"{x}_count12" for x in v] + ["hours", "news2", "news2_rr", "news2_spo2", "news2_sbp", "news2_pulse",
-                                            "news2_temp", "shock_index"]
-    names += [f"{x}_z" for x in v] + ["iforest", "trend"]
-    return names
-
-
-BASELINE_H = 6  # a patient's own baseline: the first hours of monitoring
-Z_FLOOR = np.array([5.0, 1.0, 0.3, 8.0, 6.0, 2.0])  # smallest spread per vital, so a calm start is not "all anomalies"
-
-
-class TreeModel:
-    """A gradient-boosted tree model (scikit-learn's HistGradientBoostingClassifier, exported by
-    :func:`detectors.training.export_tree_model`) as arrays, evaluated with numpy (no pickle)."""
-
-    def __init__(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
-        self.a, self.meta = arrays, meta
-        self.offsets = arrays["offsets"]
-        self.baseline = float(meta["baseline"])
-
-    @classmethod
-    def load(cls, path: Path) -> "TreeModel":
-        with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:  # data only: never code
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(path.with_suffix(".json").read_text())
-        expected = {"offsets", "feature", "threshold", "left", "right", "leaf", "missing_left", "value"}
-        if set(arrays) != expected or meta.get("features") != feature_names():
-            raise ValueError("model artefact does not match this version's features")
-        return cls(arrays, meta)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        raw = np.full(len(X), self.baseline)
-        rows = np.arange(len(X))
-        a = self.a
-        for t in range(len(self.offsets) - 1):
-            base = self.offsets[t]
-            node = np.zeros(len(X), np.int64)
-            while True:
-                g = base + node
-                leaf = a["leaf"][g]
-                if leaf.all():
-                    break
-                x = X[rows, a["feature"][g]]
-                left = np.where(np.isnan(x), a["missing_left"][g], x <= a["threshold"][g])
-                node = np.where(leaf, node, np.where(left, a["left"][g], a["right"][g]))
-            raw += a["value"][base + node]
-        return 1.0 / (1.0 + np.exp(-raw))
 
 
 @dataclass
@@ -97,7 +42,7 @@ class RiskThresholds:
     high: float
 
 
-class RiskStage:
+class RiskStage(RowState):
     """The learned early-warning risk: hourly history per patient -> 76 features (latest values,
     1/3/6-hour trends, spreads, charting counts, NEWS2 components, shock index, baseline z-scores,
     the :class:`IsolationForestScore` anomaly and the :class:`TrendScore`) -> gradient-boosted trees
@@ -126,39 +71,25 @@ class RiskStage:
     """
 
     name = "risk"
-    ROW_ARRAYS = ("hist", "hour", "first", "pred_hour", "base_sum", "base_sq", "base_n", "risk", "level")
+    # Per patient (``state_dict``/``load_state`` take the engine's ``rows`` array, as every score stage).
+    # pred_hour: the model scores a patient once an hour, as trained; base_*: the baseline's sums.
+    V = len(VITALS)
+    ARRAYS = {"hist": ((H, V), np.float64, np.nan), "hour": ((), np.int64, -1), "first": ((), np.int64, -1),
+              "pred_hour": ((), np.int64, -1), "base_sum": ((V,), np.float64, 0.0), "base_sq": ((V,), np.float64, 0.0),
+              "base_n": ((V,), np.float64, 0.0), "risk": ((), np.float64, np.nan), "level": ((), np.int8, 0)}
+    ROW_ARRAYS = tuple(ARRAYS)  # saved and rolled back by the engine
 
     def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
                  iforest: IsolationForestScore | None = None) -> None:
+        super().__init__()
         self.model = model
         self.iforest = iforest
         self.trend = TrendScore()
         self.thresholds = thresholds or (RiskThresholds(**model.meta["thresholds"]) if model else None)
-        self.hist = np.full((0, H, len(VITALS)), np.nan)
-        self.hour = np.full(0, -1, np.int64)
-        self.first = np.full(0, -1, np.int64)
-        self.pred_hour = np.full(0, -1, np.int64)  # the model scores a patient once an hour, as trained
-        self.base_sum = np.zeros((0, len(VITALS)))
-        self.base_sq = np.zeros((0, len(VITALS)))
-        self.base_n = np.zeros((0, len(VITALS)))
-        self.risk = np.full(0, np.nan)
-        self.level = np.zeros(0, np.int8)
 
     @classmethod
     def shipped(cls) -> "RiskStage":
         return cls(TreeModel.load(ARTEFACTS / "risk"), iforest=IsolationForestScore.load(ARTEFACTS / "iforest.npz"))
-
-    def resize(self, n_rows: int) -> None:
-        extra = n_rows - len(self.hour)
-        if extra > 0:
-            self.hist = np.concatenate([self.hist, np.full((extra, H, len(VITALS)), np.nan)])
-            self.hour = np.concatenate([self.hour, np.full(extra, -1, np.int64)])
-            self.first = np.concatenate([self.first, np.full(extra, -1, np.int64)])
-            self.pred_hour = np.concatenate([self.pred_hour, np.full(extra, -1, np.int64)])
-            for name in ("base_sum", "base_sq", "base_n"):
-                setattr(self, name, np.concatenate([getattr(self, name), np.zeros((extra, len(VITALS)))]))
-            self.risk = np.concatenate([self.risk, np.full(extra, np.nan)])
-            self.level = np.concatenate([self.level, np.zeros(extra, np.int8)])
 
     def state_dict(self, rows: np.ndarray) -> dict:
         r = int(rows[0])
