@@ -35,12 +35,11 @@ from wardwatch.checkpoint import Checkpoint, CheckpointAborted
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
 from wardwatch.httpd import serve
+from wardwatch.lineprotocol import alert_line
 from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
-
-from wardwatch.lineprotocol import alert_line
 
 from .engine import DetectorEngine, EngineOutput
 
