@@ -4,14 +4,14 @@ A limit outside the settable range of its metric (``ALARM_LIMIT_RANGE``), or one
 finite number, is refused: switching an alarm off takes the explicit, audited, time-bounded
 ``disable_alarm``. What is published on the limits topic is the patient's whole override (the
 engine replaces a patient's override with each message), with disables as
-``{"disabled": {condition: until_ms}}`` (see ``detectors.limits.apply_override``).
+``{"disabled": {condition: until_ms}}`` (see ``wardwatch.alarm_rules.apply_override``).
 """
 
 from __future__ import annotations
 
 import math
 
-from detectors.limits import DEFAULT_RULES
+from wardwatch.alarm_rules import DEFAULT_RULES
 from wardwatch.metrics_catalog import ALARM_LIMIT_RANGE, Metric
 
 from .guards import Refused

@@ -24,7 +24,7 @@ from wardwatch import access
 from wardwatch.auth import AuthError, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
-from wardwatch.lineprotocol import line
+from wardwatch.lineprotocol import alert_event_line
 from wardwatch.models import AlertEvent, AlertEventType, AlertState, VitalsSnapshot, now_ms
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings
@@ -153,11 +153,7 @@ class AlertService:
         if client is not None:
             self.log.audit(client.principal.name, client.principal.role.value, ev.type.value, ev.alert.id,
                            {"patient": ev.alert.patient})
-        a = ev.alert
-        self.outbox.put_nowait((line("alerts", {"patient": a.patient, "kind": a.kind.value, "priority": a.priority.value,
-                                                "condition": a.condition, "event": ev.type.value},
-                                     {"alert_id": a.id, "message": a.message, "state": doc["alert"]["state"],
-                                      "by": ev.by or "", "values": "{}"}, ev.at), ev))
+        self.outbox.put_nowait((alert_event_line(ev, doc["alert"]["state"]), ev))
         return doc
 
     async def drain_outbox(self) -> None:

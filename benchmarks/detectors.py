@@ -40,7 +40,7 @@ def messages(patients: int, seconds: int) -> list[list[bytes]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detectors.limits import DEFAULT_RULES
+    from wardwatch.alarm_rules import DEFAULT_RULES
 
     rules = by_metric(DEFAULT_RULES)
     proc = psutil.Process()

@@ -4,7 +4,7 @@
 A rule is a limit on one metric's side held for a delay in reading time: crossing it and staying
 out for ``delay_ms`` raises one alarm; going back inside the limit clears it. State is plain dicts
 and sets per patient, the obvious implementation. The rules are data: ``bench detectors`` runs the
-engine's own ``detectors.limits.DEFAULT_RULES``; the pipeline runs ``PIPELINE_RULES``.
+engine's own ``wardwatch.alarm_rules.DEFAULT_RULES``; the pipeline runs ``PIPELINE_RULES``.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def naive_process(raw: bytes, state: dict, rules: dict[str, tuple[Rule, ...]], o
     line protocol. ``rules`` is :func:`by_metric` of a rule set."""
     import numpy as np
 
-    from detectors.early_warning.news2 import news2
+    from detectors.scores.news2 import news2
     from wardwatch.lineprotocol import line
     from wardwatch.metrics_catalog import METRIC_INDEX, METRICS
     from wardwatch.models import Reading

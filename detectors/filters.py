@@ -1,24 +1,8 @@
-"""Signal filters for 1 Hz (or slower) numerics, vectorised across patients.
+"""Signal filters for 1 Hz (or slower) numerics, vectorised across patients: the first detector of
+every round, deciding which readings are clean enough to drive alarms and scores.
 
 Each filter keeps its state in numpy arrays shaped (patients, metrics, ...) and processes one
 "round" at a time: at most one new reading per (patient, metric), for any number of patients.
-
-``Hampel`` works well on isolated spikes (a probe knocked, a motion burst) in otherwise steady
-numerics; it does not catch a slow drift (that is a trend, and real) nor a run of artefacts longer
-than half its window, which it will take for the new level. ``RateLimit`` catches physiologically
-impossible jumps that Hampel lets through at start-up, when its window is not yet full.
-``SensorOff`` reads the MIMIC convention (a value of exactly 0 means the sensor is off) and low
-device quality; it cannot tell a disconnected sensor from a true zero (asystole), so a zero heart
-rate is also reported as a technical condition, and the waveform check decides.
-
-Example on real data (MIMIC-II numerics, 1/min; 0 = sensor off)::
-
-    >>> import numpy as np, wfdb
-    >>> from detectors.filters import Hampel
-    >>> rec = wfdb.rdrecord("../shared/data/wfdb/s00001/s00001-2896-10-10-00-31n")
-    >>> hr = rec.p_signal[:, rec.sig_name.index("HR")]
-    >>> h = Hampel(n_rows=1, n_cols=1, window=7)
-    >>> flags = [h.step(np.array([0]), np.array([0]), np.array([v]))[0] for v in hr[:200]]
 """
 
 from __future__ import annotations
@@ -26,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from wardwatch.metrics_catalog import METRICS, Metric
+
+from .protocol import Round, RowState, grow
+
+M = len(METRICS)
 
 # Largest plausible change per second, per metric (beyond it, a reading is an artefact).
 MAX_RATE_PER_S = {
@@ -46,7 +34,29 @@ MIN_SCALE = np.array([{Metric.heart_rate: 3.0, Metric.pulse_rate: 3.0, Metric.sp
 
 
 class Hampel:
-    """Hampel identifier over the last ``window`` raw values of each (patient, metric)."""
+    """Hampel identifier (Hampel, J Am Stat Assoc 1974; the filter form: Pearson et al., EURASIP
+    J Adv Signal Process 2016) over the last ``window`` raw values of each (patient, metric): a value
+    more than ``k`` scaled MADs from the window's median is an outlier.
+
+    Works when: isolated spikes (a probe knocked, a motion burst) in otherwise steady numerics.
+    Does not work when: a slow drift (that is a trend, and real: left alone); a run of artefacts
+    longer than half the window, which it takes for the new level; fewer than 5 values in the window
+    (no verdict). A per-metric minimum spread keeps still numerics (MAD 0) from flagging every
+    normal one-step change.
+
+    On real MIMIC-II numerics shipped with WardWatch (s00001, 32 h at 1/min; 0 = sensor off, left
+    out as the engine does), the heart rate's spikes::
+
+        >>> import numpy as np, wfdb
+        >>> from importlib.resources import files
+        >>> rec = wfdb.rdrecord(str(files("wardwatch") / "data" / "s00001-2896-10-10-00-31n"))
+        >>> hr = rec.p_signal[:, rec.sig_name.index("HR")]
+        >>> on = hr[hr != 0]
+        >>> h = Hampel(n_rows=1, n_cols=1, window=7, min_scale=3.0)
+        >>> flags = np.array([h.step(np.array([0]), np.array([0]), np.array([v]))[0] for v in on])
+        >>> int(flags.sum()), len(on), [round(float(v)) for v in on[flags][:5]]
+        (18, 1890, [66, 68, 70, 70, 70])
+    """
 
     def __init__(self, n_rows: int, n_cols: int, window: int = 7, k: float = 3.5,
                  min_scale: float | np.ndarray = MIN_SCALE) -> None:
@@ -57,10 +67,8 @@ class Hampel:
         self.pos = np.zeros((n_rows, n_cols), np.int16)
 
     def resize(self, n_rows: int) -> None:
-        extra = n_rows - self.buf.shape[0]
-        if extra > 0:
-            self.buf = np.concatenate([self.buf, np.full((extra,) + self.buf.shape[1:], np.nan)])
-            self.pos = np.concatenate([self.pos, np.zeros((extra, self.pos.shape[1]), np.int16)])
+        self.buf = grow(self.buf, n_rows, np.nan)
+        self.pos = grow(self.pos, n_rows, 0)
 
     def step(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
         """True where a value is an outlier against its window; then the value joins the window."""
@@ -76,14 +84,6 @@ class Hampel:
         self.pos[rows, cols] = (p + 1) % self.window
         return outlier
 
-    def median(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return np.nanmedian(self.buf[rows, cols], axis=1)
-
 
 def rate_artefact(cols: np.ndarray, values: np.ndarray, last_clean: np.ndarray, dt_ms: np.ndarray) -> np.ndarray:
     """True where the change since the last clean value is faster than physiology allows."""
@@ -95,6 +95,84 @@ def rate_artefact(cols: np.ndarray, values: np.ndarray, last_clean: np.ndarray, 
 def sensor_off(cols: np.ndarray, values: np.ndarray, quality: np.ndarray) -> np.ndarray:
     """Sensor off: a zero where zero means disconnected, or device signal quality below 0.2."""
     return (ZERO_IS_OFF[cols] & (values == 0)) | (np.nan_to_num(quality, nan=1.0) < 0.2)
+
+
+class SignalFilter(RowState):
+    """The signal filters of the engine, in order: sensor off, Hampel, rate of change.
+
+    A reading is *off* when its probe reads 0 where 0 means disconnected (the MIMIC convention) or
+    the device's quality is below 0.2; an *artefact* when Hampel calls it a spike (within 2 min of
+    the last clean value) or it changed faster than physiology allows (:data:`MAX_RATE_PER_S`);
+    otherwise *valid*, and it becomes the patient's latest clean value of that metric.
+
+    Works when: MIMIC-style numerics at 1 Hz to 1/min. Does not work when: a true zero (asystole)
+    looks like a sensor off (the sensor-off alarm and the waveform cross-check decide); a real
+    sudden change right after a gap is accepted only because a gap over 5 min resets the filters;
+    values charted hours apart are never judged against each other. Sources: Hampel 1974 (see
+    :class:`Hampel`); the rate limits are WardWatch's own, per metric.
+
+    The heart rate of the shipped MIMIC-II record s00001 (32 h at 1/min), as the engine sees it:
+    readings off, artefacts, and the last clean value::
+
+        >>> import numpy as np, wfdb
+        >>> from importlib.resources import files
+        >>> from detectors.protocol import Round
+        >>> rec = wfdb.rdrecord(str(files("wardwatch") / "data" / "s00001-2896-10-10-00-31n"))
+        >>> hr = rec.p_signal[:, rec.sig_name.index("HR")]
+        >>> f = SignalFilter()
+        >>> f.resize(1)
+        >>> seen = [f.update(Round(np.array([0]), np.array([0]), np.array([v]), np.array([60_000 * i]),
+        ...                        np.array([np.nan]), ["s00001"])) for i, v in enumerate(hr)]
+        >>> int(sum(r.off.sum() for r in seen)), int(sum((~r.off & ~r.valid).sum() for r in seen)), float(f.clean[0, 0])
+        (46, 15, 68.5)
+    """
+
+    ARRAYS = {"last_ts": ((M,), np.int64, -1), "clean": ((M,), np.float64, np.nan),
+              "clean_ts": ((M,), np.int64, -1)}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hampel = Hampel(0, M)
+        self.artefacts = 0  # readings judged artefacts since start (a metric for the worker)
+
+    def resize(self, n_rows: int) -> None:
+        super().resize(n_rows)
+        self.hampel.resize(n_rows)
+
+    def row_arrays(self):
+        yield from super().row_arrays()
+        yield self.hampel, "buf"
+        yield self.hampel, "pos"
+
+    def state_dict(self, row: int) -> dict:
+        return {**super().state_dict(row), "hampel": self.hampel.buf[row].tolist(),
+                "hampel_pos": self.hampel.pos[row].tolist()}
+
+    def load_state(self, row: int, doc: dict) -> None:
+        super().load_state(row, doc)
+        self.hampel.buf[row] = np.asarray(doc["hampel"], dtype=float)
+        self.hampel.pos[row] = np.asarray(doc["hampel_pos"], dtype=np.int16)
+
+    def update(self, rnd: Round) -> Round:
+        """Sets ``rnd.off``, ``rnd.valid`` and ``rnd.clean``; the valid values become the latest clean ones."""
+        rr, cc, v, t = rnd.rows, rnd.metrics, rnd.values, rnd.ts
+        off = sensor_off(cc, v, rnd.quality)
+        dt = t - self.clean_ts[rr, cc]
+        on = ~off
+        outlier = np.zeros(len(rr), bool)
+        if on.any():
+            outlier[on] = self.hampel.step(rr[on], cc[on], v[on])
+        # Hampel judges streams (a reading a second or a minute); values charted hours apart are not
+        # "spikes" of each other, and a reading after a long gap is not an artefact of a jump.
+        artefact = on & ((outlier & (dt <= 120_000)) | rate_artefact(cc, v, self.clean[rr, cc], dt))
+        artefact &= ~((dt > 300_000) | (self.clean_ts[rr, cc] < 0))
+        self.artefacts += int(artefact.sum())
+        valid = on & ~artefact
+        self.clean[rr[valid], cc[valid]] = v[valid]
+        self.clean_ts[rr[valid], cc[valid]] = t[valid]
+        self.last_ts[rr, cc] = t
+        rnd.off, rnd.valid, rnd.clean = off, valid, np.where(valid, v, np.nan)
+        return rnd
 
 
 def median_smooth(x: np.ndarray, size: int = 5) -> np.ndarray:

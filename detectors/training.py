@@ -5,6 +5,11 @@ runs (so training and serving cannot drift apart). Patients, never rows, are spl
 seed into train (60 %), tune (20 %: alarm thresholds) and held-out test (20 %: the reported figures).
 The model ships as arrays plus a JSON manifest naming the data file's SHA-256, the split and seed,
 the library versions and the held-out metrics.
+
+Learning lives here and only here: this module uses scikit-learn (imported when training), fits the
+isolation forest and the gradient-boosted trees, and exports them as plain arrays (the artefacts in
+``detectors/artefacts``); the scoring classes in :mod:`detectors.scores` load those arrays and use
+numpy only.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.scores.isolation_forest import IsolationForestScore
+from detectors.scores.gradient_boosting import TreeModel
+from detectors.scores.risk import HOUR_MS, RiskStage
+
 SEED = 2019
 
 
@@ -26,16 +35,30 @@ def split_patients(patients: np.ndarray, seed: int = SEED) -> dict[str, set[str]
     return {"train": set(uniq[perm[:a]]), "tune": set(uniq[perm[a:b]]), "test": set(uniq[perm[b:]])}
 
 
+class FeatureRecorder(RiskStage):
+    """The risk stage without a model, keeping (rows, hour, features) of every update: the training
+    rows come from the very feature code the worker runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record: list = []
+
+    def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
+        X = super().features(rows, latest, latest_ts)
+        self.record.append((rows.copy(), (latest_ts.max(axis=1) // HOUR_MS).copy(), X.astype(np.float32)))
+        return X
+
+
 def build_features(df):
     """(patient, hour, X) for every scored patient-hour, by replaying df through the engine."""
-    from detectors.early_warning.news2 import News2Stage
     from detectors.early_warning.replay import replay
-    from detectors.early_warning.risk import RiskStage
+    from detectors.scores.news2 import News2Stage
     from detectors.engine import DetectorEngine
 
-    record: list = []
-    engine = DetectorEngine(stages=[News2Stage(), RiskStage(record=record)], stale_after_ms=10**15, score_alarms=False)
+    stage = FeatureRecorder()
+    engine = DetectorEngine(stages=[News2Stage(), stage], stale_after_ms=10**15, score_alarms=False)
     replay(df, engine)
+    record = stage.record
     ids = np.array(engine.table.ids, dtype=object)
     pats = np.concatenate([ids[r] for r, _, _ in record])
     hours = np.concatenate([h for _, h, _ in record])
@@ -56,13 +79,46 @@ def tune_thresholds(patient, labels, risk, max_episodes: float = 0.7) -> dict:
     return {"medium": medium, "high": float(max(medium, np.nanquantile(risk, 0.998)))}
 
 
+def export_isolation_forest(forest) -> IsolationForestScore:
+    """A fitted ``sklearn.ensemble.IsolationForest`` as the arrays :class:`IsolationForestScore` scores with."""
+    trees = [e.tree_ for e in forest.estimators_]
+    offsets = np.cumsum([0] + [t.node_count for t in trees])
+    feats = [np.where(t.feature >= 0, np.asarray(f)[np.maximum(t.feature, 0)], -1)
+             for t, f in zip(trees, forest.estimators_features_)]
+    return IsolationForestScore({
+        "offsets": offsets, "left": np.concatenate([t.children_left for t in trees]).astype(np.int32),
+        "right": np.concatenate([t.children_right for t in trees]).astype(np.int32),
+        "feature": np.concatenate(feats).astype(np.int32),
+        "threshold": np.concatenate([t.threshold for t in trees]).astype(np.float64),
+        "n": np.concatenate([t.n_node_samples for t in trees]).astype(np.float64),
+        "max_samples": np.array([float(forest.max_samples_)])})
+
+
+def export_tree_model(clf, meta: dict) -> TreeModel:
+    """A fitted ``HistGradientBoostingClassifier`` as the arrays :class:`TreeModel` evaluates."""
+    nodes = [p[0].nodes for p in clf._predictors]
+    offsets = np.cumsum([0] + [len(n) for n in nodes])
+    cat = np.concatenate(nodes)
+    arrays = {"offsets": offsets, "feature": cat["feature_idx"].astype(np.int32),
+              "threshold": cat["num_threshold"].astype(np.float64), "left": cat["left"].astype(np.int32),
+              "right": cat["right"].astype(np.int32), "leaf": cat["is_leaf"].astype(bool),
+              "missing_left": cat["missing_go_to_left"].astype(bool), "value": cat["value"].astype(np.float64)}
+    return TreeModel(arrays, {**meta, "baseline": float(np.ravel(clf._baseline_prediction)[0])})
+
+
+def save_tree_model(model: TreeModel, path: Path) -> None:
+    """The risk artefact: ``path.npz`` (arrays, no pickle) and ``path.json`` (the manifest)."""
+    np.savez_compressed(path.with_suffix(".npz"), **model.a)
+    path.with_suffix(".json").write_text(json.dumps(model.meta, indent=2))
+
+
 def train(input: str, out: str, seed: int = SEED) -> int:
     import pandas as pd
     import sklearn
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from detectors.early_warning.replay import read_cinc
-    from detectors.early_warning.risk import TreeModel, feature_names
+    from detectors.scores.risk import feature_names
 
     t0 = time.time()
     path = Path(input)
@@ -87,28 +143,26 @@ def train(input: str, out: str, seed: int = SEED) -> int:
     # vitals of training patients after their baseline hours, outside any sepsis window.
     from sklearn.ensemble import IsolationForest
 
-    from detectors.early_warning.risk import IsolationTrees
-
     names = feature_names()
     zcols = [names.index(f"{m}_z") for m in ("heart_rate", "spo2", "temperature", "sbp", "map", "resp_rate")]
     Z = X[:, zcols].astype(np.float64)
     fit_rows = tr & (y == 0) & (X[:, names.index("hours")] >= 6)
     forest = IsolationForest(n_estimators=100, max_samples=256, random_state=seed).fit(np.nan_to_num(Z[fit_rows]))
-    trees = IsolationTrees.from_sklearn(forest)
+    trees = export_isolation_forest(forest)
     X[:, names.index("iforest")] = trees.score(Z)
     assert np.allclose(trees.score(Z[:2000]), -forest.score_samples(np.nan_to_num(Z[:2000]))), "exported forest must match"
     clf.fit(X[tr], y[tr])
     meta = {"features": feature_names(), "data_sha256": sha, "data_file": path.name, "seed": seed,
             "split": {"train": 0.6, "tune": 0.2, "test": 0.2, "unit": "patient"}, "sklearn": sklearn.__version__,
             "trained": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_train_rows": int(tr.sum())}
-    model = TreeModel.from_sklearn(clf, meta)
+    model = export_tree_model(clf, meta)
     risk = model.predict_proba(X)
     assert np.allclose(risk[:2000], clf.predict_proba(X[:2000])[:, 1]), "exported trees must match sklearn"
     tu = part == "tune"
     model.meta["thresholds"] = tune_thresholds(pats[tu].astype(str), y[tu], risk[tu])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "risk")
+    save_tree_model(model, out / "risk")
     np.savez_compressed(out / "iforest.npz", **trees.a)
     print(json.dumps(model.meta["thresholds"]))
     print(f"trained in {time.time() - t0:.0f}s; artefact: {out / 'risk.npz'}")

@@ -34,12 +34,13 @@ from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
+from wardwatch.lineprotocol import alert_line
 from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
-from .engine import DetectorEngine, EngineOutput, _alert_line as alert_line
+from .engine import DetectorEngine, EngineOutput
 
 log = logging.getLogger("wardwatch.detect")
 

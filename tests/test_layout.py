@@ -33,9 +33,6 @@ MAY_IMPORT = {
 KNOWN = {
     # The worker's consumer-side codec and validation are moving from ingest/ to wardwatch/codec.py.
     ("detectors.worker", "ingest"): "ingest.codec and ingest.validate are moving to wardwatch/codec.py",
-    # The alarm rule table (metric, side, condition) lives in detectors/limits.py; the alert service
-    # checks limit changes against it. It belongs in the core (data both layers read).
-    ("alerts.limits", "detectors"): "detectors.limits.DEFAULT_RULES should move to the core",
 }
 
 

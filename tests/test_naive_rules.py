@@ -7,7 +7,7 @@ import orjson
 
 from benchmarks.naive import PIPELINE, PatientRules, by_metric
 from benchmarks.pipeline.load import Ward
-from detectors.limits import DEFAULT_RULES
+from wardwatch.alarm_rules import DEFAULT_RULES
 
 
 def test_a_limit_held_for_its_delay_raises_once_and_clears_when_back_inside():

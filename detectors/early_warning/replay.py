@@ -45,7 +45,7 @@ def replay(df: pd.DataFrame, engine: DetectorEngine, base_ms: int = BASE_MS, eve
     news = np.full(n, np.nan)
     alert = np.zeros(n, np.int8)
     prio = np.full(n, "", dtype=object)
-    medium_rules = np.array([r.priority in (Priority.medium, Priority.high) for r in engine.rules])
+    medium_rules = np.array([r.priority in (Priority.medium, Priority.high) for r in engine.limits.rules])
     last_risk: dict[str, float] = {}
     last_news: dict[str, float] = {}
     long = df.melt(id_vars=["patient", "ICULOS"], value_vars=[c for c in CINC if c in df], var_name="col",
@@ -79,11 +79,11 @@ def replay(df: pd.DataFrame, engine: DetectorEngine, base_ms: int = BASE_MS, eve
             r = engine.table.index.get(p)
             if r is None:
                 continue
-            level = int(engine.score_active[r])
-            limit_hit = bool((engine.cond_active[r] & medium_rules).any())
+            level = int(engine.early_warning.score_active[r])
+            limit_hit = bool((engine.limits.cond_active[r] & medium_rules).any())
             if level >= 2 or limit_hit:
                 alert[i] = 1
-                high = level == 3 or any(engine.cond_active[r, j] and engine.rules[j].priority is Priority.high
-                                         for j in range(len(engine.rules)))
+                high = level == 3 or any(engine.limits.cond_active[r, j] and engine.limits.rules[j].priority is Priority.high
+                                         for j in range(len(engine.limits.rules)))
                 prio[i] = "high" if high else "medium"
     return ReplayResult(df["patient"].astype(str).to_numpy(), df["ICULOS"].to_numpy(), risk, news, alert, prio)

@@ -10,7 +10,8 @@ import wfdb
 
 from detectors.engine import DetectorEngine
 from detectors.filters import Hampel, median_smooth, resample_mean
-from detectors.waveform import ppg_beats, rate, verify_asystole
+from detectors.alarms.asystole import verify_asystole
+from detectors.beats import ppg_beats, rate
 
 from .helpers import columns
 

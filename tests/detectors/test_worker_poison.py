@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from detectors.early_warning.news2 import News2Stage
+from detectors.scores.news2 import News2Stage
 from detectors.engine import DetectorEngine
 from detectors.worker import DetectorWorker
 from wardwatch.bus import MemoryBus

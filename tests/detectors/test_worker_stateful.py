@@ -15,7 +15,7 @@ import time
 import orjson
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from detectors.early_warning.news2 import News2Stage
+from detectors.scores.news2 import News2Stage
 from detectors.engine import DetectorEngine
 from detectors.worker import DetectorWorker
 from ingest.codec import decode_readings

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from detectors.early_warning.metrics import evaluate, normalised_utility
-from detectors.early_warning.news2 import News2Stage, news2
-from detectors.early_warning.risk import ARTEFACTS, TreeModel
+from detectors.scores.news2 import News2Stage, news2
+from detectors.scores.risk import ARTEFACTS, TreeModel
 from detectors.training import split_patients
 from wardwatch.metrics_catalog import METRIC_INDEX, METRICS, Metric
 
@@ -110,19 +110,19 @@ def test_score_writes_one_row_per_input_row_and_never_reads_the_label(heldout, t
 def test_isolation_forest_as_arrays_scores_like_scikit_learn():
     from sklearn.ensemble import IsolationForest
 
-    from detectors.early_warning.risk import IsolationTrees
+    from detectors.training import export_isolation_forest
 
     rng = np.random.default_rng(0)
     usual = rng.normal(0, 1, (2000, 6))
     forest = IsolationForest(n_estimators=50, max_samples=128, random_state=0).fit(usual)
-    trees = IsolationTrees.from_sklearn(forest)
+    trees = export_isolation_forest(forest)
     probe = np.vstack([usual[:50], rng.normal(0, 1, (50, 6)) + 6])
     assert np.allclose(trees.score(probe), -forest.score_samples(probe))
     assert trees.score(probe[50:]).mean() > trees.score(probe[:50]).mean() + 0.1  # far from baseline = anomalous
 
 
 def test_trend_score_counts_vitals_moving_the_wrong_way():
-    from detectors.early_warning.risk import trend_score
+    from detectors.scores.trend import trend_score
 
     # HR +12, SpO2 -4, temperature +0.2, SBP -20, MAP -2, RR +5 over six hours: four deteriorating.
     assert trend_score(np.array([[12, -4, 0.2, -20, -2, 5]]))[0] == 4

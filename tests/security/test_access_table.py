@@ -22,7 +22,7 @@ import websockets
 
 from alerts.guards import ACTIONS_PER_10S, REPLAY_MAX, SUBSCRIBES_PER_10S
 from detectors.engine import DetectorEngine
-from detectors.limits import DEFAULT_RULES, apply_override
+from wardwatch.alarm_rules import DEFAULT_RULES, apply_override
 from wardwatch import access
 from wardwatch.auth import Role, TokenStore
 from wardwatch.models import AlertEventType, Priority, now_ms

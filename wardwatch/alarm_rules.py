@@ -1,4 +1,5 @@
-"""Default alarm conditions and per-patient limit overrides.
+"""Default alarm conditions (limit rules) and per-patient limit overrides, the table both the detectors
+(:mod:`detectors.alarms.limits`) and the alert service (limit changes) read.
 
 Defaults follow common adult ward practice and IEC 60601-1-8 alarm behaviour: a condition must
 persist for its delay (in reading time) before it alarms, and clears only when the value is back
@@ -12,8 +13,8 @@ import math
 import time
 from dataclasses import dataclass, replace
 
-from wardwatch.metrics_catalog import CATALOG, METRIC_INDEX, Metric
-from wardwatch.models import Priority
+from .metrics_catalog import CATALOG, METRIC_INDEX, Metric
+from .models import Priority
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class LimitRule:
         return f"{info.label} {value:.3g} {unit} {word} {self.limit:g} {unit}{held}"
 
 
-# Ordered: the index of a rule is its column in the engine's condition arrays.
+# Ordered: the index of a rule is its column in the limit alarms' condition arrays.
 DEFAULT_RULES: tuple[LimitRule, ...] = (
     LimitRule("spo2_low", Metric.spo2, "low", 90, Priority.high, 15_000, 2),
     LimitRule("spo2_critical", Metric.spo2, "low", 85, Priority.high, 5_000, 2),

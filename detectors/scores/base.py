@@ -1,4 +1,5 @@
-"""The plug-in point for score stages (NEWS2, trends, learned risk) inside the detector engine."""
+"""The protocol of score stages (NEWS2, learned risk) inside the detector engine: the rows of a round
+and their latest clean values in, a :class:`StageScores` of column arrays out."""
 
 from __future__ import annotations
 

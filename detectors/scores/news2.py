@@ -1,4 +1,4 @@
-"""NEWS2 (Royal College of Physicians, 2017), vectorised over patients.
+"""NEWS2 (Royal College of Physicians, 2017), vectorised over patients: the score, its bands and the stage.
 
 Works on the latest valid value of each parameter. A wearable gives SpO2, pulse and respiration
 only, and the CinC data has no consciousness or supplemental-O2 flag: such a score is *partial*
@@ -6,12 +6,14 @@ only, and the CinC data has no consciousness or supplemental-O2 flag: such a sco
 It assumes SpO2 scale 1; scale 2 (hypercapnic patients, target 88-92 %) needs a clinician's order
 and is selected per patient with ``scale2``.
 
-Example on a real patient (CinC 2019)::
+Example on the vitals of a CinC 2019 patient (columns in the order of ``METRICS``)::
 
     >>> import numpy as np
-    >>> from detectors.early_warning.news2 import news2
+    >>> from detectors.scores.news2 import news2
     >>> # HR 118, SpO2 93 %, temperature 38.4, SBP 98, RR 26: 2 + 2 + 1 + 2 + 3 = 10, partial (no ACVPU/O2)
     >>> total, partial, parts = news2(np.array([[118, np.nan, 93, 26, 38.4, 98, np.nan, np.nan, np.nan]]))
+    >>> total.tolist(), partial.tolist(), parts.tolist()
+    ([10.0], [True], [[3.0, 2.0, 2.0, 2.0, 1.0]])
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from wardwatch.metrics_catalog import METRIC_INDEX, Metric
 
-from ..stage import StageScores
+from .base import StageScores
 
 HR, SPO2, RR, TEMP, SBP = (METRIC_INDEX[m] for m in (Metric.heart_rate, Metric.spo2, Metric.resp_rate,
                                                       Metric.temperature, Metric.sbp))
@@ -84,7 +86,31 @@ class LazyReasons:
 
 
 class News2Stage:
-    """The NEWS2 score stage: a score per patient from the latest clean values, with reasons."""
+    """NEWS2 (Royal College of Physicians 2017, National Early Warning Score 2): a score per patient
+    from the latest clean values (stale after ``max_age_ms``), with the points of each parameter as
+    reasons, and the RCP clinical-risk bands as alarm levels (>= 7 high, 5-6 medium, a single 3 low).
+
+    Works when: all five measured parameters (respiration, SpO2, systolic pressure, pulse,
+    temperature) are there and recent. Does not work when: consciousness and supplemental O2 are
+    never streamed, so every score is *partial* (and says which parameters are missing: a watch
+    gives only SpO2 and pulse, and a partial 3 is not a full 3); SpO2 scale 2 (hypercapnic patients)
+    needs a clinician's order. Stateless between rounds.
+
+    The shipped CinC 2019 demo slice, each patient at its last charted values::
+
+        >>> import numpy as np, pandas as pd
+        >>> from importlib.resources import files
+        >>> from wardwatch.metrics_catalog import METRIC_INDEX, METRICS, Metric
+        >>> df = pd.read_csv(files("wardwatch") / "data" / "cinc2019_demo.csv.gz")
+        >>> last = df.groupby("patient").agg("last")  # the last non-missing value of each column
+        >>> latest = np.full((len(last), len(METRICS)), np.nan)
+        >>> for col, m in {"HR": Metric.heart_rate, "O2Sat": Metric.spo2, "Resp": Metric.resp_rate,
+        ...                "Temp": Metric.temperature, "SBP": Metric.sbp}.items():
+        ...     latest[:, METRIC_INDEX[m]] = last[col]
+        >>> s = News2Stage().update(np.arange(len(last)), latest, np.zeros(latest.shape, np.int64), 0)
+        >>> s.scores["news2"].astype(int).tolist(), s.alarm_level.tolist().count(3), s.reasons[0]
+        ([7, 4, 4, 3, 2, 0, 0, 2, 0, 1, 3, 3, 4, 1, 3, 0], 1, ['respiration +2', 'systolic_bp +3', 'pulse +2'])
+    """
 
     name = "news2"
 

@@ -1,0 +1,203 @@
+"""A learned early-warning risk, computed online inside the detector engine, with its reasons.
+
+Per patient the stage keeps the last 12 hours of hourly values of six vitals and derives trends
+(1, 3 and 6-hour deltas), spreads, ranges, how often each vital is charted, NEWS2's components
+and the hours since monitoring began. A gradient-boosted tree model (scikit-learn's
+HistGradientBoostingClassifier, trained by ``wardwatch train`` on CinC 2019 patients) turns them
+into a risk between 0 and 1. The model ships as plain arrays (``.npz`` without pickle, plus a JSON
+manifest), and is evaluated here with numpy: loading it runs no code from the file.
+
+Works when: vitals are charted or streamed for hours, as on a ward or in an ICU; the risk looks
+at trends, so it needs a few hours of history. Does not work when: a patient has only just been
+admitted (little history), or only one or two vitals are measured (a watch: SpO2 and pulse): the
+risk is then computed from what there is, and the NEWS2 stage's partial flag says what is missing.
+It was trained for sepsis onset in ICU stays (CinC 2019): it is an early-warning aid, not a
+diagnosis.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..protocol import RowState
+from .base import StageScores
+from .gradient_boosting import TreeModel
+from .isolation_forest import IsolationForestScore
+from .news2 import news2
+from .risk_features import BASELINE_H, H, HOUR_MS, STALE_MS, VCOLS, VITALS, Z_FLOOR, feature_names
+from .trend import TrendScore
+
+__all__ = ["ARTEFACTS", "BASELINE_H", "HOUR_MS", "Z_FLOOR", "RiskStage", "RiskThresholds", "TreeModel", "feature_names"]
+
+ARTEFACTS = Path(__file__).resolve().parents[1] / "artefacts"
+
+
+@dataclass
+class RiskThresholds:
+    medium: float
+    high: float
+
+
+class RiskStage(RowState):
+    """The learned early-warning risk: hourly history per patient -> 76 features (latest values,
+    1/3/6-hour trends, spreads, charting counts, NEWS2 components, shock index, baseline z-scores,
+    the :class:`IsolationForestScore` anomaly and the :class:`TrendScore`) -> gradient-boosted trees
+    (Friedman, Ann Stat 2001; scikit-learn's histogram variant after Ke et al., LightGBM, NeurIPS
+    2017) -> a risk 0..1 once an hour, an alarm level from the tuned thresholds, and reasons in words.
+    Trained by :mod:`detectors.training` on CinC 2019 (Reyna et al., Crit Care Med 2020); scored here
+    with numpy only. Also reports the ``iforest`` and ``trend`` scores it computed.
+
+    Works when: vitals are charted or streamed for hours, as on a ward or in an ICU; the risk looks
+    at trends, so it needs a few hours of history. Does not work when: a patient has only just been
+    admitted (little history), or only one or two vitals are measured (a watch): the risk is then
+    computed from what there is and marked partial. Trained for sepsis onset in ICU stays: an
+    early-warning aid, not a diagnosis.
+
+    The shipped CinC 2019 demo slice (16 patients, 8 of whom became septic) through the engine:
+    patient-hours scored, the highest risk, and the patients it alarmed for at some hour::
+
+        >>> from importlib.resources import files
+        >>> from detectors.early_warning.replay import read_cinc, replay
+        >>> from detectors.engine import DetectorEngine
+        >>> df = read_cinc(files("wardwatch") / "data" / "cinc2019_demo.csv.gz")
+        >>> res = replay(df, DetectorEngine(stages=[RiskStage.shipped()], stale_after_ms=10**15))
+        >>> import numpy as np
+        >>> len(res.risk), round(float(np.nanmax(res.risk)), 3), len(set(res.patient[res.alert == 1]))
+        (752, 0.885, 14)
+    """
+
+    name = "risk"
+    # Per patient (``state_dict``/``load_state`` take the engine's ``rows`` array, as every score stage).
+    # pred_hour: the model scores a patient once an hour, as trained; base_*: the baseline's sums.
+    V = len(VITALS)
+    ARRAYS = {"hist": ((H, V), np.float64, np.nan), "hour": ((), np.int64, -1), "first": ((), np.int64, -1),
+              "pred_hour": ((), np.int64, -1), "base_sum": ((V,), np.float64, 0.0), "base_sq": ((V,), np.float64, 0.0),
+              "base_n": ((V,), np.float64, 0.0), "risk": ((), np.float64, np.nan), "level": ((), np.int8, 0)}
+    ROW_ARRAYS = tuple(ARRAYS)  # saved and rolled back by the engine
+
+    def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
+                 iforest: IsolationForestScore | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.iforest = iforest
+        self.trend = TrendScore()
+        self.thresholds = thresholds or (RiskThresholds(**model.meta["thresholds"]) if model else None)
+
+    @classmethod
+    def shipped(cls) -> "RiskStage":
+        return cls(TreeModel.load(ARTEFACTS / "risk"), iforest=IsolationForestScore.load(ARTEFACTS / "iforest.npz"))
+
+    def state_dict(self, rows: np.ndarray) -> dict:
+        r = int(rows[0])
+        return {"hist": np.where(np.isnan(self.hist[r]), None, self.hist[r]).tolist(), "hour": int(self.hour[r]),
+                "first": int(self.first[r]), "pred_hour": int(self.pred_hour[r]),
+                "risk": None if np.isnan(self.risk[r]) else float(self.risk[r]), "level": int(self.level[r]),
+                "base": [self.base_sum[r].tolist(), self.base_sq[r].tolist(), self.base_n[r].tolist()]}
+
+    def load_state(self, rows: np.ndarray, state: dict) -> None:
+        r = int(rows[0])
+        self.hist[r] = np.array(state["hist"], dtype=float)
+        self.hour[r], self.first[r] = state["hour"], state["first"]
+        self.pred_hour[r], self.level[r] = state.get("pred_hour", -1), state.get("level", 0)
+        self.risk[r] = np.nan if state.get("risk") is None else state["risk"]
+        if "base" in state:
+            self.base_sum[r], self.base_sq[r], self.base_n[r] = (np.asarray(x, float) for x in state["base"])
+
+    def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
+        t_row = latest_ts.max(axis=1)
+        v = latest[:, VCOLS].copy()
+        v[(t_row[:, None] - latest_ts[:, VCOLS]) > STALE_MS] = np.nan
+        hour = t_row // HOUR_MS
+        first = self.first[rows]
+        self.first[rows] = np.where(first < 0, t_row, first)
+        shift = np.where(self.hour[rows] < 0, 0, np.clip(hour - self.hour[rows], 0, H))
+        for s in np.unique(shift[shift > 0]):
+            rs = rows[shift == s]
+            self.hist[rs, :-s] = self.hist[rs, s:]
+            self.hist[rs, -s:] = np.nan
+        self.hour[rows] = np.maximum(self.hour[rows], hour)
+        self.hist[rows, -1] = v
+        h = self.hist[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            last6 = h[:, -6:]
+            parts = [v, v - h[:, -2], v - h[:, -4], v - h[:, -7],
+                     np.nanmean(last6, 1), np.nanstd(last6, 1), np.nanmin(last6, 1), np.nanmax(last6, 1),
+                     np.nanmean(h, 1), (~np.isnan(h)).sum(1).astype(float)]
+            total, _, comps = news2(latest)
+            hours = ((t_row - self.first[rows]) / HOUR_MS)[:, None]
+            shock = (v[:, 0] / v[:, 3])[:, None]
+            # The patient's own baseline: mean and spread of the first hours, one sample per hour.
+            new_hour = shift > 0
+            in_base = (hours[:, 0] < BASELINE_H) & (new_hour | (self.base_n[rows].sum(axis=1) == 0))
+            ok = in_base[:, None] & ~np.isnan(v)
+            self.base_sum[rows] += np.where(ok, v, 0)
+            self.base_sq[rows] += np.where(ok, v * v, 0)
+            self.base_n[rows] += ok
+            n = self.base_n[rows]
+            mean = self.base_sum[rows] / np.maximum(n, 1)
+            std = np.sqrt(np.maximum(self.base_sq[rows] / np.maximum(n, 1) - mean ** 2, 0))
+            z = np.where(n > 0, (v - mean) / np.maximum(std, Z_FLOOR), np.nan)
+        iso = self.iforest.score(z)[:, None] if self.iforest is not None else np.full((len(rows), 1), np.nan)
+        trend = self.trend.score(v - h[:, -7])[:, None]
+        return np.hstack(parts + [hours, total[:, None], comps, shock, z, iso, trend])
+
+    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
+        X = self.features(rows, latest, latest_ts)
+        n = len(rows)
+        if self.model is None:
+            nan = np.full(n, np.nan)
+            return StageScores(rows, {"risk": nan}, {"risk": np.zeros(n, bool)}, np.zeros(n, np.int8),
+                               np.full(n, "", object), [])
+        hour = latest_ts.max(axis=1) // HOUR_MS
+        due = hour != self.pred_hour[rows]
+        if due.any():
+            r_due = rows[due]
+            p = self.model.predict_proba(X[due])
+            th = self.thresholds
+            self.risk[r_due] = p
+            self.level[r_due] = np.where(p >= th.high, 3, np.where(p >= th.medium, 2, 0))
+            self.pred_hour[r_due] = hour[due]
+        risk, level = self.risk[rows], self.level[rows]
+        k = X.shape[1]
+        cond = np.where(level == 3, "risk_high", np.where(level == 2, "risk_medium", "")).astype(object)
+        partial = np.isnan(X[:, :len(VITALS)]).any(axis=1)
+        return StageScores(rows, {"risk": risk, "iforest": X[:, k - 2], "trend": X[:, k - 1]},
+                           {"risk": partial, "iforest": partial, "trend": partial}, level, cond, _Reasons(X, risk))
+
+
+class _Reasons:
+    """The vitals and trends behind a risk, in words, built only when read."""
+
+    def __init__(self, X: np.ndarray, risk: np.ndarray) -> None:
+        self.X, self.risk = X, risk
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __getitem__(self, i: int) -> list[str]:
+        x = self.X[i]
+        k = len(VITALS)
+        out = [f"risk {self.risk[i]:.2f}"]
+        labels = ("HR", "SpO2", "temperature", "SBP", "MAP", "RR")
+        for j, label in enumerate(labels):
+            d6 = x[3 * k + j]
+            if d6 == d6 and abs(d6) >= (5 if label in ("HR", "SBP", "MAP") else 2 if label in ("SpO2", "RR") else 0.5):
+                out.append(f"{label} {'rising' if d6 > 0 else 'falling'} {abs(d6):.3g} over 6 h")
+        names = _NAMES
+        if x[names.index("news2")] >= 5:
+            out.append(f"NEWS2 {int(x[names.index('news2')])}")
+        iso = x[names.index("iforest")]
+        if iso == iso and iso >= 0.6:
+            out.append(f"unusual for this patient (anomaly {iso:.2f})")
+        return out
+
+
+_NAMES = feature_names()
