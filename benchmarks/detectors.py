@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import psutil
 
-from ingest.codec import decode_readings
+from wardwatch.codec import decode_readings
 
 from detectors.engine import DetectorEngine
 

@@ -26,8 +26,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ingest.codec import decode_readings
-from ingest.validate import Limits
+from wardwatch.codec import decode_readings
+from wardwatch.codec import Limits
 from wardwatch import access
 from wardwatch.auth import AuthError, TokenStore, bearer
 from wardwatch.bus import Bus, open_bus

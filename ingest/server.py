@@ -33,7 +33,7 @@ from . import httpserver
 from .bounds import Bounds, read_body
 from .formats import fhir, hl7v2
 from .pipeline import Backpressure, Batch, Ingestor, IngestResult, now_ms
-from .validate import REASONS, Invalid, Limits
+from wardwatch.codec import REASONS, Invalid, Limits
 
 log = logging.getLogger("wardwatch.ingest")
 

@@ -11,11 +11,14 @@ import time
 
 import numpy as np
 
+from wardwatch.codec import encode_readings
+from wardwatch.columns import ReadingColumns
 from wardwatch.kafka import make_producer, send_batch
+from wardwatch.metrics_catalog import METRIC_INDEX, Metric
 from wardwatch.models import reading_id
 from wardwatch.settings import Settings
 
-METRICS = (("heart_rate", "/min", 78.0, 6.0), ("spo2", "%", 96.5, 1.0), ("resp_rate", "/min", 16.0, 2.0))
+METRICS = (("heart_rate", 78.0, 6.0), ("spo2", 96.5, 1.0), ("resp_rate", 16.0, 2.0))  # in the canonical unit
 
 
 class Ward:
@@ -24,27 +27,32 @@ class Ward:
         self.n = n_patients
         self.rng = np.random.default_rng(seed)
         self.patients = [f"bench-{i:05d}" for i in range(n_patients)]
-        self.keys = [p.encode() for p in self.patients]
         self.sick = self.rng.random(n_patients) < deteriorating
         self.sick_start = self.rng.uniform(*sick_window, n_patients)  # seconds into a phase
 
     def records(self, idx: np.ndarray, now_ms: int, t_s: float) -> list[tuple[bytes, bytes]]:
-        out = []
         noise = self.rng.standard_normal((len(idx), len(METRICS)))
+        ids, pids, devices, metrics, values = [], [], [], [], []
         for j, i in enumerate(idx):
             pid = self.patients[i]
-            for k, (metric, unit, mean, sd) in enumerate(METRICS):
+            dev = f"{pid}-w"
+            for k, (metric, mean, sd) in enumerate(METRICS):
                 v = mean + sd * noise[j, k]
                 if metric == "spo2":
                     if self.sick[i] and self.sick_start[i] <= t_s < self.sick_start[i] + 30:
                         v = 85.0 + noise[j, k]
                     v = min(v, 100.0)
-                dev = f"{pid}-w"
-                rid = reading_id(dev, metric, now_ms)
-                out.append((self.keys[i], (
-                    f'{{"id":"{rid}","patient":"{pid}","device":"{dev}","metric":"{metric}",'
-                    f'"value":{v:.1f},"unit":"{unit}","ts":{now_ms},"received":{now_ms},"quality":null}}').encode()))
-        return out
+                ids.append(reading_id(dev, metric, now_ms))
+                pids.append(pid)
+                devices.append(dev)
+                metrics.append(METRIC_INDEX[Metric(metric)])
+                values.append(round(float(v), 1))
+        n = len(pids)
+        cols = ReadingColumns(np.array(ids, dtype=object), np.array(pids, dtype=object), np.array(devices, dtype=object),
+                              np.array(metrics, dtype=np.int8), np.array(values, dtype=np.float64),
+                              np.full(n, now_ms, dtype=np.int64), np.full(n, now_ms, dtype=np.int64),
+                              np.full(n, np.nan, dtype=np.float32))
+        return encode_readings(cols, received=now_ms)
 
 
 async def produce_live(settings: Settings, topic: str, ward: Ward, seconds: float, ticks_per_s: int = 10) -> int:
