@@ -269,16 +269,25 @@ def row_dict(cols: ReadingColumns, j: int) -> dict:
 
 # --- the readings topic ----------------------------------------------------------------------------
 
+_NEXT = b'},{"id":'  # only between two encoded readings: inside a JSON string orjson escapes every '"'
+
+
 def encode_readings(cols: ReadingColumns, received: int | None = None) -> list[tuple[bytes, bytes]]:
-    """(key, value) per row for the readings topic: the patient as key, the reading as JSON (orjson).
-    ``received`` stamps every row with one time (a gateway's); None keeps the column's."""
-    dumps, names, units = orjson.dumps, RULES.names, RULES.units
+    """(key, value) per row for the readings topic: the patient as key, the reading as one JSON object
+    (orjson escapes and formats everything). ``received`` stamps every row with one time (a gateway's);
+    None keeps the column's. The batch is serialised in one orjson call, then cut between the objects."""
+    if not len(cols):
+        return []
+    names, units = RULES.names, RULES.units
+    patients = cols.patient.tolist()
     rx = cols.received.tolist() if received is None else [received] * len(cols)
-    return [(p.encode(), dumps({"id": rid, "patient": p, "device": d, "metric": names[m], "value": v, "unit": units[m],
-                                "ts": t, "received": r, "quality": None if q != q else q}))
-            for rid, p, d, m, v, t, r, q in zip(cols.id.tolist(), cols.patient.tolist(), cols.device.tolist(),
-                                                cols.metric.tolist(), cols.value.tolist(), cols.ts.tolist(), rx,
-                                                cols.quality.astype(np.float64).tolist())]
+    batch = orjson.dumps([{"id": rid, "patient": p, "device": d, "metric": names[m], "value": v, "unit": units[m],
+                           "ts": t, "received": r, "quality": None if q != q else q}
+                          for rid, p, d, m, v, t, r, q in zip(cols.id.tolist(), patients, cols.device.tolist(),
+                                                              cols.metric.tolist(), cols.value.tolist(), cols.ts.tolist(),
+                                                              rx, cols.quality.astype(np.float64).tolist())])
+    values = batch[1:-1].replace(_NEXT, b'}\n{"id":').split(b"\n")  # a raw newline is never inside orjson's output
+    return [(p.encode(), v) for p, v in zip(patients, values)]
 
 
 def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source: str = "kafka:readings",
