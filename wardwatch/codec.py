@@ -278,16 +278,18 @@ def encode_readings(cols: ReadingColumns, received: int | None = None) -> list[t
     None keeps the column's. The batch is serialised in one orjson call, then cut between the objects."""
     if not len(cols):
         return []
-    names, units = RULES.names, RULES.units
+    names, units, n = RULES.names, RULES.units, len(cols)
     patients = cols.patient.tolist()
-    rx = cols.received.tolist() if received is None else [received] * len(cols)
-    batch = orjson.dumps([{"id": rid, "patient": p, "device": d, "metric": names[m], "value": v, "unit": units[m],
-                           "ts": t, "received": r, "quality": None if q != q else q}
-                          for rid, p, d, m, v, t, r, q in zip(cols.id.tolist(), patients, cols.device.tolist(),
-                                                              cols.metric.tolist(), cols.value.tolist(), cols.ts.tolist(),
-                                                              rx, cols.quality.astype(np.float64).tolist())])
+    rx = cols.received.tolist() if received is None else [received] * n
+    q = cols.quality
+    quality = [None] * n if np.isnan(q).all() else [None if v != v else v for v in q.astype(np.float64).tolist()]
+    batch = orjson.dumps([{"id": i, "patient": p, "device": d, "metric": names[m], "value": v, "unit": units[m],
+                           "ts": t, "received": r, "quality": qv}
+                          for i, p, d, m, v, t, r, qv in zip(cols.id.tolist(), patients, cols.device.tolist(),
+                                                             cols.metric.tolist(), cols.value.tolist(), cols.ts.tolist(),
+                                                             rx, quality)])
     values = batch[1:-1].replace(_NEXT, b'}\n{"id":').split(b"\n")  # a raw newline is never inside orjson's output
-    return [(p.encode(), v) for p, v in zip(patients, values)]
+    return list(zip(map(str.encode, patients), values))
 
 
 def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source: str = "kafka:readings",
