@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from .columns import ReadingColumns
-from .identifiers import REASON as BAD_IDENTIFIER, is_identifier
+from .identifiers import REASON as BAD_IDENTIFIER, all_identifiers, is_identifier
 from .metrics_catalog import CATALOG, METRIC_INDEX, METRICS, Metric, to_canonical
 from .models import Reading, RejectedInput
 from .settings import Settings
@@ -223,6 +223,8 @@ COLUMN_DETAIL = {
 
 def _mark_bad_ids(reasons: np.ndarray, ids: np.ndarray) -> None:
     values = ids.tolist()
+    if all_identifiers(values):
+        return
     bad = {v for v in set(values) if not is_identifier(v)}
     if bad:
         reasons[[v in bad for v in values]] = BAD_IDENTIFIER

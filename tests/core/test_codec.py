@@ -168,3 +168,10 @@ def test_the_core_codec_imports_no_layer_above_the_core(module):
     code = (f"import sys, {module}; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('ingest', 'detectors', 'alerts', 'app', 'benchmarks')]; print(bad); sys.exit(bool(bad))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@given(st.lists(ANY_ID | st.sampled_from(["a\nb", "a\n", "\n", "a\n\nb"]), max_size=8))
+def test_the_batch_identifier_check_is_the_rule_on_every_value(values):
+    from wardwatch.identifiers import all_identifiers
+
+    assert all_identifiers(values) == all(map(is_identifier, values))
