@@ -17,7 +17,7 @@ import time
 
 import psutil
 
-from ingest.codec import decode_readings
+from wardwatch.codec import decode_readings
 
 from detectors.engine import DetectorEngine
 

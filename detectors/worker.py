@@ -26,12 +26,11 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ingest.codec import decode_readings
-from ingest.validate import Limits
 from wardwatch import web
 from wardwatch.auth import TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
+from wardwatch.codec import Limits, decode_readings
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import alert_line

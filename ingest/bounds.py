@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from wardwatch.settings import Settings
 
-from .validate import MAX_PAYLOAD_KEEP, Invalid
+from wardwatch.codec import MAX_PAYLOAD_KEEP, Invalid
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from wardwatch.bus import Bus, BusProducer
 from wardwatch.models import RejectedInput, Reading
 
-from .validate import Invalid, Limits, reading_from_mapping, rejected
+from wardwatch.codec import Invalid, Limits, reading_from_mapping, rejected
 
 
 class ItemResult(BaseModel):

@@ -6,14 +6,10 @@
 - ``benchmarks`` may import everything but ``app`` (the CLI calls the benchmarks, not the reverse);
 - ``app`` (CLI, demo, service start-up) may import everything.
 
-Known violations that other work removes are listed in ``KNOWN`` with the reason: each is reported
-as an expected failure (xfail, not strict) on its own, so the rule stays strict for everything else
-and a fixed pair shows up as XPASS, the sign to delete its entry.
 """
 
 from __future__ import annotations
 
-import pytest
 
 from pathlib import Path
 
@@ -28,13 +24,6 @@ MAY_IMPORT = {
     "benchmarks": set(PACKAGES) - {"app"},
     "app": set(PACKAGES),
 }
-
-# (importing module, imported package) -> why it is still there. Temporary: remove on merge.
-KNOWN = {
-    # The worker's consumer-side codec and validation are moving from ingest/ to wardwatch/codec.py.
-    ("detectors.worker", "ingest"): "ingest.codec and ingest.validate are moving to wardwatch/codec.py",
-}
-
 
 def _violations(root: Path = ROOT) -> dict[tuple[str, str], list[str]]:
     found: dict[tuple[str, str], list[str]] = {}
@@ -55,15 +44,7 @@ def test_every_package_is_in_a_layer():
 
 
 def test_layers_import_downwards_only():
-    unknown = {k: v for k, v in VIOLATIONS.items() if k not in KNOWN}
-    assert not unknown, "\n".join(line for lines in unknown.values() for line in lines)
-
-
-@pytest.mark.parametrize("pair", [pytest.param(p, id=f"{p[0]}->{p[1]}",
-                                               marks=pytest.mark.xfail(strict=False, reason=KNOWN[p]))
-                                  for p in sorted(KNOWN)])
-def test_known_violation_is_gone(pair):
-    assert pair not in VIOLATIONS, "; ".join(VIOLATIONS[pair])
+    assert not VIOLATIONS, "\n".join(line for lines in VIOLATIONS.values() for line in lines)
 
 
 def test_the_rule_catches_violations(tmp_path):

@@ -61,7 +61,7 @@ class RejectedInput(BaseModel):
     source: str  # "http:json", "http:fhir", "http:hl7v2", "kafka:readings", ...
     reason: str  # a short machine-readable code, e.g. "impossible_value"
     detail: str  # a human-readable explanation
-    payload: str  # the original input, its first bytes (ingest.validate.MAX_PAYLOAD_KEEP) as text
+    payload: str  # the original input, its first bytes (wardwatch.codec.MAX_PAYLOAD_KEEP) as text
     payload_bytes: int = 0  # the size of the original input as received
     payload_sha256: str = ""  # of the original input as received: identifies it beyond the kept bytes
     received: int = Field(default_factory=now_ms)

@@ -13,7 +13,10 @@ import time
 import numpy as np
 
 from ingest.sources.synthetic import NAMES, SyntheticWard
+from wardwatch.codec import encode_readings
+from wardwatch.columns import ReadingColumns
 from wardwatch.kafka import make_producer, send_batch
+from wardwatch.metrics_catalog import METRIC_INDEX, Metric
 from wardwatch.models import reading_id
 from wardwatch.settings import Settings
 
@@ -33,21 +36,25 @@ class Ward:
                                   artefacts=False)
         self.n = n_patients
         self.patients = self.ward.patients.tolist()
-        self.keys = [p.encode() for p in self.patients]
 
     def records(self, idx: np.ndarray, now_ms: int, t_s: float) -> list[tuple[bytes, bytes]]:
-        out = []
-        values = self.ward.vitals(t_s, idx)
+        values = np.round(self.ward.vitals(t_s, idx), 1)
+        ids, pids, devices, metrics, flat = [], [], [], [], []
         for j, i in enumerate(idx):
             pid = self.patients[i]
-            for k, (metric, unit) in enumerate(METRICS):
-                v = values[j, k]
-                dev = f"{pid}-w"
-                rid = reading_id(dev, metric, now_ms)
-                out.append((self.keys[i], (
-                    f'{{"id":"{rid}","patient":"{pid}","device":"{dev}","metric":"{metric}",'
-                    f'"value":{v:.1f},"unit":"{unit}","ts":{now_ms},"received":{now_ms},"quality":null}}').encode()))
-        return out
+            dev = f"{pid}-w"
+            for k, (metric, _) in enumerate(METRICS):
+                ids.append(reading_id(dev, metric, now_ms))
+                pids.append(pid)
+                devices.append(dev)
+                metrics.append(METRIC_INDEX[Metric(metric)])
+                flat.append(float(values[j, k]))
+        n = len(pids)
+        cols = ReadingColumns(np.array(ids, dtype=object), np.array(pids, dtype=object), np.array(devices, dtype=object),
+                              np.array(metrics, dtype=np.int8), np.array(flat, dtype=np.float64),
+                              np.full(n, now_ms, dtype=np.int64), np.full(n, now_ms, dtype=np.int64),
+                              np.full(n, np.nan, dtype=np.float32))
+        return encode_readings(cols, received=now_ms)
 
 
 async def produce_live(settings: Settings, topic: str, ward: Ward, seconds: float, ticks_per_s: int = 10) -> int:

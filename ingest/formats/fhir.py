@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from wardwatch.metrics_catalog import LOINC_TO_METRIC, MDC_TO_METRIC
 
-from ..validate import Invalid
+from wardwatch.codec import Invalid
 
 LOINC = "http://loinc.org"
 MDC = "urn:iso:std:iso:11073:10101"

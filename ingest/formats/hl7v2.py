@@ -14,7 +14,7 @@ import hl7
 
 from wardwatch.metrics_catalog import MDC_TO_METRIC
 
-from ..validate import Invalid
+from wardwatch.codec import Invalid
 
 
 def split_messages(text: str) -> list[str]:

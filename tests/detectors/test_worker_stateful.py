@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from detectors.scores.news2 import News2Stage
 from detectors.engine import DetectorEngine
 from detectors.worker import DetectorWorker
-from ingest.codec import decode_readings
+from wardwatch.codec import decode_readings
 from wardwatch.bus import MemoryBus
 from wardwatch.models import AlertEvent, Reading
 from wardwatch.settings import Settings

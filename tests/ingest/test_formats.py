@@ -3,7 +3,7 @@
 import pytest
 
 from ingest.formats import fhir, hl7v2
-from ingest.validate import Invalid
+from wardwatch.codec import Invalid
 
 PCD01 = ("MSH|^~\\&|MONITOR-7^0001^EUI-64|WARD7|WARDWATCH|HOSP|20261124101500+0000||ORU^R01^ORU_R01|MSG0001|P|2.6\r"
          "PID|||p1^^^HOSP^MR||Doe^J\r"

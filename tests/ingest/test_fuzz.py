@@ -15,7 +15,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from ingest.codec import decode_readings
+from wardwatch.codec import decode_readings
 
 from .conftest import drain
 from .test_formats import PCD01

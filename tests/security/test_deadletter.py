@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from ingest.validate import MAX_PAYLOAD_KEEP
+from wardwatch.codec import MAX_PAYLOAD_KEEP
 from wardwatch.models import RejectedInput
 
 from .conftest import drain

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from alerts.history import csv_cell
-from ingest.codec import decode_readings
+from wardwatch.codec import decode_readings
 from ingest.formats.hl7v2 import split_messages
 from tests.ingest.test_formats import PCD01
 from tests.ingest.test_fuzz import collect
