@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
+from wardwatch.alarm_rules import DEFAULT_RULES, LimitRule
 from wardwatch.columns import ReadingColumns
 from wardwatch.lineprotocol import alert_line, escape_str_field, score_line, vitals_lines, vitals_prefix
 from wardwatch.metrics_catalog import METRICS
@@ -37,7 +38,6 @@ from .alarms.device_silence import DeviceSilence
 from .alarms.early_warning import EarlyWarningAlarm
 from .alarms.events import make_event
 from .alarms.limits import LimitAlarms
-from wardwatch.alarm_rules import DEFAULT_RULES, LimitRule
 from .alarms.sensor_off import SensorOffAlarms
 from .filters import SignalFilter
 from .protocol import Round, RowState
