@@ -506,14 +506,15 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
                 item = Invalid(exc.reason, exc.detail, raw)
         out.items.append(item)
         out.where.append(where)
-    if not out.items:
-        raise Invalid("schema", "no numeric vital-sign OBX segment")
-    return out
+    return out  # no items: a message of settings, device descriptions or "no value" (X) only
 
 
 def message_readings(text: str, codes: CodeTable | None = None) -> list[dict | Invalid]:
     """One reading mapping (or an Invalid) per numeric OBX of one ORU^R01 message."""
-    return parse_message(text, codes).items
+    items = parse_message(text, codes).items
+    if not items:
+        raise Invalid("schema", "no numeric vital-sign OBX segment")
+    return items
 
 
 # ------------------------------------------------------------------------------ acknowledgements
@@ -530,7 +531,7 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
 }
 ERROR_FIELD = {"unknown_metric": ("OBX", 3), "unit": ("OBX", 6), "impossible_value": ("OBX", 5),
                "future_timestamp": ("OBX", 14), "too_old": ("OBX", 14), "unknown_device": ("OBX", 18),
-               "device_patient_mismatch": ("OBX", 18), "unknown_patient": ("PID", 3)}
+               "device_patient_mismatch": ("OBX", 18), "unknown_patient": ("PID", 3), "unsupported": ("MSH", 9)}
 
 
 @dataclass
