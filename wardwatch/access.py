@@ -114,3 +114,49 @@ def render_markdown() -> str:
         roles = "anyone" if a.roles is None else ", ".join(r.value for r in Role if r in a.roles)
         rows.append(f"| {a.service} | `{a.surface}` | {a.name} | {roles} | {'yes' if a.ward_scoped else 'no'} | {a.note} |")
     return "\n".join(rows) + "\n"
+
+
+# ------------------------------------------------------------------ the documented exception: MLLP
+#
+# HL7 v2 over MLLP (ingest/mllp.py) has no login and no token: a monitor gateway opens a TCP
+# connection and sends framed messages. So it is outside TABLE, and authorized here instead, per
+# connection: the peer address must be in ``mllp_allowed_sources`` (loopback only by default) and,
+# when ``mllp_tls_client_cafile`` is set, the peer must present a certificate that CA signed; its
+# subject CN names the gateway principal (through ``mllp_tls_principals`` when that is not empty,
+# and then only the CNs it lists are let in). What the connection may do is what ingest.hl7v2
+# allows a gateway.
+MLLP_ACTION = "ingest.hl7v2"
+
+
+def mllp_principal(address: str | None, peercert: dict | None, allowed_sources, tls_required: bool,
+                   principals: dict[str, str] | None = None) -> Principal:
+    """The gateway principal of an MLLP connection, or Forbidden."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        raise Forbidden("MLLP: the peer address is unknown") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    nets = [ipaddress.ip_network(s, strict=False) for s in allowed_sources]
+    if not any(ip.version == n.version and ip in n for n in nets):
+        raise Forbidden(f"MLLP: source {ip} is not in mllp_allowed_sources")
+    name = f"mllp:{ip}"
+    if tls_required:
+        cn = None
+        for rdn in (peercert or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    cn = value
+        if not cn:
+            raise Unauthorized("MLLP: no client certificate")
+        if principals:
+            if cn not in principals:
+                raise Forbidden(f"MLLP: client certificate {cn!r} is not mapped to a gateway")
+            name = principals[cn]
+        else:
+            name = cn
+    principal = Principal(name=name, role=Role.gateway, token_id=f"mllp:{name}")
+    require_role(principal, MLLP_ACTION)
+    return principal

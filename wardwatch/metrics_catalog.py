@@ -63,6 +63,41 @@ MDC_TO_METRIC: dict[int, Metric] = {info.mdc: m for m, info in CATALOG.items() i
 MDC_TO_METRIC.update({149522: Metric.heart_rate, 150037: Metric.sbp, 150038: Metric.dbp, 150039: Metric.map,
                       150021: Metric.sbp, 150022: Metric.dbp, 150023: Metric.map, 150344: Metric.temperature})
 
+# IEEE 11073-10101 reference ids (as PCD-01 writes them in OBX-3.2, or alone) -> code.
+MDC_NAME_TO_CODE: dict[str, int] = {info.mdc_name: info.mdc for info in CATALOG.values() if info.mdc and info.mdc_name}
+MDC_NAME_TO_CODE.update({"MDC_ECG_CARD_BEAT_RATE": 147842, "MDC_PRESS_BLD_NONINV_SYS": 150021,
+                         "MDC_PRESS_BLD_NONINV_DIA": 150022, "MDC_PRESS_BLD_NONINV_MEAN": 150023, "MDC_TEMP": 150344})
+
+# IEEE 11073 units (partition 4, MDC_DIM_*) as PCD-01 writes them in OBX-6 -> UCUM.
+MDC_UNIT_TO_UCUM: dict[int, str] = {262688: "%", 264864: "/min", 264928: "/min", 268192: "Cel", 266560: "[degF]",
+                                    266016: "mm[Hg]", 262656: "1"}
+MDC_UNIT_NAME_TO_CODE: dict[str, int] = {"MDC_DIM_PERCENT": 262688, "MDC_DIM_BEAT_PER_MIN": 264864,
+                                         "MDC_DIM_RESP_PER_MIN": 264928, "MDC_DIM_DEGC": 268192, "MDC_DIM_FAHR": 266560,
+                                         "MDC_DIM_MMHG": 266016, "MDC_DIM_DIMLESS": 262656}
+
+
+def mdc_code(text: str) -> int | None:
+    """An MDC code as monitors write it: a number (``147842``), a reference id (``MDC_ECG_HEART_RATE``,
+    units too), partition-and-hex (``0002-4182`` = partition 2, term 0x4182) or partition::term
+    (``2::16770``); None when it is none of these."""
+    t = text.strip()
+    if t.isdigit():
+        return int(t)
+    up = t.upper()
+    if up.startswith("MDC_"):
+        return MDC_NAME_TO_CODE.get(up, MDC_UNIT_NAME_TO_CODE.get(up))
+    part, sep, term = t.partition("-")
+    if sep and len(part) == 4 and len(term) == 4 and part.isdigit():
+        try:
+            return int(part) * 65536 + int(term, 16)
+        except ValueError:
+            return None
+    part, sep, term = t.partition("::")
+    if sep and part.isdigit() and term.isdigit() and int(term) < 65536:
+        return int(part) * 65536 + int(term)
+    return None
+
+
 # Metric order used for numpy columns in the hot path.
 METRIC_INDEX: dict[Metric, int] = {m: i for i, m in enumerate(Metric)}
 METRICS: tuple[Metric, ...] = tuple(Metric)

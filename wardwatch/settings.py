@@ -67,6 +67,28 @@ class Settings(BaseSettings):
     hl7_max_repetitions: int = Field(10_000, ge=1)  # "~" per request
     hl7_max_components: int = Field(100_000, ge=1)  # "^" and "&" per request
     fhir_max_entries: int = Field(10_000, ge=1)  # per Bundle
+    # HL7 v2 (docs/ingest.md, "HL7 v2"): an operator's code table (TOML or JSON) merged over the
+    # shipped wardwatch/data/hl7_codes.toml, and the zone of device times written without one
+    # (when MSH-7 has none either): an IANA name such as "Europe/Berlin".
+    hl7_code_table: Path | None = None
+    hl7_local_timezone: str = "UTC"
+
+    # MLLP listener for HL7 v2 (ingest/mllp.py), started by `wardwatch ingest`; 0/None = off. MLLP
+    # has no login: the source addresses allowed (CIDRs, loopback only by default) and, with TLS, a
+    # client certificate signed by mllp_tls_client_cafile are the authorization (wardwatch/access.py).
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int | None = None
+    mllp_allowed_sources: list[str] = ["127.0.0.0/8", "::1/128"]
+    mllp_max_frame_bytes: int = Field(1 << 20, ge=1024)  # one framed message
+    mllp_idle_timeout_s: float = Field(300.0, gt=0)  # a connection silent this long is closed
+    mllp_frame_timeout_s: float = Field(30.0, gt=0)  # a started frame must end within this
+    mllp_max_connections: int = Field(256, ge=1)
+    mllp_tls_certfile: Path | None = None  # server certificate and key: TLS on when both are set
+    mllp_tls_keyfile: Path | None = None
+    mllp_tls_client_cafile: Path | None = None  # when set, clients must present a certificate it signed
+    # Client certificate subject CN -> gateway principal name; empty: any certificate the CA signed,
+    # named by its CN.
+    mllp_tls_principals: dict[str, str] = {}
     token_cache_size: int = Field(4096, ge=1)  # token lookups remembered, for valid and for invalid tokens each
 
     # Alarm handling.

@@ -1,20 +1,141 @@
-"""HL7 v2 ORU^R01 as IHE PCD-01 devices send it -> reading mappings.
+"""HL7 v2 ORU^R01 as IHE PCD-01 (DEC) devices and gateways write it -> reading mappings; HL7 ACKs.
 
-PID-3 is the patient, OBX-3 the IEEE 11073 MDC code (``150456^MDC_PULS_OXIM_SAT_O2^MDC``), OBX-5 the
-value, OBX-6 the unit (MDC or UCUM), OBX-14 (else OBR-7, else MSH-7) the time, OBX-18 the device
-(else MSH-3, the sending application). MLLP framing characters are tolerated. Parsing is by the
-``hl7`` package.
+What is understood (docs/ingest.md, "HL7 v2"):
+
+* segments ended by CR, LF or CRLF; the delimiters the message declares in MSH-1/MSH-2; the escape
+  sequences ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` and ``\\Xhh\\`` (formatting escapes become a space); ``""``
+  (an explicit null) read as empty; repetitions (``~``) in PID-3 and OBX-18;
+* PID-3: the repetition whose identifier type (CX-5) is MR, else PI, else the first; its CX-1 is
+  the patient; the assigning authority (CX-4, with ``&`` sub-components) is allowed and not part
+  of the id. PV1-3 (point of care^room^bed) is read into ``location``;
+* OBX-3: an MDC code as a number, a reference id (``MDC_...``), partition-hex (``0002-4182``) or
+  partition::term, in the first or the alternate triplet (OBX-3.4..6), or a code of the code
+  table (``wardwatch/data/hl7_codes.toml`` merged with ``WARDWATCH_HL7_CODE_TABLE``);
+* OBX-2 NM and SN (``=``, or no comparator) numerics; OBX-11 X (no value) and D/W are skipped;
+* OBX-6 as UCUM or MDC (number, reference id, partition-hex), or a code-table unit;
+* times (OBX-14, else OBR-7, else MSH-7): ``YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]``; a time without a
+  zone takes MSH-7's zone, else the setting ``hl7_local_timezone`` (UTC by default);
+* the device: OBX-18 of the OBX, else of its nearest ancestor in the OBX-4 containment hierarchy
+  (MDS.VMD.channel.metric, e.g. the MDS OBX ``1.0.0.0`` that carries the EUI-64), else MSH-3; the
+  field as written (first repetition, trailing empty components dropped, delimiters made standard)
+  goes through ``wardwatch.identifiers.to_identifier``, so ``VSP^080019FFFE134535^EUI-64`` is the
+  device ``x_VSP:080019FFFE134535:EUI-64`` and two devices never become one.
+
+``ack_messages`` builds the HL7 acknowledgements for a message's outcome as MSH-15/MSH-16 ask
+(original mode AA/AE/AR when both are empty; enhanced mode CA/CE/CR then AA/AE/AR), with MSA and
+ERR segments; the MLLP listener (ingest/mllp.py) sends them, and ``/v1/hl7v2`` can.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
-import hl7
-
-from wardwatch.metrics_catalog import MDC_TO_METRIC
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Iterable
 
 from wardwatch.codec import Invalid
+from wardwatch.identifiers import to_identifier
+from wardwatch.metrics_catalog import MDC_TO_METRIC, MDC_UNIT_TO_UCUM, Metric, mdc_code
+
+# Package data of the core, so it ships in the wheel, not a path beside the checkout.
+SHIPPED_CODE_TABLE = Path(str(files("wardwatch") / "data" / "hl7_codes.toml"))
+SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2", "2.9")
+
+
+# ------------------------------------------------------------------------------------ code table
+
+
+@dataclass(frozen=True)
+class CodeTable:
+    observations: dict[str, dict[str, Metric]]  # coding system (upper case, "*" any) -> code -> metric
+    units: dict[str, dict[str, str]]  # coding system -> code -> UCUM
+
+    def metric(self, system: str, code: str) -> Metric | None:
+        for s in (system.strip().upper(), "*"):
+            m = self.observations.get(s, {}).get(code)
+            if m is not None:
+                return m
+        return None
+
+    def unit(self, system: str, code: str) -> str | None:
+        for s in (system.strip().upper(), "*"):
+            u = self.units.get(s, {}).get(code)
+            if u is not None:
+                return u
+        return None
+
+
+def _read_table(path: Path) -> dict:
+    text = path.read_text("utf-8")
+    return json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+
+
+@lru_cache(maxsize=8)
+def code_table(extra: str | None = None) -> CodeTable:
+    """The shipped table with the operator's (``WARDWATCH_HL7_CODE_TABLE``) merged over it."""
+    obs: dict[str, dict[str, Metric]] = {}
+    units: dict[str, dict[str, str]] = {}
+    for path in [SHIPPED_CODE_TABLE] + ([Path(extra)] if extra else []):
+        doc = _read_table(path)
+        for system, codes in (doc.get("observations") or {}).items():
+            tab = obs.setdefault(system.upper(), {})
+            for code, metric in codes.items():
+                if metric:
+                    tab[str(code)] = Metric(metric)  # a bad metric name fails at start, not per message
+                else:
+                    tab.pop(str(code), None)
+        for system, codes in (doc.get("units") or {}).items():
+            tab2 = units.setdefault(system.upper(), {})
+            for code, unit in codes.items():
+                if unit:
+                    tab2[str(code)] = str(unit)
+                else:
+                    tab2.pop(str(code), None)
+    return CodeTable(obs, units)
+
+
+def default_code_table() -> CodeTable:
+    from wardwatch.settings import get_settings
+
+    path = get_settings().hl7_code_table
+    return code_table(str(path) if path else None)
+
+
+@lru_cache(maxsize=8)
+def zone(name: str) -> tzinfo:
+    """The zone of device times written without one (``hl7_local_timezone``)."""
+    if name.upper() in ("UTC", "Z", ""):
+        return timezone.utc
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def default_zone() -> tzinfo:
+    from wardwatch.settings import get_settings
+
+    return zone(get_settings().hl7_local_timezone)
+
+
+# --------------------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class Delims:
+    field: str = "|"
+    comp: str = "^"
+    rep: str = "~"
+    esc: str = "\\"
+    sub: str = "&"
+
+
+STD = Delims()
+_SEG_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 
 
 def split_messages(text: str) -> list[str]:
@@ -33,87 +154,454 @@ def split_messages(text: str) -> list[str]:
     return msgs
 
 
-def parse_ts(value: str) -> int:
-    value = value.strip()
+@dataclass
+class Message:
+    delims: Delims
+    segments: list[list[str]]  # fields as written (escaped); for MSH, [0]="MSH", [1]=MSH-1, [2]=MSH-2, ...
+
+    def all(self, name: str) -> list[list[str]]:
+        return [s for s in self.segments if s[0] == name]
+
+    def first(self, name: str) -> list[str] | None:
+        for s in self.segments:
+            if s[0] == name:
+                return s
+        return None
+
+
+def parse(text: str) -> Message:
+    text = text.replace("\x0b", "").replace("\x1c", "").replace("\r\n", "\r").replace("\n", "\r")
+    lines = [ln for ln in text.split("\r") if ln.strip()]
+    if not lines or not lines[0].startswith("MSH") or len(lines[0]) < 8:
+        raise Invalid("schema", "not an HL7 v2 message: it does not begin with an MSH segment")
+    head = lines[0]
+    fs, enc = head[3], head[4:8]
+    if len(set(fs + enc[:4])) != 5 or any(c.isalnum() for c in fs + enc):
+        raise Invalid("schema", "MSH-1/MSH-2 do not declare five distinct delimiters")
+    d = Delims(fs, enc[0], enc[1], enc[2], enc[3])
+    rest = head[4:].split(fs)
+    segs = [["MSH", fs] + rest]
+    for ln in lines[1:]:
+        parts = ln.split(fs)
+        if not _SEG_ID.match(parts[0]):
+            raise Invalid("schema", f"segment {parts[0][:3]!r} is not an HL7 segment id")
+        segs.append(parts)
+    return Message(d, segs)
+
+
+def fld(seg: list[str] | None, i: int) -> str:
+    """Field ``i`` as written (escaped); ``""`` (an explicit null) is empty."""
+    if seg is None or len(seg) <= i:
+        return ""
+    v = seg[i]
+    return "" if v == '""' else v
+
+
+def unescape(text: str, d: Delims) -> str:
+    if d.esc not in text:
+        return "" if text == '""' else text
+    out, i, e = [], 0, d.esc
+    while i < len(text):
+        ch = text[i]
+        if ch == e:
+            j = text.find(e, i + 1)
+            if j < 0:
+                out.append(text[i:])
+                break
+            seq = text[i + 1:j]
+            i = j + 1
+            simple = {"F": d.field, "S": d.comp, "T": d.sub, "R": d.rep, "E": e}
+            if seq in simple:
+                out.append(simple[seq])
+            elif seq[:1] == "X" and len(seq) > 1 and len(seq) % 2 == 1:
+                try:
+                    out.append(bytes.fromhex(seq[1:]).decode("utf-8", "replace"))
+                except ValueError:
+                    out.append(" ")
+            elif seq in ("H", "N"):
+                pass  # highlighting on/off
+            else:
+                out.append(" ")  # .br, .sp, .in and other formatting: a space
+            continue
+        out.append(ch)
+        i += 1
+    s = "".join(out)
+    return "" if s == '""' else s
+
+
+def reps(value: str, d: Delims) -> list[str]:
+    return [r for r in value.split(d.rep)] if value else []
+
+
+def comps(value: str, d: Delims) -> list[str]:
+    """Components, unescaped (sub-components kept, joined by ``&``)."""
+    return [unescape(c, d) for c in value.split(d.comp)] if value else []
+
+
+def comp(value: str, d: Delims, i: int) -> str:
+    """Component ``i`` (1-based), unescaped and stripped; its first sub-component."""
+    parts = value.split(d.comp) if value else []
+    if len(parts) < i:
+        return ""
+    return unescape(parts[i - 1].split(d.sub)[0], d).strip()
+
+
+def canonical(value: str, d: Delims) -> str:
+    """One repetition as written, in standard delimiters, literal delimiters re-escaped, trailing empty
+    components and sub-components dropped, surrounding spaces trimmed: the device id before mapping."""
+    def esc(s: str) -> str:
+        return (s.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
+                 .replace("&", "\\T\\").replace("~", "\\R\\"))
+
+    cs = []
+    for c in value.split(d.comp):
+        subs = [esc(unescape(s, d).strip()) for s in c.split(d.sub)]
+        while subs and not subs[-1]:
+            subs.pop()
+        cs.append("&".join(subs))
+    while cs and not cs[-1]:
+        cs.pop()
+    return "^".join(cs)
+
+
+def parse_ts(value: str, default_tz: tzinfo = timezone.utc) -> int:
+    """HL7 DTM/TS -> epoch ms: ``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]``; TS's ``^precision`` ignored."""
+    value = value.split("^")[0].strip()
     if not value:
         raise Invalid("schema", "no observation time (OBX-14, OBR-7 or MSH-7)")
-    tz = timezone.utc
-    for sign in "+-":
-        if sign in value[8:]:
-            i = value.rindex(sign)
-            value, off = value[:i], value[i + 1:]
-            if len(off) != 4 or not off.isdigit():
-                raise Invalid("schema", "bad time zone offset in HL7 timestamp")
-            delta = timedelta(hours=int(off[:2]), minutes=int(off[2:]))
-            tz = timezone(delta if sign == "+" else -delta)
+    body, tz = _split_zone(value)
+    tz = tz or default_tz
     frac = 0.0
-    if "." in value:
-        value, f = value.split(".", 1)
-        frac = float("0." + f) if f.isdigit() else 0.0
-    fmt = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(value))
-    if fmt is None or not value.isdigit():
-        raise Invalid("schema", f"HL7 timestamp {value[:20]!r} is not YYYYMMDD[HH[MM[SS]]]")
-    dt = datetime.strptime(value, fmt).replace(tzinfo=tz)
-    return int((dt.timestamp() + frac) * 1000)
+    if "." in body:
+        body, f = body.split(".", 1)
+        if not f.isdigit():
+            raise Invalid("schema", f"HL7 timestamp {value[:24]!r} has a bad fraction of a second")
+        frac = float("0." + f)
+    fmt = {4: "%Y", 6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(body))
+    if fmt is None or not body.isdigit():
+        raise Invalid("schema", f"HL7 timestamp {value[:24]!r} is not YYYYMMDD[HH[MM[SS[.S]]]][+/-ZZZZ]")
+    try:
+        dt = datetime.strptime(body, fmt).replace(tzinfo=tz)
+    except ValueError:
+        raise Invalid("schema", f"HL7 timestamp {value[:24]!r} is not a date") from None
+    return int(round((dt.timestamp() + frac) * 1000))
 
 
-def _field(seg, i: int) -> str:
-    try:
-        return str(seg[i]) if len(seg) > i else ""
-    except Exception:
-        return ""
+def _split_zone(value: str) -> tuple[str, tzinfo | None]:
+    for sign in "+-":
+        i = value.find(sign, 4)
+        if i >= 0:
+            off = value[i + 1:]
+            if len(off) != 4 or not off.isdigit() or int(off[:2]) > 14 or int(off[2:]) > 59:
+                raise Invalid("schema", f"bad time zone offset in HL7 timestamp {value[:24]!r}")
+            delta = timedelta(hours=int(off[:2]), minutes=int(off[2:]))
+            return value[:i], timezone(delta if sign == "+" else -delta)
+    return value, None
 
 
-def message_readings(text: str) -> list[dict | Invalid]:
-    """One reading mapping (or an Invalid) per numeric OBX of one ORU^R01 message."""
+# --------------------------------------------------------------------------------------- mapping
+
+
+@dataclass
+class Header:
+    """What an acknowledgement needs from MSH (also when the rest of the message is unusable)."""
+
+    control_id: str = ""  # MSH-10
+    sending_app: str = ""  # MSH-3 as written
+    sending_facility: str = ""  # MSH-4
+    receiving_app: str = ""  # MSH-5
+    receiving_facility: str = ""  # MSH-6
+    message_type: str = ""  # MSH-9
+    processing_id: str = "P"  # MSH-11
+    version: str = "2.6"  # MSH-12
+    accept_ack: str = ""  # MSH-15
+    app_ack: str = ""  # MSH-16
+
+
+@dataclass
+class Parsed:
+    header: Header
+    items: list[dict | Invalid] = field(default_factory=list)
+    where: list[tuple[str, int]] = field(default_factory=list)  # per item: (segment id, its ordinal), e.g. ("OBX", 3)
+
+
+def header_of(text: str) -> Header:
+    """MSH fields read leniently, for the ACK of a message that may not parse."""
+    line = text.replace("\x0b", "").replace("\r\n", "\r").replace("\n", "\r").split("\r")[0]
+    if not line.startswith("MSH") or len(line) < 4:
+        return Header()
+    f = line[3:].split(line[3])  # f[k] = MSH-(k+1) for k >= 1
+    d = Delims(line[3], *(line[4:8] + "^~\\&"[len(line[4:8]):])[:4]) if len(line) >= 5 else STD
+
+    def g(i: int) -> str:
+        return fld(f, i - 1)
+
+    return Header(control_id=g(10), sending_app=g(3), sending_facility=g(4), receiving_app=g(5),
+                  receiving_facility=g(6), message_type=g(9), processing_id=comp(g(11), d, 1) or "P",
+                  version=comp(g(12), d, 1) or "2.6", accept_ack=comp(g(15), d, 1).upper(),
+                  app_ack=comp(g(16), d, 1).upper())
+
+
+def _patient(msg: Message) -> str | None:
+    d = msg.delims
+    rs = reps(fld(msg.first("PID"), 3), d)
+    best = None
+    for want in ("MR", "PI", None):
+        for r in rs:
+            if comp(r, d, 1) and (want is None or comp(r, d, 5).upper() == want):
+                best = comp(r, d, 1)
+                break
+        if best:
+            break
+    return to_identifier(best) if best else None
+
+
+def _location(msg: Message) -> dict | None:
+    d = msg.delims
+    pl = fld(msg.first("PV1"), 3)
+    if not pl:
+        return None
+    return {"point_of_care": comp(pl, d, 1), "room": comp(pl, d, 2), "bed": comp(pl, d, 3),
+            "facility": comp(pl, d, 4)}
+
+
+def _device_field(value: str, d: Delims) -> str:
+    for r in reps(value, d):
+        c = canonical(r, d)
+        if c:
+            return c
+    return ""
+
+
+def _hierarchy(sub_id: str) -> tuple[int, ...] | None:
+    parts = sub_id.strip().split(".")
+    if not sub_id.strip() or not all(p.isdigit() for p in parts):
+        return None
+    out = [int(p) for p in parts]
+    while out and out[-1] == 0:
+        out.pop()
+    return tuple(out)
+
+
+def _code(value: str, d: Delims, codes: CodeTable) -> Metric | None:
+    """OBX-3 -> metric: the first triplet, then the alternate one (CWE 4..6)."""
+    for base in (1, 4):
+        code, text, system = comp(value, d, base), comp(value, d, base + 1), comp(value, d, base + 2)
+        m = codes.metric(system, code) if code else None
+        if m is not None:
+            return m
+        if system.upper() in ("MDC", "") or system.upper().startswith("ISO11073") or system == "":
+            for c in (code, text):
+                n = mdc_code(c) if c else None
+                if n is not None and n in MDC_TO_METRIC:
+                    return MDC_TO_METRIC[n]
+    return None
+
+
+def _unit(value: str, d: Delims, codes: CodeTable) -> str:
+    """OBX-6 -> a unit string ``normalise_unit`` knows (UCUM where the code says), else as written."""
+    for base in (1, 4):
+        code, text, system = comp(value, d, base), comp(value, d, base + 1), comp(value, d, base + 2)
+        if not (code or text):
+            continue
+        u = codes.unit(system, code) if code else None
+        if u is not None:
+            return u
+        for c in (code, text):
+            n = mdc_code(c) if c else None
+            if n is not None and n in MDC_UNIT_TO_UCUM:
+                return MDC_UNIT_TO_UCUM[n]
+        if base == 1:
+            return code or text
+    return ""
+
+
+def _value(kind: str, value: str, d: Delims) -> float:
+    v = unescape(value.split(d.rep)[0], d).strip() if kind == "NM" else value.split(d.rep)[0]
+    if kind == "SN":
+        comparator, num = comp(v, d, 1), comp(v, d, 2)
+        if comparator not in ("", "="):
+            raise Invalid("schema", f"OBX-5 is {comparator}{num}: not an exact value")
+        if comp(v, d, 3):
+            raise Invalid("schema", "OBX-5 is a ratio or range, not one value")
+        v = num
     try:
-        msg = hl7.parse(text)
-    except Exception as exc:
-        raise Invalid("schema", f"not an HL7 v2 message: {type(exc).__name__}") from None
-    try:
-        msh = msg.segment("MSH")
-    except KeyError:
-        raise Invalid("schema", "no MSH segment") from None
-    mtype = _field(msh, 9)
-    if not mtype.startswith("ORU^R01"):
-        raise Invalid("unsupported", f"message type {mtype[:20]!r} is not ORU^R01")
-    patient = None
-    try:
-        patient = _field(msg.segment("PID"), 3).split("^")[0] or None
-    except KeyError:
-        pass
-    msh_time = _field(msh, 7)
-    sender = _field(msh, 3).split("^")[0]
+        x = float(v)
+    except ValueError:
+        raise Invalid("schema", "OBX-5 is not a number") from None
+    if x != x or x in (float("inf"), float("-inf")):
+        raise Invalid("schema", "OBX-5 is not a finite number")
+    return x
+
+
+def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo | None = None) -> Parsed:
+    """The reading mappings (or Invalids) of one ORU^R01 message, with where each came from; raises
+    Invalid when the whole message is unusable."""
+    codes = codes or default_code_table()
+    default_tz = default_tz or default_zone()
+    msg = parse(text)
+    header = header_of(text)
+    d = msg.delims
+    msh = msg.segments[0]
+    mtype = [comp(fld(msh, 9), d, i) for i in (1, 2)]
+    if mtype != ["ORU", "R01"]:
+        raise Invalid("unsupported", f"message type {'^'.join(mtype)[:20]!r} is not ORU^R01")
+    if header.version and header.version not in SUPPORTED_VERSIONS:
+        raise Invalid("unsupported", f"HL7 version {header.version[:10]!r} is not supported")
+    patient = _patient(msg)
+    location = _location(msg)
+    msh_time = fld(msh, 7)
+    _, msh_zone = _split_zone(msh_time.split(d.comp)[0]) if msh_time else ("", None)
+    tz = msh_zone or default_tz
+    sender = _device_field(fld(msh, 3), d)
+    out = Parsed(header)
     obr_time = ""
-    try:
-        obr_time = _field(msg.segment("OBR"), 7)
-    except KeyError:
-        pass
-    out: list[dict | Invalid] = []
-    for seg in msg.segments("OBX") if any(str(s[0]) == "OBX" for s in msg) else []:
-        if _field(seg, 2) not in ("NM", "SN"):
-            continue  # PCD-01 also reports device settings and text: not vital-sign numerics
-        code = _field(seg, 3).split("^")[0].split("&")[0]
-        if not code.isdigit() or int(code) not in MDC_TO_METRIC:
-            out.append(Invalid("unknown_metric", f"MDC code {code[:20]!r} is not a known vital sign", str(seg)))
+    devices: dict[tuple[int, ...], str] = {}  # OBX-4 hierarchy -> OBX-18 device, within the current OBR
+    n_obx = 0
+    for seg in msg.segments:
+        if seg[0] == "OBR":
+            obr_time, devices = fld(seg, 7), {}
             continue
-        raw = _field(seg, 5)
-        try:
-            value = float(raw)
-        except ValueError:
-            out.append(Invalid("schema", "OBX-5 is not a number", str(seg)))
+        if seg[0] != "OBX":
             continue
-        try:
-            ts = parse_ts(_field(seg, 14) or obr_time or msh_time)
-        except Invalid as exc:
-            out.append(Invalid(exc.reason, exc.detail, str(seg)))
-            continue
-        unit = _field(seg, 6)
-        unit_id = unit.split("^")
-        unit = unit_id[1] if len(unit_id) > 1 and unit_id[1] else unit_id[0]
-        device = _field(seg, 18).split("^")[0] or sender
-        out.append({"patient": patient, "device": device or None, "metric": MDC_TO_METRIC[int(code)].value,
-                    "value": value, "unit": unit, "ts": ts})
-    if not out:
-        raise Invalid("schema", "no numeric OBX segment")
+        n_obx += 1
+        level = _hierarchy(fld(seg, 4))
+        own = _device_field(fld(seg, 18), d)
+        if own and level is not None:
+            devices[level] = own
+        kind = comp(fld(seg, 2), d, 1).upper()
+        if kind not in ("NM", "SN"):
+            continue  # PCD-01 also reports devices, settings and text: not vital-sign numerics
+        status = comp(fld(seg, 11), d, 1).upper()
+        if status in ("X", "D", "W") or not fld(seg, 5):
+            continue  # no value (X), deleted (D) or withdrawn (W): nothing to read
+        raw = "|".join(seg)
+        where = ("OBX", n_obx)
+        item: dict | Invalid
+        metric = _code(fld(seg, 3), d, codes)
+        if metric is None:
+            shown = comp(fld(seg, 3), d, 1) or comp(fld(seg, 3), d, 2)
+            item = Invalid("unknown_metric", f"OBX-3 code {shown[:30]!r} is not a known vital sign", raw)
+        else:
+            device = own
+            if not device and level is not None:
+                for k in range(len(level) - 1, 0, -1):
+                    anc = tuple(level[:k])
+                    while anc and anc[-1] == 0:
+                        anc = anc[:-1]
+                    if anc in devices:
+                        device = devices[anc]
+                        break
+            device = device or sender
+            try:
+                value = _value(kind, fld(seg, 5), d)
+                ts = parse_ts(fld(seg, 14) or obr_time or msh_time, tz)
+                unit = _unit(fld(seg, 6), d, codes)
+                if not unit:
+                    raise Invalid("unit", "OBX-6 (units) is empty")
+                item = {"patient": patient, "device": to_identifier(device) if device else None,
+                        "metric": metric.value, "value": value, "unit": unit, "ts": ts}
+                if location:
+                    item["location"] = location
+            except Invalid as exc:
+                item = Invalid(exc.reason, exc.detail, raw)
+        out.items.append(item)
+        out.where.append(where)
+    return out  # no items: a message of settings, device descriptions or "no value" (X) only
+
+
+def message_readings(text: str, codes: CodeTable | None = None) -> list[dict | Invalid]:
+    """One reading mapping (or an Invalid) per numeric OBX of one ORU^R01 message."""
+    items = parse_message(text, codes).items
+    if not items:
+        raise Invalid("schema", "no numeric vital-sign OBX segment")
+    return items
+
+
+# ------------------------------------------------------------------------------ acknowledgements
+
+# The HL7 error code (table 0357) and field (ERR-2 field position) each rejection reason reports.
+ERROR_CODES: dict[str, tuple[str, str]] = {
+    "schema": ("102", "Data type error"), "unknown_metric": ("103", "Table value not found"),
+    "unit": ("103", "Table value not found"), "unsupported": ("200", "Unsupported message type"),
+    "unknown_patient": ("204", "Unknown key identifier"), "unknown_device": ("204", "Unknown key identifier"),
+    "device_patient_mismatch": ("204", "Unknown key identifier"), "bad_identifier": ("102", "Data type error"),
+    "duplicate_in_batch": ("205", "Duplicate key identifier"), "too_large": ("207", "Application internal error"),
+    "impossible_value": ("207", "Application internal error"), "future_timestamp": ("207", "Application internal error"),
+    "too_old": ("207", "Application internal error"), "unavailable": ("207", "Application internal error"),
+}
+ERROR_FIELD = {"unknown_metric": ("OBX", 3), "unit": ("OBX", 6), "impossible_value": ("OBX", 5),
+               "future_timestamp": ("OBX", 14), "too_old": ("OBX", 14), "unknown_device": ("OBX", 18),
+               "device_patient_mismatch": ("OBX", 18), "unknown_patient": ("PID", 3), "unsupported": ("MSH", 9)}
+
+
+@dataclass
+class Problem:
+    reason: str
+    detail: str
+    segment: str = ""  # "OBX", "MSH", ...
+    ordinal: int = 0  # which occurrence of the segment (1-based)
+
+
+def _esc(s: str) -> str:
+    return (s.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\")
+             .replace("~", "\\R\\").replace("\r", " ").replace("\n", " "))
+
+
+def _err(p: Problem) -> str:
+    code, name = ERROR_CODES.get(p.reason, ("207", "Application internal error"))
+    loc = ""
+    if p.segment:
+        seg, fieldno = ERROR_FIELD.get(p.reason, (p.segment, 0))
+        ordinal = p.ordinal if seg == p.segment else 1
+        loc = f"{seg}^{ordinal}" + (f"^{fieldno}" if fieldno else "")
+    return "|".join(["ERR", "", loc, f"{code}^{name}^HL70357", "E", f"{_esc(p.reason)}^^WARDWATCH", "", "",
+                     _esc(p.detail[:200])])
+
+
+def _ack(header: Header, code: str, problems: list[Problem], control_id: str, now: datetime) -> str:
+    d = STD
+    trigger = comp(header.message_type, d, 2) or "R01"
+    text = "" if not problems else _esc(problems[0].detail[:80])
+    msh = "|".join(["MSH", "^~\\&", "WARDWATCH", "WARDWATCH", header.sending_app, header.sending_facility,
+                    now.strftime("%Y%m%d%H%M%S") + "+0000", "", f"ACK^{trigger}^ACK", control_id,
+                    header.processing_id or "P", header.version or "2.6"])
+    segs = [msh, "|".join(["MSA", code, header.control_id, text])]
+    segs += [_err(p) for p in problems[:50]]
+    return "\r".join(segs) + "\r"
+
+
+def _wanted(condition: str, ok: bool) -> bool:
+    c = condition or "AL"
+    return c == "AL" or (c == "ER" and not ok) or (c == "SU" and ok)
+
+
+def ack_messages(header: Header, problems: list[Problem], *, rejected: bool = False, retry: bool = False,
+                 control_id: str = "", now: datetime | None = None) -> list[str]:
+    """The ACK messages for one message, as its MSH-15/MSH-16 ask.
+
+    ``problems`` empty: all readings accepted. ``rejected``: the message itself was refused
+    (unsupported type or version, unparseable: AR / CR). ``retry``: nothing was stored (Kafka did not
+    acknowledge): AR in original mode, CE in enhanced mode, so that the sender resends. Otherwise
+    problems mean AE: the message was stored, the readings named in ERR went to the dead-letter
+    topic, and resending the same message will not help.
+    """
+    now = now or datetime.now(timezone.utc)
+    cid = control_id or f"WW{int(now.timestamp() * 1000)}"
+    if not (header.accept_ack or header.app_ack):  # original mode
+        code = "AR" if (rejected or retry) else ("AE" if problems else "AA")
+        return [_ack(header, code, problems, cid, now)]
+    out = []
+    commit = "CE" if retry else ("CR" if rejected else "CA")
+    if _wanted(header.accept_ack, commit == "CA"):
+        out.append(_ack(header, commit, problems if commit != "CA" else [], cid + "A", now))
+    if commit == "CA":
+        app = "AE" if problems else "AA"
+        if _wanted(header.app_ack, app == "AA"):
+            out.append(_ack(header, app, problems, cid + "B", now))
     return out
+
+
+def problems_of(items: Iterable[tuple[str, int, str, str]]) -> list[Problem]:
+    """(segment, ordinal, reason, detail) -> Problems."""
+    return [Problem(reason, detail, seg, n) for seg, n, reason, detail in items]

@@ -20,7 +20,7 @@ def test_pcd01_message_gives_one_reading_per_numeric_vital_and_a_reason_for_the_
     good = [i for i in items if isinstance(i, dict)]
     bad = [i for i in items if isinstance(i, Invalid)]
     assert [(r["metric"], r["value"], r["unit"], r["patient"], r["device"]) for r in good] == [
-        ("spo2", 96.0, "MDC_DIM_PERCENT", "p1", "mon-1"), ("heart_rate", 72.0, "MDC_DIM_BEAT_PER_MIN", "p1", "mon-1")]
+        ("spo2", 96.0, "%", "p1", "mon-1"), ("heart_rate", 72.0, "/min", "p1", "mon-1")]
     assert good[0]["ts"] == 1795515300000
     assert [b.reason for b in bad] == ["unknown_metric"]
 

@@ -1,0 +1,266 @@
+"""HL7 v2 over MLLP (IHE PCD-01 DEC): a TCP listener that takes framed messages and answers each with
+its HL7 acknowledgement, after Kafka has the readings.
+
+Framing is ``<VT> message <FS><CR>`` (0x0B ... 0x1C 0x0D); several frames may arrive in one read and a
+frame may be split across reads. Bytes outside a frame are ignored. The frames of one read are
+validated and committed together through the same path as ``POST /v1/hl7v2`` (ingest/pipeline.py:
+valid readings to the readings topic, rejected ones with their reasons to the dead-letter topic,
+acks=all), and only then are their acknowledgements written, one message's after another, in the
+order the messages came. What an acknowledgement says is ``hl7v2.ack_messages``: original mode
+(MSH-15 and MSH-16 empty) AA, AE (some or all readings rejected: see ERR; they are on the
+dead-letter topic, resending will not help) or AR (message type or version refused, message too
+large, or Kafka unavailable: nothing kept for it but the dead letter, resend later); enhanced mode
+CA/CE/CR and then AA/AE as MSH-15/MSH-16 (AL, NE, ER, SU) ask.
+
+Authorization is the access table's documented exception (``wardwatch.access.mllp_principal``):
+allowed source addresses, and with TLS a client certificate. Limits: ``mllp_max_frame_bytes`` per
+message (a larger frame is answered AR and the connection closed), ``mllp_frame_timeout_s`` for a
+started frame to end, ``mllp_idle_timeout_s`` of silence, ``mllp_max_connections``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from wardwatch import access
+from wardwatch.auth import AuthError
+from wardwatch.codec import Invalid, Limits
+from wardwatch.settings import Settings
+
+from .bounds import Bounds
+from .formats import hl7v2
+from .pipeline import Backpressure, Batch, Ingestor, now_ms
+
+log = logging.getLogger("wardwatch.mllp")
+
+VT, FS, CR = 0x0B, 0x1C, 0x0D
+READ_SIZE = 64 << 10
+SOURCE = "mllp:hl7v2"
+
+
+class FrameTooLarge(Exception):
+    def __init__(self, head: bytes) -> None:
+        super().__init__("MLLP frame over the limit")
+        self.head = head
+
+
+class FrameDecoder:
+    """Bytes in, complete frames out; holds at most ``max_bytes`` of an unfinished frame."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.buf = bytearray()
+
+    @property
+    def in_frame(self) -> bool:
+        return bool(self.buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buf += data
+        out = []
+        while True:
+            start = self.buf.find(VT)
+            if start < 0:
+                self.buf.clear()  # noise between frames (a stray CR after FS split off, keep-alive bytes)
+                break
+            if start:
+                del self.buf[:start]
+            end = self.buf.find(FS, 1)
+            if end < 0:
+                if len(self.buf) - 1 > self.max_bytes:
+                    head = bytes(self.buf[1:1 + self.max_bytes])
+                    self.buf.clear()
+                    raise FrameTooLarge(head)
+                break
+            if end - 1 > self.max_bytes:
+                head = bytes(self.buf[1:1 + self.max_bytes])
+                del self.buf[:end + 1]
+                raise FrameTooLarge(head)
+            out.append(bytes(self.buf[1:end]))
+            cut = end + 1
+            if len(self.buf) > cut and self.buf[cut] == CR:
+                cut += 1
+            del self.buf[:cut]
+        return out
+
+
+def frame(message: str | bytes) -> bytes:
+    data = message.encode("utf-8") if isinstance(message, str) else message
+    return bytes([VT]) + data + bytes([FS, CR])
+
+
+@dataclass
+class _Msg:
+    header: hl7v2.Header
+    start: int
+    end: int
+    where: list[tuple[str, int]] = field(default_factory=list)
+    refused: bool = False  # AR / CR: the message itself, not its readings
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if not (settings.mllp_tls_certfile and settings.mllp_tls_keyfile):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.mllp_tls_certfile, settings.mllp_tls_keyfile)
+    if settings.mllp_tls_client_cafile:
+        ctx.load_verify_locations(settings.mllp_tls_client_cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class MLLPServer:
+    """The listener; shares the HTTP ingest's ``Ingestor`` (its producer) and registry view."""
+
+    def __init__(self, settings: Settings, ingestor: Ingestor, view=None, metrics=None) -> None:
+        self.settings, self.ingestor, self.view, self.metrics = settings, ingestor, view, metrics
+        self.limits = Limits.from_settings(settings)
+        self.bounds = Bounds.from_settings(settings)
+        self.codes = hl7v2.code_table(str(settings.hl7_code_table) if settings.hl7_code_table else None)
+        self.zone = hl7v2.zone(settings.hl7_local_timezone)
+        self.server: asyncio.base_events.Server | None = None
+        self.connections: set[asyncio.Task] = set()
+        self.ssl = server_ssl_context(settings)
+        self._ids = itertools.count(1)
+        self._prefix = f"WW{now_ms() // 1000:x}-"  # ACK control ids (MSH-10) unique across restarts
+        self.port: int | None = None
+
+    async def start(self, host: str | None = None, port: int | None = None) -> "MLLPServer":
+        self.server = await asyncio.start_server(self._client, host or self.settings.mllp_host,
+                                                 port if port is not None else self.settings.mllp_port or 0,
+                                                 ssl=self.ssl, limit=READ_SIZE,
+                                                 ssl_handshake_timeout=self.settings.mllp_frame_timeout_s if self.ssl else None)
+        self.port = self.server.sockets[0].getsockname()[1]
+        log.info("MLLP listening on %s:%s%s", host or self.settings.mllp_host, self.port, " (TLS)" if self.ssl else "")
+        return self
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self.connections:
+            _, pending = await asyncio.wait(set(self.connections), timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self.connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        except Exception as exc:  # a bug must not kill the listener; no traceback (it may quote patient data)
+            log.error("MLLP connection failed: %s", type(exc).__name__)
+        finally:
+            self.connections.discard(task)
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 5)
+            except Exception:
+                pass
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        s = self.settings
+        peer = writer.get_extra_info("peername")
+        try:
+            principal = access.mllp_principal(peer[0] if peer else None, writer.get_extra_info("peercert"),
+                                              s.mllp_allowed_sources, bool(self.ssl and s.mllp_tls_client_cafile),
+                                              s.mllp_tls_principals)
+        except AuthError as exc:
+            log.warning("%s", exc.message)
+            return
+        if len(self.connections) > s.mllp_max_connections:
+            log.warning("MLLP: %d connections is over mllp_max_connections; closing %s", len(self.connections), principal.name)
+            return
+        decoder = FrameDecoder(s.mllp_max_frame_bytes)
+        while True:
+            timeout = s.mllp_frame_timeout_s if decoder.in_frame else s.mllp_idle_timeout_s
+            try:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+            except asyncio.TimeoutError:
+                return  # idle, or a frame that never ends: the connection goes, and its memory with it
+            if not data:
+                return
+            try:
+                frames = decoder.feed(data)
+            except FrameTooLarge as exc:
+                acks = await self.process([], too_large=exc.head)
+                writer.write(b"".join(acks))
+                await writer.drain()
+                return
+            if frames:
+                acks = await self.process(frames)
+                writer.write(b"".join(acks))
+                await writer.drain()
+
+    async def process(self, frames: list[bytes], too_large: bytes | None = None) -> list[bytes]:
+        """Validate and commit the messages of ``frames``; their framed acknowledgements, in order."""
+        batch = Batch(source=SOURCE)
+        msgs: list[_Msg] = []
+        idx = 0
+        now = now_ms()
+        registry = self.view if self.settings.enforce_registry else None
+        if too_large is not None:
+            text = too_large.decode("utf-8", "replace")
+            batch.reject(0, "too_large", f"MLLP frame over {self.settings.mllp_max_frame_bytes} bytes", too_large)
+            msgs.append(_Msg(hl7v2.header_of(text), 0, 1, [("MSH", 1)], refused=True))
+            idx = 1
+        for raw in frames:
+            text = raw.decode("utf-8", "replace")
+            header = hl7v2.header_of(text)
+            try:
+                self.bounds.check_hl7(text)
+                parsed = hl7v2.parse_message(text, self.codes, self.zone)
+            except Invalid as exc:
+                batch.reject(idx, exc.reason, exc.detail, raw)
+                msgs.append(_Msg(header, idx, idx + 1, [("MSH", 1)], refused=exc.reason in ("unsupported", "too_large")))
+                idx += 1
+                continue
+            except Exception as exc:
+                log.error("HL7 parser failed: %s", type(exc).__name__)
+                batch.reject(idx, "schema", "the message could not be parsed", raw)
+                msgs.append(_Msg(header, idx, idx + 1, [("MSH", 1)]))
+                idx += 1
+                continue
+            start = idx
+            for item in parsed.items:
+                batch.add(idx, item, now, self.limits, registry)
+                idx += 1
+            msgs.append(_Msg(header, start, idx, parsed.where))
+        stamp = datetime.now(timezone.utc)
+        try:
+            result = await self.ingestor.commit(batch, idx)
+        except Backpressure as exc:
+            if self.metrics is not None:
+                self.metrics.backpressure.labels(str(exc.status)).inc()
+            return [frame(a) for m in msgs
+                    for a in hl7v2.ack_messages(m.header, [hl7v2.Problem("unavailable", exc.message)], retry=True,
+                                                control_id=self._control_id(), now=stamp)]
+        if self.metrics is not None:
+            self.metrics.accepted.labels("mllp").inc(result.accepted)
+            for r in batch.rejected:
+                self.metrics.rejected.labels("mllp", r.reason).inc()
+        by_index = {it.index: it for it in result.items}
+        out = []
+        for m in msgs:
+            problems = []
+            for i in range(m.start, m.end):
+                it = by_index.get(i)
+                if it is not None and it.status == "rejected":
+                    seg, n = m.where[i - m.start] if i - m.start < len(m.where) else ("MSH", 1)
+                    problems.append(hl7v2.Problem(it.reason or "schema", it.detail or "", seg, n))
+            out += [frame(a) for a in hl7v2.ack_messages(m.header, problems, rejected=m.refused,
+                                                         control_id=self._control_id(), now=stamp)]
+        return out
+
+    def _control_id(self) -> str:
+        return f"{self._prefix}{next(self._ids)}"

@@ -1,0 +1,183 @@
+"""HL7 v2 as devices write it (issue 16, deliverable 2), one test per trap, and the device-id mapping.
+
+Messages are written after: the IHE PCD Technical Framework Vol. 2 PCD-01 (DEC) examples (OBX-4
+containment ``1.0.0.0`` MDS carrying the EUI-64 in OBX-18, MDC units, ``182777000^monitoring of
+patient^SCT``); the GE Healthcare B40 monitor HL7 reference manual's result examples (MSH-3
+``VSP^<EUI-64>^EUI-64``, MSH-15/16 NE/AL, PV1-3 ``SURGERY^^V2``, minute-precision times); the
+Continua/IHE PCD-01 PHD observation-reporter examples (NIBP compound ``150020^MDC_PRESS_BLD_NONINV``
+with ``1.0.1.1`` children, ``0123456789ABCDEF^EUI-64``); HL7 v2.6 chapter 2 for escapes, nulls and
+repetitions. The vendor code-table entry is an operator's example, not a vendor's published term.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from ingest.formats import hl7v2
+from wardwatch.codec import Invalid
+from wardwatch.identifiers import from_device_id, is_identifier, to_identifier
+from wardwatch.metrics_catalog import mdc_code
+
+CODES = hl7v2.code_table(None)
+
+
+def msg(*obx: str, msh7: str = "20261124101500+0100", pid: str = "p1^^^HOSP^MR", sep: str = "\r",
+        msh3: str = "MON-7^0001^EUI-64") -> str:
+    segs = [f"MSH|^~\\&|{msh3}|WARD7|WW|HOSP|{msh7}||ORU^R01^ORU_R01|C1|P|2.6",
+            f"PID|||{pid}", "PV1||I|W7^7^1&BED&L",
+            "OBR|1|||182777000^monitoring of patient^SCT|||" + msh7] + list(obx)
+    return sep.join(segs) + sep
+
+
+def readings(text: str) -> list:
+    return hl7v2.parse_message(text, CODES).items
+
+
+SPO2 = "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|96|262688^MDC_DIM_PERCENT^MDC|||||R|||20261124101500+0100||||mon-1"
+
+
+@pytest.mark.parametrize("sep", ["\r", "\n", "\r\n"])
+def test_cr_lf_and_crlf_segment_ends(sep):
+    (r,) = readings(msg(SPO2, sep=sep))
+    assert (r["metric"], r["value"], r["unit"], r["device"], r["patient"]) == ("spo2", 96.0, "%", "mon-1", "p1")
+
+
+def test_escape_sequences_and_declared_delimiters():
+    # a device id with an escaped component separator, field separator and escape character
+    obx = SPO2.replace("||||mon-1", "||||bed\\S\\7\\F\\a\\E\\b")
+    (r,) = readings(msg(obx))
+    assert r["device"] == to_identifier("bed\\S\\7\\F\\a\\E\\b") and is_identifier(r["device"])
+    # the same message in other delimiters (MSH-1/2 = #, $*@%): the same reading
+    other = msg(SPO2).replace("|", "#").replace("^", "$").replace("~", "*").replace("\\", "@").replace("&", "%")
+    other = other.replace("MSH#$*@%", "MSH#$*@%", 1)
+    (o,) = readings(other)
+    assert o == readings(msg(SPO2))[0]
+
+
+def test_null_fields_are_empty():
+    obx = SPO2.replace("||||mon-1", '||||""')  # OBX-18 nulled: the device is MSH-3
+    (r,) = readings(msg(obx))
+    assert r["device"] == "x_MON-7:0001:EUI-64"
+    (r,) = readings(msg(SPO2.replace("|||20261124101500+0100|", '|||""|')))  # OBX-14 nulled: OBR-7
+    assert r["ts"] == hl7v2.parse_ts("20261124101500+0100")
+
+
+def test_repetitions_in_pid3_and_obx18():
+    (r,) = readings(msg(SPO2, pid="999^^^NHS^NH~p7^^^HOSP&1.2.3&ISO^MR"))
+    assert r["patient"] == "p7"  # the MR repetition, assigning authority with sub-components allowed
+    (r,) = readings(msg(SPO2.replace("||||mon-1", "||||~mon-2^^ACDE48234567ABCD^EUI-64~mon-3")))
+    assert r["device"] == to_identifier("mon-2^^ACDE48234567ABCD^EUI-64")
+
+
+@pytest.mark.parametrize("text,ms", [
+    ("20261124101500+0100", 1795511700000), ("202611241015+0100", 1795511700000),
+    ("20261124101500.25+0100", 1795511700250), ("20261124091500", 1795511700000),
+    ("202611240915", 1795511700000), ("20261124101500+0100^S", 1795511700000)])
+def test_times_with_and_without_seconds_and_zone(text, ms):
+    assert hl7v2.parse_ts(text) == ms
+
+
+def test_a_time_without_zone_takes_msh7s_zone_then_the_local_zone_setting():
+    obx = SPO2.replace("20261124101500+0100||||", "20261124101500||||")
+    (r,) = readings(msg(obx, msh7="20261124101500+0100"))
+    assert r["ts"] == 1795511700000
+    (r,) = hl7v2.parse_message(msg(obx, msh7="20261124101500"), CODES, hl7v2.zone("Europe/Berlin")).items
+    assert r["ts"] == 1795511700000
+    with pytest.raises(Invalid):
+        hl7v2.parse_ts("20261124101500+01")
+
+
+def test_obx4_containment_gives_metrics_the_mds_device():
+    """The PHD NIBP example: OBX-18 only on the MDS OBX; compound and metrics below it."""
+    text = msg("OBX|1||528391^MDC_DEV_SPEC_PROFILE_BP^MDC|1|||||||X|||20261124101500+0100||||0123456789ABCDEF^EUI-64",
+               "OBX|2||150020^MDC_PRESS_BLD_NONINV^MDC|1.0.1|||||||X|||20261124101500+0100",
+               "OBX|3|NM|150021^MDC_PRESS_BLD_NONINV_SYS^MDC|1.0.1.1|140.5|266016^MDC_DIM_MMHG^MDC|||||R|||20261124101500+0100",
+               "OBX|4|NM|150022^MDC_PRESS_BLD_NONINV_DIA^MDC|1.0.1.2|95.0|266016^MDC_DIM_MMHG^MDC|||||R|||20261124101500+0100",
+               "OBX|5|NM|150023^MDC_PRESS_BLD_NONINV_MEAN^MDC|1.0.1.3|110.0|266016^MDC_DIM_MMHG^MDC|||||R|||20261124101500+0100")
+    got = [(r["metric"], r["value"], r["unit"], r["device"]) for r in readings(text)]
+    dev = "x_0123456789ABCDEF:EUI-64"
+    assert got == [("sbp", 140.5, "mm[Hg]", dev), ("dbp", 95.0, "mm[Hg]", dev), ("map", 110.0, "mm[Hg]", dev)]
+
+
+def test_pv1_3_bed_location():
+    (r,) = readings(msg(SPO2))
+    assert r["location"] == {"point_of_care": "W7", "room": "7", "bed": "1", "facility": ""}
+
+
+@pytest.mark.parametrize("code", ["147842^MDC_ECG_HEART_RATE^MDC", "0002-4182^MDC_ECG_HEART_RATE^MDC", "0002-4182",
+                                  "^MDC_ECG_HEART_RATE^MDC", "MDC_ECG_HEART_RATE", "2::16770^^MDC",
+                                  "HR^Heart rate^99LOCAL^147842^MDC_ECG_HEART_RATE^MDC"])
+def test_mdc_codes_as_numbers_reference_ids_and_partition_hex(code):
+    (r,) = readings(msg(f"OBX|1|NM|{code}|1.1.1.1|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R"))
+    assert r["metric"] == "heart_rate"
+    assert mdc_code("0002-4182") == 2 * 65536 + 0x4182 == 147842
+
+
+@pytest.mark.parametrize("unit,want", [("262688^MDC_DIM_PERCENT^MDC", "%"), ("262688", "%"), ("^MDC_DIM_PERCENT^MDC", "%"),
+                                       ("0004-0220^^MDC", "%"), ("%^%^UCUM", "%"), ("%", "%")])
+def test_ucum_and_mdc_units(unit, want):
+    (r,) = readings(msg(f"OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|96|{unit}|||||R"))
+    assert r["unit"] == want
+    (t,) = readings(msg("OBX|1|NM|150364^MDC_TEMP_BODY^MDC|1.1.1.1|98.6|{degF}^^UCUM|||||R".replace("{degF}", "[degF]")))
+    assert t["unit"] == "[degF]"
+
+
+def test_an_operators_code_table_is_merged_over_the_shipped_one(tmp_path):
+    path = tmp_path / "codes.json"
+    path.write_text(json.dumps({"observations": {"99ACME": {"HR-ECG": "heart_rate"}, "LN": {"8867-4": ""}},
+                                "units": {"99ACME": {"BPM": "/min"}}}))
+    table = hl7v2.code_table(str(path))
+    (r,) = hl7v2.parse_message(msg("OBX|1|NM|HR-ECG^ECG heart rate^99ACME|1|61|BPM^beats^99ACME|||||R"), table).items
+    assert (r["metric"], r["unit"]) == ("heart_rate", "/min")
+    (bad,) = hl7v2.parse_message(msg("OBX|1|NM|8867-4^HR^LN|1|61|/min^^UCUM|||||R"), table).items
+    assert isinstance(bad, Invalid) and bad.reason == "unknown_metric"  # removed by the operator's ""
+    (ok,) = readings(msg("OBX|1|NM|8867-4^HR^LN|1|61|/min^^UCUM|||||R"))  # the shipped table has it
+    assert ok["metric"] == "heart_rate"
+
+
+def test_device_ids_with_spaces_and_components_are_normalised_not_rejected():
+    (r,) = readings(msg(SPO2.replace("||||mon-1", "||||Bed 12 Monitor^Philips^00095CFFFE4A1B2C^EUI-64")))
+    assert r["device"] == "x_Bed_2012_20Monitor:Philips:00095CFFFE4A1B2C:EUI-64"
+    assert from_device_id(r["device"]) == "Bed 12 Monitor^Philips^00095CFFFE4A1B2C^EUI-64"
+    # two devices differing only where a naive mapping would fold them stay two
+    a, b = to_identifier("mon 1"), to_identifier("mon_1")
+    assert a != b and is_identifier(a) and b == "mon_1"
+
+
+def test_settings_skipped_no_value_skipped_and_the_message_kept():
+    text = msg("OBX|1|ST|184327^MDC_ATTR_ALERT_TYPE^MDC|1|none||||||R",
+               "OBX|2|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1||262688^MDC_DIM_PERCENT^MDC|||||X")
+    assert readings(text) == []  # the MLLP path answers AA; /v1/hl7v2 keeps answering "no numeric OBX"
+    with pytest.raises(Invalid):
+        hl7v2.message_readings(text, CODES)
+
+
+def test_ack_modes():
+    h = hl7v2.header_of(msg(SPO2))
+    (a,) = hl7v2.ack_messages(h, [])
+    assert "\rMSA|AA|C1|" in a
+    h.accept_ack, h.app_ack = "AL", "NE"
+    assert [x.split("\r")[1][:6] for x in hl7v2.ack_messages(h, [])] == ["MSA|CA"]
+    h.accept_ack, h.app_ack = "NE", "ER"
+    assert hl7v2.ack_messages(h, []) == []
+    assert [x.split("\r")[1][:6] for x in hl7v2.ack_messages(h, [hl7v2.Problem("unit", "bad", "OBX", 1)])] == ["MSA|AE"]
+    h.accept_ack, h.app_ack = "ER", "SU"
+    assert [x.split("\r")[1][:6] for x in hl7v2.ack_messages(h, [], retry=True)] == ["MSA|CE"]
+
+
+_ANY_ID = st.text(st.characters(codec="utf-8"), max_size=80) | st.from_regex(r"[A-Za-z0-9._:^ -]{0,40}", fullmatch=True) \
+    | st.from_regex(r"x_[A-Za-z0-9._:-]{0,20}", fullmatch=True)
+
+
+@hsettings(max_examples=500, deadline=None)
+@given(_ANY_ID, _ANY_ID)
+def test_the_device_id_mapping_is_injective_and_always_valid(a, b):
+    ia, ib = to_identifier(a), to_identifier(b)
+    assert is_identifier(ia) and is_identifier(ib)
+    if a != b:
+        assert ia != ib
+    if not ia.startswith("x__h"):
+        assert from_device_id(ia) == a

@@ -1,0 +1,280 @@
+"""HL7 v2 over MLLP against the real Kafka: framing (split and coalesced frames), one ACK per message in
+order and only after Kafka has the readings, original and enhanced acknowledgement, ERR segments,
+the dead-letter topic, limits, source addresses and TLS with client certificates.
+
+Test messages are written after these published examples (times moved to now, patients and
+devices to the ones this test admits):
+* IHE PCD Technical Framework Vol. 2, PCD-01 (DEC) ORU^R01 examples: MSH-21 PCD_DEC_001 profile,
+  OBR-4 ``182777000^monitoring of patient^SCT``, OBX-4 MDS.VMD.channel.metric hierarchy, the
+  MDS OBX ``69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC`` carrying the EUI-64 in OBX-18, and MDC
+  units (``262688^MDC_DIM_PERCENT^MDC``);
+* GE Healthcare B40 patient monitor HL7 reference manual (2062665-001), "Result Message
+  Examples": MSH-3 ``VSP^<EUI-64>^EUI-64``, MSH-15 ``NE`` and MSH-16 ``AL`` (enhanced mode,
+  application acknowledgement only), PV1-3 ``SURGERY^^V2``;
+* HL7 v2.6 chapter 2 (acknowledgement rules, tables 0008, 0155 and 0357, the ERR segment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+
+import orjson
+import pytest
+
+from ingest.mllp import FrameDecoder, MLLPServer, frame
+
+from .conftest import drain
+
+pytestmark = pytest.mark.integration
+
+
+def hl7_now(offset_s: int = 0) -> str:
+    t = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=60 - offset_s)
+    return t.strftime("%Y%m%d%H%M%S") + "+0000"
+
+
+def ihe_pcd01(control: str, patient: str, spo2: str = "97", hr: str = "0002-4182^MDC_ECG_HEART_RATE^MDC", when: str | None = None,
+              acks: str = "", eui: str = "0123456789ABCDEF") -> str:
+    """After the IHE PCD TF PCD-01 example: an MDS OBX with the EUI-64, then numerics below it."""
+    when = when or hl7_now()
+    return (f"MSH|^~\\&|AcmeInc^ACDE48234567ABCD^EUI-64||||{when}||ORU^R01^ORU_R01|{control}|P|2.6|||{acks}||||"
+            f"|PCD_DEC_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO\r"
+            f"PID|||{patient}^^^Imaginary Hospital&1.2.3.4&ISO^MR||Doe^John\r"
+            f"PV1||I|3 West ICU^3002^1\r"
+            f"OBR|1|AB12345^AcmeInc^ACDE48234567ABCD^EUI-64|CD12345^AcmeInc^ACDE48234567ABCD^EUI-64"
+            f"|182777000^monitoring of patient^SCT|||{when}\r"
+            f"OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X|||||||{eui}^EUI-64\r"
+            f"OBX|2|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|{spo2}|262688^MDC_DIM_PERCENT^MDC|||||R|||{when}\r"
+            f"OBX|3|NM|{hr}|1.1.2.1|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R|||{when}\r")
+
+
+def ge_b40(control: str, patient: str) -> str:
+    """After the GE B40 manual's example 1 (MSH-15 NE, MSH-16 AL), LF segment ends as some engines relay it."""
+    when = hl7_now()[:12]  # no seconds, no zone: MSH-7's zone is absent too, so hl7_local_timezone (UTC)
+    return (f"MSH|^~\\&|VSP^080019FFFE134535^EUI-64|GE Healthcare|||{when}||ORU^R01^ORU_R01|{control}|P|2.6|||NE|AL"
+            f"||UNICODE UTF-8|||PCD_DEC_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO\n"
+            f"PID|||{patient}^^^PID^MR||LAZY^KITTY^^^^^L|||\n"
+            f"PV1||R|SURGERY^^V2\n"
+            f"OBR|1|080019FFFE134535{when}^VSP^080019FFFE134535^EUI-64||182777000^monitoring of patient^SCT|||{when}\n"
+            f"OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X\n"
+            f"OBX|2|NM|147842^MDC_ECG_HEART_RATE^MDC|1.2.1.1|80|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R\n"
+            f"OBX|3|NM|150364^MDC_TEMP_BODY^MDC|1.3.1.1|98.6|266560^MDC_DIM_FAHR^MDC|||||R\n")
+
+
+def parse_acks(data: bytes) -> list[dict]:
+    out = []
+    for f in FrameDecoder(1 << 20).feed(data):
+        segs = {}
+        errs = []
+        for s in f.decode().split("\r"):
+            if s:
+                fields = s.split("|")
+                if fields[0] == "ERR":
+                    errs.append(fields)
+                segs.setdefault(fields[0], fields)
+        out.append({"msa": segs["MSA"][1], "control": segs["MSA"][2], "type": segs["MSH"][8], "err": errs,
+                    "msh": segs["MSH"]})
+    return out
+
+
+async def read_acks(reader: asyncio.StreamReader, n: int, timeout: float = 20) -> list[dict]:
+    data = b""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while data.count(b"\x1c") < n:
+        chunk = await asyncio.wait_for(reader.read(65536), max(0.1, deadline - loop.time()))
+        if not chunk:
+            break
+        data += chunk
+    return parse_acks(data)
+
+
+@pytest.fixture
+async def mllp(gateway):
+    server = await MLLPServer(gateway.settings, gateway.app.state.ingestor, gateway.app.state.view,
+                              gateway.app.state.metrics).start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def adt(control: str) -> str:
+    return f"MSH|^~\\&|ADT1|HOSP|WW|HOSP|{hl7_now()}||ADT^A01^ADT_A01|{control}|P|2.6\rPID|||p1^^^HOSP^MR\r"
+
+
+async def test_a_stream_of_split_and_coalesced_frames_gets_one_ack_per_message_in_order(gateway, mllp):
+    msgs = [ihe_pcd01("M1", "p1"), ge_b40("M2", "p2"), ihe_pcd01("M3", "p3", hr="999999^MDC_VENDOR_THING^MDC", eui="0123456789ABCDE3"),
+            adt("M4"), ihe_pcd01("M5", "p4", spo2="140", eui="0123456789ABCDE5"),
+            ihe_pcd01("M6", "p0", acks="AL", eui="0123456789ABCDE6")]
+    stream = b"".join(frame(m) for m in msgs)
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp.port)
+    # The first three frames in one write, then the rest 7 bytes at a time: split frames, a CR apart from its FS.
+    cut = sum(len(frame(m)) for m in msgs[:3])
+    writer.write(stream[:cut])
+    for i in range(cut, len(stream), 7):
+        writer.write(stream[i:i + 7])
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    acks = await read_acks(reader, 7)  # M2 asks for the application ack only, M6 for both (CA, AA)
+    writer.close()
+    got = [(a["msa"], a["control"]) for a in acks]
+    assert got == [("AA", "M1"), ("AA", "M2"), ("AE", "M3"), ("AR", "M4"), ("AE", "M5"), ("CA", "M6"), ("AA", "M6")]
+    assert all(a["type"] == "ACK^R01^ACK" for a in acks[:3]) and acks[3]["type"] == "ACK^A01^ACK"
+    assert acks[0]["msh"][4] == "AcmeInc^ACDE48234567ABCD^EUI-64"  # MSH-5 of the ACK = MSH-3 of the message
+    # ERR says what was wrong, where: HL7 table 0357 code, severity E, WardWatch's reason and detail.
+    (err,) = acks[2]["err"]
+    assert err[2] == "OBX^3^3" and err[3].startswith("103^") and err[4] == "E" and err[5].startswith("unknown_metric")
+    (err,) = acks[3]["err"]
+    assert err[2] == "MSH^1^9" and err[3].startswith("200^") and "ORU" in err[8]
+    (err,) = acks[4]["err"]
+    assert err[2] == "OBX^2^5" and err[5].startswith("impossible_value")
+
+    readings = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 8)]
+    seen = sorted((r["patient"], r["metric"], round(r["value"], 6), r["unit"], r["device"]) for r in readings)
+    assert seen == sorted([
+        ("p1", "spo2", 97.0, "%", "x_0123456789ABCDEF:EUI-64"), ("p1", "heart_rate", 72.0, "/min", "x_0123456789ABCDEF:EUI-64"),
+        ("p2", "heart_rate", 80.0, "/min", "x_VSP:080019FFFE134535:EUI-64"),
+        ("p2", "temperature", 37.0, "Cel", "x_VSP:080019FFFE134535:EUI-64"),
+        ("p3", "spo2", 97.0, "%", "x_0123456789ABCDE3:EUI-64"),  # M3: its other OBX is rejected, this one kept
+        ("p4", "heart_rate", 72.0, "/min", "x_0123456789ABCDE5:EUI-64"),
+        ("p0", "spo2", 97.0, "%", "x_0123456789ABCDE6:EUI-64"), ("p0", "heart_rate", 72.0, "/min", "x_0123456789ABCDE6:EUI-64"),
+    ])
+    # device time: OBX-14 with seconds and zone, and the GE message's minute-precision MSH-7 without zone.
+    now = dt.datetime.now(dt.timezone.utc).timestamp() * 1000
+    assert all(now - 130_000 < r["ts"] < now for r in readings)
+    assert all(r["ts"] % 60_000 == 0 for r in readings if r["patient"] == "p2")
+
+    dead = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.deadletter, 3)]
+    assert sorted(d["reason"] for d in dead) == ["impossible_value", "unknown_metric", "unsupported"]
+    assert {d["source"] for d in dead} == {"mllp:hl7v2"}
+    assert any("999999" in d["payload"] for d in dead) and any("ADT^A01" in d["payload"] for d in dead)
+
+
+async def test_ack_only_after_kafka_has_the_readings_and_ar_when_it_has_not(gateway, mllp, monkeypatch):
+    ingestor = gateway.app.state.ingestor
+    gate = asyncio.Event()
+    real = ingestor.producer.send_many
+
+    async def slow(topic, items):
+        await gate.wait()
+        return await real(topic, items)
+
+    monkeypatch.setattr(ingestor.producer, "send_many", slow)
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp.port)
+    writer.write(frame(ihe_pcd01("K1", "p1")))
+    await writer.drain()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(reader.read(1), 1.0)  # no ACK while Kafka has not acknowledged
+    gate.set()
+    assert [(a["msa"], a["control"]) for a in await read_acks(reader, 1)] == [("AA", "K1")]
+
+    async def down(topic, items):
+        raise ConnectionError("broker away")
+
+    monkeypatch.setattr(ingestor.producer, "send_many", down)
+    writer.write(frame(ihe_pcd01("K2", "p1")) + frame(ihe_pcd01("K3", "p1", acks="AL")))
+    acks = await read_acks(reader, 2)
+    writer.close()
+    assert [(a["msa"], a["control"]) for a in acks] == [("AR", "K2"), ("CE", "K3")]  # resend: nothing was kept
+    assert "resend" in acks[0]["err"][0][8]
+
+
+async def test_an_oversized_frame_is_refused_and_the_connection_closed(gateway):
+    settings = gateway.settings.model_copy(update={"mllp_max_frame_bytes": 2048, "mllp_frame_timeout_s": 0.5})
+    server = await MLLPServer(settings, gateway.app.state.ingestor, gateway.app.state.view).start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        big = ihe_pcd01("BIG", "p1") + "NTE|1||" + "x" * 5000 + "\r"
+        writer.write(frame(big))
+        acks = await read_acks(reader, 1)
+        assert [(a["msa"], a["control"]) for a in acks] == [("AR", "BIG")]
+        assert await reader.read() == b""  # closed
+        # a frame that is started and never ended is cut off after mllp_frame_timeout_s
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"\x0bMSH|^~\\&|slow")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        await server.stop()
+    dead = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.deadletter, 1)]
+    assert [d["reason"] for d in dead] == ["too_large"]
+
+
+async def test_only_allowed_sources_are_served(gateway):
+    settings = gateway.settings.model_copy(update={"mllp_allowed_sources": ["10.0.0.0/8"]})
+    server = await MLLPServer(settings, gateway.app.state.ingestor, gateway.app.state.view).start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(frame(ihe_pcd01("X1", "p1")))
+        try:
+            got = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionResetError:
+            got = b""
+        assert got == b""  # closed without an ACK
+    finally:
+        await server.stop()
+
+
+def _certs(tmp_path):
+    """A CA, a server certificate for 127.0.0.1 and a gateway client certificate, made here."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def make(cn, issuer=None, issuer_key=None, ca=False, san=None):
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        b = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+             .not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(san))]), critical=False)
+        cert = b.sign(issuer_key or key, hashes.SHA256())
+        return cert, key
+
+    ca, ca_key = make("WardWatch test CA", ca=True)
+    paths = {}
+    for label, (cert, key) in {"ca": (ca, ca_key),
+                               "server": make("ingest", ca.subject, ca_key, san="127.0.0.1"),
+                               "client": make("gw-ward7", ca.subject, ca_key)}.items():
+        (tmp_path / f"{label}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (tmp_path / f"{label}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                                  serialization.PrivateFormat.PKCS8,
+                                                                  serialization.NoEncryption()))
+        paths[label] = (tmp_path / f"{label}.pem", tmp_path / f"{label}.key")
+    return paths
+
+
+async def test_tls_with_required_client_certificates(gateway, tmp_path):
+    p = _certs(tmp_path)
+    settings = gateway.settings.model_copy(update={
+        "mllp_tls_certfile": p["server"][0], "mllp_tls_keyfile": p["server"][1], "mllp_tls_client_cafile": p["ca"][0],
+        "mllp_tls_principals": {"gw-ward7": "ward7-gateway"}})
+    server = await MLLPServer(settings, gateway.app.state.ingestor, gateway.app.state.view).start("127.0.0.1", 0)
+    try:
+        ctx = ssl.create_default_context(cafile=str(p["ca"][0]))
+        ctx.load_cert_chain(p["client"][0], p["client"][1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=ctx)
+        writer.write(frame(ihe_pcd01("T1", "p1")))
+        assert [(a["msa"], a["control"]) for a in await read_acks(reader, 1)] == [("AA", "T1")]
+        writer.close()
+        # without a client certificate: no session, no ACK
+        bare = ssl.create_default_context(cafile=str(p["ca"][0]))
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=bare)
+            writer.write(frame(ihe_pcd01("T2", "p1")))
+            got = await asyncio.wait_for(reader.read(), 5)
+        except (ssl.SSLError, ConnectionError):
+            got = b""
+        assert b"MSA" not in got
+    finally:
+        await server.stop()
