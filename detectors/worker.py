@@ -176,11 +176,8 @@ class DetectorWorker:
             await reader.stop()
 
     async def _save_state(self, dirty: set[str], offsets: dict) -> None:
-        covers = orjson.dumps({str(tp.partition): off for tp, off in offsets.items()})
-        items = []
-        for p in dirty:
-            data = self.engine.state_dict(p)
-            items.append((p.encode(), b'{"covers":' + covers + b',"state":' + data + b"}" if data else b""))
+        covers = {str(tp.partition): off for tp, off in offsets.items()}
+        items = [(p.encode(), _encode_state(covers, self.engine.state_dict(p))) for p in dirty]
         await self._retry("state checkpoint", lambda: self.producer.send_many(self.topics.state, items))
 
     async def _load_limits(self) -> None:
@@ -499,6 +496,12 @@ class DetectorWorker:
         from .health import create_app
 
         return await web.serve(create_app(self, TokenStore(self.settings.tokens_path)), host, port)
+
+
+def _encode_state(covers: dict[str, int], state: bytes) -> bytes:
+    """The record :func:`_decode_state` reads; the engine's state JSON is embedded as it is (a
+    Fragment: not parsed again), and an empty state is a tombstone."""
+    return orjson.dumps({"covers": covers, "state": orjson.Fragment(state)}) if state else b""
 
 
 def _decode_state(value: bytes) -> tuple[dict[int, int], bytes]:

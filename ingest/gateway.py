@@ -42,16 +42,16 @@ class GatewayClient:
         return reasons == "", column_rejections(reasons, self.source, lambda j: row_dict(cols, j))
 
     @staticmethod
-    def encode(cols: ReadingColumns) -> list[tuple[bytes, bytes]]:
+    def encode(cols: ReadingColumns, checked: bool = False) -> list[tuple[bytes, bytes]]:
         """The readings topic's JSON (``wardwatch.codec.encode_readings``), received now."""
-        return encode_readings(cols, received=int(time.time() * 1000))
+        return encode_readings(cols, received=int(time.time() * 1000), checked=checked)
 
     async def send(self, cols: ReadingColumns) -> int:
         """Validate and produce one batch; returns how many were accepted (all acked by Kafka)."""
         ok, rejected = self.check(cols, int(time.time() * 1000))
         good = cols.take(ok) if not ok.all() else cols
         if len(good):
-            await self.producer.send_many(self.bus.topics.readings, self.encode(good))
+            await self.producer.send_many(self.bus.topics.readings, self.encode(good, checked=True))
         if rejected:
             await self.producer.send_many(self.bus.topics.deadletter,
                                           [(self.source.encode(), r.model_dump_json().encode()) for r in rejected])

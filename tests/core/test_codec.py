@@ -132,6 +132,16 @@ def test_encode_then_decode_gives_back_every_accepted_reading_exactly(readings):
 
 
 @hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(a_reading(ids=VALID_ID, patients=VALID_ID), min_size=0, max_size=20))
+def test_the_template_for_checked_rows_writes_the_same_json_as_orjson(readings):
+    cols = columns(readings)
+    accepted = cols.take(check_columns(cols, NOW, LIMITS) == "")
+    fast, careful = encode_readings(accepted, NOW, checked=True), encode_readings(accepted, NOW)
+    assert [k for k, _ in fast] == [k for k, _ in careful]
+    assert [orjson.loads(v) for _, v in fast] == [orjson.loads(v) for _, v in careful]
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(a_reading(ids=ANY_ID, patients=ANY_ID), min_size=1, max_size=20))
 def test_encoding_escapes_any_string_and_decode_refuses_what_breaks_the_identifier_rule(readings):
     """The identifier rule allows no character JSON must escape, so an id needing escapes is never
