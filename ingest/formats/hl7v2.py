@@ -183,9 +183,10 @@ def parse(text: str) -> Message:
     segs = [["MSH", fs] + rest]
     for ln in lines[1:]:
         parts = ln.split(fs)
-        if not _SEG_ID.match(parts[0]):
-            raise Invalid("schema", f"segment {parts[0][:3]!r} is not an HL7 segment id")
-        segs.append(parts)
+        # A line that is no segment is most often a field broken by a stray line break (monitors
+        # put them in OBX-5 text): it is skipped, so the message's readings are not lost for it.
+        if _SEG_ID.match(parts[0]):
+            segs.append(parts)
     return Message(d, segs)
 
 
@@ -238,12 +239,13 @@ def comps(value: str, d: Delims) -> list[str]:
     return [unescape(c, d) for c in value.split(d.comp)] if value else []
 
 
-def comp(value: str, d: Delims, i: int) -> str:
-    """Component ``i`` (1-based), unescaped and stripped; its first sub-component."""
+def comp(value: str, d: Delims, i: int, strip: bool = True) -> str:
+    """Component ``i`` (1-based), unescaped and stripped (unless told not to); its first sub-component."""
     parts = value.split(d.comp) if value else []
     if len(parts) < i:
         return ""
-    return unescape(parts[i - 1].split(d.sub)[0], d).strip()
+    c = unescape(parts[i - 1].split(d.sub)[0], d)
+    return c.strip() if strip else c
 
 
 def canonical(value: str, d: Delims) -> str:
@@ -349,11 +351,13 @@ def _patient(msg: Message) -> str | None:
     for want in ("MR", "PI", None):
         for r in rs:
             if comp(r, d, 1) and (want is None or comp(r, d, 5).upper() == want):
-                best = comp(r, d, 1)
+                best = comp(r, d, 1, strip=False)
                 break
         if best:
             break
-    return to_identifier(best) if best else None
+    # As written: a patient id is matched against the registry, so one that breaks the identifier
+    # rule is rejected (bad_identifier), never renamed into an id nobody admitted.
+    return best or None
 
 
 def _location(msg: Message) -> dict | None:
