@@ -7,7 +7,8 @@ Understood (docs/ingest.md, "FHIR"):
   ``Device``, ``MessageHeader``, ``Provenance`` and other context resources they refer to;
 * references resolved inside the Bundle: by ``fullUrl`` (``urn:uuid:...``, absolute URLs), by
   ``Type/id`` (``Device/x``, ``Patient/y``, also versioned or absolute), to ``#contained``
-  resources, or logical references (``identifier``);
+  resources, or logical references (``identifier``); a ``device`` that is a DeviceMetric of the
+  Bundle (or contained) stands for its ``source`` Device;
 * codes LOINC (``http://loinc.org``) or IEEE 11073 MDC (``urn:iso:std:iso:11073:10101``, the number
   or partition-and-hex forms of ``wardwatch.metrics_catalog.mdc_code``);
 * the value in ``valueQuantity`` (UCUM ``code``, else ``unit``; MDC unit codes too), or in
@@ -151,6 +152,8 @@ def resolve(ref: Any, kind: str, where: str, index: Index, contained: dict[str, 
         return None
     r = ref.get("reference")
     if isinstance(r, str):
+        if kind == "Device" and r.startswith("DeviceMetric/") and index.get(r) is None:
+            raise Invalid("schema", f"{where} refers to a DeviceMetric that is not in the Bundle (its source Device is needed)")
         if r.startswith("#"):
             res = contained.get(r[1:])
             if res is None:
@@ -177,7 +180,7 @@ def resolve(ref: Any, kind: str, where: str, index: Index, contained: dict[str, 
 
 
 def _checked(res: dict, kind: str, where: str) -> tuple[str, Any]:
-    if res.get("resourceType") != kind:
+    if res.get("resourceType") != kind and not (kind == "Device" and res.get("resourceType") == "DeviceMetric"):
         raise Invalid("schema", f"{where} refers to a {str(res.get('resourceType'))[:40]}, not a {kind}")
     return "resource", res
 
@@ -263,6 +266,10 @@ def located_readings(obs: Any, index: Index = EMPTY, default_device: str | None 
         patient = patient_id(found[1]) if found[0] == "resource" else found[1]
     device = default_device
     found = resolve(obs.get("device"), "Device", "device", index, contained)
+    if found is not None and found[0] == "resource" and found[1].get("resourceType") == "DeviceMetric":
+        found = resolve(found[1].get("source"), "Device", "DeviceMetric.source", index, contained)
+        if found is None or (found[0] == "resource" and found[1].get("resourceType") != "Device"):
+            raise Invalid("schema", "device refers to a DeviceMetric without a source Device")
     if found is not None:
         how, what = found
         device = device_id(what) if how == "resource" else to_identifier(what) if how == "identifier" else what

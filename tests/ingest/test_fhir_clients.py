@@ -409,3 +409,22 @@ async def test_capability_statement_for_clients_that_read_it_first(gateway):
     assert rest["resource"] == [{"type": "Observation", "interaction": [{"code": "create"}]}]
     assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch"}
     assert cs["implementation"]["url"].endswith("/v1/fhir")
+
+
+def test_device_metric_reference_stands_for_its_source_device():
+    """FHIR R4 Observation.device is Reference(Device | DeviceMetric) (http://hl7.org/fhir/R4/observation.html);
+    a point-of-care gateway writes the channel's DeviceMetric (contained here, after the R4
+    ``devicemetric-example``: ``source`` = the monitor). No Kafka: the mapping alone."""
+    from ingest.formats import fhir
+    from wardwatch.codec import Invalid
+
+    when, ms = at(5)
+    obs = {"resourceType": "Observation", "status": "final", "effectiveDateTime": when,
+           "contained": [{"resourceType": "DeviceMetric", "id": "dm", "type": {"coding": [{"system": MDC, "code": "150456"}]},
+                          "source": {"reference": "Device/monitor-7"}, "category": "measurement"}],
+           "code": {"coding": [{"system": MDC, "code": "150456"}]}, "subject": {"reference": "Patient/p1"},
+           "device": {"reference": "#dm"}, "valueQuantity": {"value": 95, "code": "%"}}
+    [r] = fhir.observation_readings(obs)
+    assert (r["device"], r["metric"], r["ts"]) == ("monitor-7", "spo2", ms)
+    with pytest.raises(Invalid, match="DeviceMetric"):
+        fhir.observation_readings(obs | {"device": {"reference": "DeviceMetric/dm-9"}})
