@@ -1,7 +1,8 @@
 """Run the HTTP ingest endpoint (``wardwatch ingest``) for gateways that cannot speak Kafka.
 
     POST /v1/readings   JSON: {"readings": [...]} or a list of readings        (role gateway)
-    POST /v1/fhir       a FHIR R4 Observation or Bundle of Observations        (role gateway)
+    POST /v1/fhir       a FHIR R4 Observation, or a transaction/batch/collection/message Bundle (role gateway)
+    POST /v1/fhir/Observation, POST /v1/fhir/$process-message, GET /v1/fhir/metadata (FHIR's own places)
     POST /v1/hl7v2      HL7 v2 ORU^R01 (IHE PCD-01), one or more messages      (role gateway)
     POST /v1/patients   admit {"patient","ward","bed","devices"}               (role admin)
     POST /v1/patients/{patient}/devices {"device"}  and  .../discharge          (role admin)
@@ -36,6 +37,7 @@ from wardwatch.models import PatientRecord, Reading
 from wardwatch.registry import Registry, RegistryView
 from wardwatch.settings import Settings
 
+from . import replies
 from .bounds import Bounds, read_body
 from .formats import fhir, hl7v2
 from .pipeline import Backpressure, Batch, Ingestor, IngestResult, now_ms
@@ -121,17 +123,8 @@ def parse_json(raw: bytes, bounds: Bounds) -> list:
 
 
 def parse_fhir(raw: bytes, bounds: Bounds) -> list:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise Invalid("malformed_json", "the body is not valid JSON") from None
-    out: list = []
-    for res in fhir.resources(doc, bounds.fhir_max_entries):
-        try:
-            out.extend(fhir.observation_readings(res))
-        except Invalid as exc:
-            out.append(Invalid(exc.reason, exc.detail, res))
-    return out
+    """A FHIR body's items (``fhir.parse_document``), without a gateway to fall back on for the device."""
+    return replies.FhirReply(False).parser(None)(raw, bounds)
 
 
 def parse_hl7(raw: bytes, bounds: Bounds) -> list:
@@ -183,14 +176,24 @@ def _auth(request: Request, action: str):
     return access.check(_state(request).tokens, bearer(request.headers.get("authorization")), action)
 
 
-async def ingest(request: Request, fmt: str, parse: Callable[[bytes, Bounds], list]) -> Response:
+async def ingest(request: Request, fmt: str, parse: Callable[[bytes, Bounds], list], reply=None,
+                 action: str | None = None) -> Response:
+    """Authorize, read, validate and commit one body; answer with the JSON ``IngestResult``, or as
+    ``reply`` (a FHIR or HL7 reply of ingest/replies.py) when the request asked for its own format."""
     st = _state(request)
     metrics = st.metrics
     t0 = time.perf_counter()
+    own = reply is not None and reply.as_own
     try:
-        _auth(request, f"ingest.{fmt}")
+        principal = _auth(request, action or f"ingest.{fmt}")
     except AuthError as exc:
+        if own and isinstance(reply, replies.FhirReply):
+            return reply.failure(exc.status, "login" if exc.status == 401 else "forbidden", exc.message)
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+    if isinstance(reply, replies.FhirReply):
+        parse = reply.parser(principal)
+    elif reply is not None:
+        parse = reply.parse
     batch = Batch(source=f"http:{fmt}")
     received = 1  # a body that cannot be read is one rejected input
     try:
@@ -207,11 +210,19 @@ async def ingest(request: Request, fmt: str, parse: Callable[[bytes, Bounds], li
         result = await st.ingestor.commit(batch, received)
     except Backpressure as exc:
         metrics.backpressure.labels(str(exc.status)).inc()
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
+        headers = {"Retry-After": str(exc.retry_after)}
+        if own and isinstance(reply, replies.FhirReply):
+            return reply.failure(exc.status, "throttled" if exc.status == 429 else "transient", exc.message,
+                                 headers=headers)
+        if own:
+            return reply.answer(batch, None, st.bounds, exc.status, hl7v2.Problem("unavailable", exc.message), headers)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
     metrics.accepted.labels(fmt).inc(result.accepted)
     for r in batch.rejected:
         metrics.rejected.labels(fmt, r.reason).inc()
     metrics.latency.labels(fmt).observe(time.perf_counter() - t0)
+    if own:
+        return reply.answer(batch, result, st.bounds)
     status = 200 if result.rejected == 0 else (207 if result.accepted else 422)  # 207: see items
     return Response(orjson.dumps(result.model_dump()), status_code=status, media_type="application/json")
 
@@ -225,12 +236,42 @@ async def readings(request: Request) -> Response:
 @web.documented("ingest.fhir", "FHIR R4 Observation or Bundle of vital-signs Observations", body=dict[str, Any],
                 content_type="application/fhir+json", responses=INGEST_ANSWERS)
 async def fhir_readings(request: Request) -> Response:
-    return await ingest(request, "fhir", parse_fhir)
+    return await ingest(request, "fhir", parse_fhir,
+                        replies.FhirReply(replies.wants(request, replies.FHIR_JSON, ("application/json+fhir",))))
+
+
+FHIR_ANSWERS: dict[int, tuple[str, Any]] = {
+    201: ("accepted (all or some readings: see the OperationOutcome's issues)", dict[str, Any]),
+    400: ("rejected: an OperationOutcome says why", dict[str, Any]),
+    413: ("body too large: OperationOutcome", dict[str, Any]), 429: ("backlog full: retry after Retry-After", dict[str, Any]),
+    503: ("Kafka unavailable: nothing accepted, resend after Retry-After", dict[str, Any])}
+
+
+@web.documented("ingest.fhir.observation", "FHIR create: one Observation; answers an OperationOutcome",
+                body=dict[str, Any], content_type="application/fhir+json", responses=FHIR_ANSWERS)
+async def fhir_observation(request: Request) -> Response:
+    return await ingest(request, "fhir", parse_fhir, replies.FhirReply(True, "Observation"), "ingest.fhir.observation")
+
+
+@web.documented("ingest.fhir.message", "FHIR messaging: a message Bundle; answers a response message",
+                body=dict[str, Any], content_type="application/fhir+json",
+                responses={200: ("a response message Bundle (MessageHeader.response, OperationOutcome)", dict[str, Any])}
+                | {k: v for k, v in FHIR_ANSWERS.items() if k != 201})
+async def fhir_message(request: Request) -> Response:
+    return await ingest(request, "fhir", parse_fhir, replies.FhirReply(True, "message"), "ingest.fhir.message")
+
+
+@web.documented("ingest.fhir.metadata", "FHIR capabilities (CapabilityStatement)",
+                responses={200: ("CapabilityStatement", dict[str, Any])})
+async def fhir_metadata(request: Request) -> Response:
+    return replies.fhir_response(replies.capability_statement(str(request.url).rsplit("/metadata", 1)[0]), 200)
 
 
 @web.documented("ingest.hl7v2", "HL7 v2 ORU^R01 (IHE PCD-01) messages", body=str, content_type="application/hl7-v2",
                 responses=INGEST_ANSWERS)
 async def hl7_readings(request: Request) -> Response:
+    if replies.wants(request, replies.HL7_ER7):
+        return await ingest(request, "hl7v2", parse_hl7, replies.Hl7Reply(True))
     return await ingest(request, "hl7v2", parse_hl7)
 
 
@@ -309,6 +350,9 @@ async def openapi(request: Request) -> Response:
 ROUTES = [
     Route("/v1/readings", readings, methods=["POST"]),
     Route("/v1/fhir", fhir_readings, methods=["POST"]),
+    Route("/v1/fhir/Observation", fhir_observation, methods=["POST"]),
+    Route("/v1/fhir/$process-message", fhir_message, methods=["POST"]),
+    Route("/v1/fhir/metadata", fhir_metadata),
     Route("/v1/hl7v2", hl7_readings, methods=["POST"]),
     Route("/v1/patients", admit, methods=["POST"]),
     Route("/v1/patients/{patient}/devices", assign, methods=["POST"]),

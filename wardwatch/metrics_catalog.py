@@ -61,7 +61,8 @@ LOINC_TO_METRIC: dict[str, Metric] = {info.loinc: m for m, info in CATALOG.items
 LOINC_TO_METRIC.update({"2708-6": Metric.spo2, "8310-5": Metric.temperature, "8331-1": Metric.temperature})
 MDC_TO_METRIC: dict[int, Metric] = {info.mdc: m for m, info in CATALOG.items() if info.mdc}
 MDC_TO_METRIC.update({149522: Metric.heart_rate, 150037: Metric.sbp, 150038: Metric.dbp, 150039: Metric.map,
-                      150021: Metric.sbp, 150022: Metric.dbp, 150023: Metric.map, 150344: Metric.temperature})
+                      150021: Metric.sbp, 150022: Metric.dbp, 150023: Metric.map, 150344: Metric.temperature,
+                      149546: Metric.pulse_rate})  # MDC_PULS_RATE_NON_INV: a cuff's pulse rate (PHD IG)
 
 # IEEE 11073-10101 reference ids (as PCD-01 writes them in OBX-3.2, or alone) -> code.
 MDC_NAME_TO_CODE: dict[str, int] = {info.mdc_name: info.mdc for info in CATALOG.values() if info.mdc and info.mdc_name}
@@ -104,7 +105,7 @@ METRICS: tuple[Metric, ...] = tuple(Metric)
 
 # Unit aliases normalised to UCUM, and conversions (unit -> (canonical unit, function)).
 UNIT_ALIASES: dict[str, str] = {
-    "bpm": "/min", "beats/min": "/min", "{beats}/min": "/min", "1/min": "/min", "/min": "/min",
+    "bpm": "/min", "beats/min": "/min", "{beats}/min": "/min", "{beat}/min": "/min", "{breath}/min": "/min", "1/min": "/min", "/min": "/min",
     "breaths/min": "/min", "{breaths}/min": "/min", "rpm": "/min", "min-1": "/min",
     "%": "%", "percent": "%", "pct": "%", "1": "1",
     "cel": "Cel", "c": "Cel", "°c": "Cel", "degc": "Cel", "deg c": "Cel",
