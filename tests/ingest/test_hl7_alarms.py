@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings as hsettings, strategies as st
 
 from alerts.eventlog import EventLog
 from ingest.formats import hl7v2_alarms
@@ -229,3 +230,20 @@ def test_a_high_priority_device_alarm_stays_shown_as_ended_until_acknowledged_in
                      type=AlertEventType.acknowledged, alert=stored.alert)
     (stored,) = log.append_many([(ack, "w7")])
     assert stored.alert.state is AlertState.resolved and stored.alert.acknowledged_by == "n1"
+
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.integers(0, 2000), st.integers(0, 40), st.text(alphabet="|^~\\&.0123456789AZaz_ \r", max_size=12))
+def test_a_mangled_alarm_message_is_refused_or_read_never_a_crash(at, cut, junk):
+    """Any edit of the IHE example: an Invalid (refused, dead-lettered) or alarms and Invalids, nothing else."""
+    text = mindray_spo2_low() + bbraun_occlusion().split("\r", 3)[3]
+    at = at % len(text)
+    mangled = text[:at] + junk + text[at + cut:]
+    try:
+        items = hl7v2_alarms.parse_alarm_message(mangled, TZ).items
+    except Invalid:
+        return
+    for item in items:
+        if not isinstance(item, Invalid):
+            Batch(source="t").add_alarm(0, item, item["ts"], DEFAULT_LIMITS, None)
