@@ -7,8 +7,8 @@ Messages are written after these published examples (patients and devices change
   ``196616^MDC_EVT_ALARM^MDC``, facets in OBX-4 (``<containment>.1`` event identification,
   ``.2`` source, ``.3`` MDC_ATTR_EVENT_PHASE, ``.4`` MDC_ATTR_ALARM_STATE, ``.5``
   MDC_ATTR_ALARM_INACTIVATION_STATE), OBX-8 priority and type (``L~PM~SP``);
-* the IHE ACM supplement / Connectathon examples relayed by the Philips IntelliBridge Enterprise
-  interface (as published in its interface documentation): a Mindray eGateway SpO2 low alarm with
+* PCD-04 messages captured at a Philips IntelliBridge Enterprise (IEM) interface, as reproduced in a
+  public HL7 v2 test corpus (not read from Philips' own manual): a Mindray eGateway SpO2 low alarm with
   the event in OBX-3 (``196670^MDC_EVT_LO^MDC``, sub-id ``1.3.1.150456.1``, text ``Low SpO2`` in
   OBX-5, OBX-8 ``L~PM~SP``, source ``150456^MDC_PULS_OXIM_SAT_O2^MDC`` 88 % with limits ``90-96``),
   and a B. Braun infusion pump occlusion with OBX-3 ``196616^MDC_EVT_ALARM^MDC`` and the event in
