@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertState, Priority
+from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, AlertState, Priority
 
 
 class EventLog:
@@ -112,7 +112,8 @@ class EventLog:
         the escalation timer costs nothing however many alarms are open."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT body, ward, seen FROM alarms WHERE state='active' AND level < ? AND seen + ? * (level + 1) <= ?",
+                "SELECT body, ward, seen FROM alarms WHERE state='active' AND level < ? AND seen + ? * (level + 1) <= ?"
+                " AND json_extract(body, '$.kind') IS NOT 'device'",  # the monitor escalates its own
                 (max_level, period_s, now)).fetchall()
         return [(Alert.model_validate_json(b), w, seen) for b, w, seen in rows]
 
@@ -137,8 +138,11 @@ def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str]
 
 def fold(current: Alert | None, event: AlertEvent) -> Alert:
     """The alarm's state after one more event (IEC 60601-1-8 style: latching, acknowledge, pause)."""
-    a = (current or event.alert).model_copy()
     t = event.type
+    if event.alert.kind is AlertKind.device and t in (AlertEventType.raised, AlertEventType.updated,
+                                                      AlertEventType.cleared):
+        return fold_device(current, event)
+    a = (current or event.alert).model_copy()
     if t is AlertEventType.raised:
         # Alarms (alerts topic) and what was done about them (actions topic) are read together, in no
         # order across the two: a raise folded after its alarm's acknowledgement or resolve leaves it.
@@ -163,3 +167,29 @@ def fold(current: Alert | None, event: AlertEvent) -> Alert:
         a = a.model_copy(update={"priority": Priority(a.priority).raised(), "escalation_level": a.escalation_level + 1,
                                  "updated_at": event.at})
     return a
+
+
+def fold_device(current: Alert | None, event: AlertEvent) -> Alert:
+    """A monitor's report (raised, updated or cleared) folded into its device alarm: the monitor's
+    latest report, priority and text replace the old; what people did in WardWatch stays. A newer
+    report of an alarm that is over in WardWatch starts it again (the monitor alarms again); an end leaves
+    a latched (high-priority) one shown, as "ended", until someone acknowledges it here."""
+    new = event.alert
+    report = {"monitor": new.monitor, "priority": new.priority, "message": new.message, "values": new.values,
+              "updated_at": event.at}
+    if event.type is AlertEventType.cleared:
+        if current is not None and current.state is AlertState.resolved:
+            return current.model_copy(update={"monitor": new.monitor, "updated_at": event.at})
+        base = current or new
+        done = base.state is AlertState.acknowledged or not base.latched
+        return base.model_copy(update=report | {"state": AlertState.resolved if done else AlertState.cleared})
+    if current is None:
+        return new.model_copy(update={"state": AlertState.active})
+    if current.state is AlertState.resolved:
+        # Nurses' actions (actions topic) and the monitor's reports are read in no order across the
+        # two: only a report newer, by the monitor's clock, than the last one seen opens it again.
+        if current.monitor is not None and new.monitor is not None and new.monitor.ts <= current.monitor.ts:
+            return current
+        return new.model_copy(update={"state": AlertState.active})
+    state = AlertState.acknowledged if current.state is AlertState.acknowledged else AlertState.active
+    return current.model_copy(update=report | {"state": state})

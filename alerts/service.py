@@ -3,7 +3,8 @@
 One port: the ``websockets`` server answers the socket (``/ws``) itself and hands every other
 request to the Starlette app of ``alerts/web.py`` in-process (the pages, the history API,
 ``/healthz``, ``/metrics``); docs/alerts.md says why the feed stays on websockets. Inputs come
-from the bus: alarm events (alerts topic), vitals snapshots (vitals topic) and the patient registry. Every event is stored in the event log
+from the bus: alarm events (alerts topic), the monitors' own alarms (device-alarms topic, shown as
+alarms of kind ``device``), vitals snapshots (vitals topic) and the patient registry. Every event is stored in the event log
 before it is shown or its offset committed, so a restart loses nothing and shows nothing twice.
 """
 
@@ -25,7 +26,8 @@ from wardwatch.auth import AuthError, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import alert_event_line
-from wardwatch.models import AlertEvent, AlertEventType, AlertState, VitalsSnapshot, now_ms
+from wardwatch.models import (Alert, AlertEvent, AlertEventType, AlertKind, AlertState, DeviceAlarm, DeviceAlarmState,
+                              Priority, VitalsSnapshot, now_ms)
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
@@ -77,7 +79,9 @@ class AlertService:
     # ---------------------------------------------------------------- inputs
 
     async def consume_alerts(self) -> None:
-        consumer = self.bus.consumer(self.bus.topics.alerts, self.bus.topics.actions, group_id=f"wardwatch-alerts-{self.settings.alerts_instance}")
+        topics = self.bus.topics
+        consumer = self.bus.consumer(topics.alerts, topics.actions, topics.device_alarms,
+                                     group_id=f"wardwatch-alerts-{self.settings.alerts_instance}")
         await consumer.start()  # from the committed offsets: a consumer restarted after a stall loses nothing
         try:
             while not self.stop.is_set():
@@ -87,15 +91,47 @@ class AlertService:
                 for msgs in batches.values():
                     for m in msgs:
                         try:
-                            events.append(AlertEvent.from_json(m.value))
+                            if m.topic == topics.device_alarms:
+                                ev = self.device_event(DeviceAlarm.model_validate_json(m.value), events)
+                                if ev is not None:
+                                    events.append(ev)
+                            else:
+                                events.append(AlertEvent.from_json(m.value))
                         except Exception:
-                            log.warning("ignored a malformed alert event")
+                            log.warning("ignored a malformed %s record", "device alarm" if m.topic == topics.device_alarms
+                                        else "alert event")
                 if events:
                     self.ingest_many(events)
                 if batches:
                     await consumer.commit()  # after the event log has them
         finally:
             await consumer.stop()
+
+    def device_event(self, da: DeviceAlarm, pending: list[AlertEvent] = ()) -> AlertEvent | None:
+        """A monitor's report of its own alarm as an event of a ``device`` alarm, kept apart from the
+        detectors' by its kind and its id (``da-...``). None for a repeat: the same report again, or a
+        "continue" that changes nothing the nurse sees (priority, state, inactivation, text)."""
+        ended = da.state is DeviceAlarmState.ended
+        if not ended:
+            current = next((e.alert for e in reversed(pending) if e.alert.id == da.id), None)
+            if current is None:
+                found = self.log.alarm(da.id)
+                current = found[0] if found else None
+            m = current.monitor if current is not None else None
+            if (m is not None and current.state is not AlertState.resolved and m.state is da.state
+                    and (m.alarm_state, m.inactivation, m.device_priority, m.text) ==
+                    (da.alarm_state, da.inactivation, da.device_priority, da.text)):
+                self.m_dupes.inc()
+                return None
+        type_ = (AlertEventType.cleared if ended else
+                 AlertEventType.raised if da.phase in ("start", "start_only") else AlertEventType.updated)
+        what = da.text or " ".join(x for x in (da.event, da.source) if x)
+        alert = Alert(id=da.id, patient=da.patient, kind=AlertKind.device, priority=da.priority,
+                      condition=f"device:{da.event}"[:80], message=f"Monitor: {what}"[:300],
+                      values={da.source_metric or da.source or "value": da.source_value} if da.source_value is not None else {},
+                      onset=da.ts, raised_at=da.ts, updated_at=da.ts, latched=da.priority is Priority.high,
+                      monitor=da)
+        return AlertEvent(event_id=da.event_id, type=type_, alert=alert, at=da.ts, note="the monitor's own alarm")
 
     def ingest(self, event: AlertEvent) -> dict | None:
         return self.ingest_many([event])[0]
@@ -305,6 +341,9 @@ class AlertService:
             raise Refused(404, "unknown alarm")
         alarm, ward, _ = found
         cross_ward = access.authorize(client.principal, kind, ward, escalated=alarm.escalation_level > 0)
+        device = alarm.kind is AlertKind.device
+        if device and kind == "pause":  # WardWatch does not sound for it; only the monitor can pause it
+            raise Refused(409, "the monitor's own alarm: its audio can be paused only at the bedside")
         if _unchanged(kind, alarm.state):  # a repeat is answered, not stored and shown to everyone again
             await client.ws.send(orjson.dumps({"type": "unchanged", "alert_id": alert_id,
                                                "state": alarm.state.value}).decode())
@@ -317,8 +356,11 @@ class AlertService:
                         alert=alarm.model_copy(update=update), at=at, by=client.principal.name)
         # Audited here rather than in record_action, so that the row says whether it crossed wards;
         # before it, so that the row exists by the time anyone sees the event.
-        self.log.audit(client.principal.name, client.principal.role.value, type_.value, alert_id,
-                       {"patient": alarm.patient, "cross_ward": cross_ward})
+        detail = {"patient": alarm.patient, "cross_ward": cross_ward}
+        if device:
+            detail |= {"device_alarm": True, "device": alarm.monitor.device if alarm.monitor else None,
+                       "note": "recorded in WardWatch only; the monitor's alarm at the bedside is not silenced"}
+        self.log.audit(client.principal.name, client.principal.role.value, type_.value, alert_id, detail)
         await self.record_action(ev, None)
 
     def _admitted(self, client: Client, action: str, patient) -> str:

@@ -1,12 +1,12 @@
-"""HL7 v2 over MLLP (IHE PCD-01 DEC): a TCP listener that takes framed messages and answers each with
-its HL7 acknowledgement, after Kafka has the readings.
+"""HL7 v2 over MLLP (IHE PCD-01 DEC, PCD-04 ACM alarms): a TCP listener that takes framed messages and
+answers each with its HL7 acknowledgement, after Kafka has the readings (or the alarms).
 
 Framing is ``<VT> message <FS><CR>`` (0x0B ... 0x1C 0x0D); several frames may arrive in one read and a
 frame may be split across reads. Bytes outside a frame are ignored. The frames of one read are
 validated and committed together through the same path as ``POST /v1/hl7v2`` (ingest/pipeline.py:
 valid readings to the readings topic, rejected ones with their reasons to the dead-letter topic,
-acks=all), and only then are their acknowledgements written, one message's after another, in the
-order the messages came. What an acknowledgement says is ``hl7v2.ack_messages``: original mode
+acks=all; the monitors' own ORU^R40 alarms to the device-alarms topic), and only then are their
+acknowledgements written, one message's after another, in the order the messages came. What an acknowledgement says is ``hl7v2.ack_messages``: original mode
 (MSH-15 and MSH-16 empty) AA, AE (some or all readings rejected: see ERR; they are on the
 dead-letter topic, resending will not help) or AR (message type or version refused, message too
 large, or Kafka unavailable: nothing kept for it but the dead letter, resend later); enhanced mode
@@ -33,7 +33,7 @@ from wardwatch.codec import Invalid, Limits
 from wardwatch.settings import Settings
 
 from .bounds import Bounds
-from .formats import hl7v2
+from .formats import hl7v2, hl7v2_alarms
 from .pipeline import Backpressure, Batch, Ingestor, now_ms
 
 log = logging.getLogger("wardwatch.mllp")
@@ -217,9 +217,13 @@ class MLLPServer:
         for raw in frames:
             text = raw.decode("utf-8", "replace")
             header = hl7v2.header_of(text)
+            alarms = hl7v2_alarms.is_alarm_message(header)
             try:
                 self.bounds.check_hl7(text)
-                parsed = hl7v2.parse_message(text, self.codes, self.zone)
+                if alarms:  # IHE PCD-04: the monitor's own alarms, to the device-alarms topic
+                    parsed = hl7v2_alarms.parse_alarm_message(text, self.zone)
+                else:
+                    parsed = hl7v2.parse_message(text, self.codes, self.zone)
             except Invalid as exc:
                 batch.reject(idx, exc.reason, exc.detail, raw)
                 msgs.append(_Msg(header, idx, idx + 1, [("MSH", 1)], refused=exc.reason in ("unsupported", "too_large")))
@@ -233,7 +237,10 @@ class MLLPServer:
                 continue
             start = idx
             for item in parsed.items:
-                batch.add(idx, item, now, self.limits, registry)
+                if alarms:
+                    batch.add_alarm(idx, item, now, self.limits, registry)
+                else:
+                    batch.add(idx, item, now, self.limits, registry)
                 idx += 1
             msgs.append(_Msg(header, start, idx, parsed.where))
         stamp = datetime.now(timezone.utc)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from wardwatch.bus import Bus, BusProducer
-from wardwatch.models import RejectedInput, Reading
+from wardwatch.models import DeviceAlarm, RejectedInput, Reading
 
 from wardwatch.codec import Invalid, Limits, reading_from_mapping, rejected
 
@@ -53,6 +53,7 @@ class Batch:
     raw: bytes = b""  # the request body: the payload of a rejection that has no narrower one
     accepted: list[tuple[int, Reading]] = field(default_factory=list)
     rejected: list[RejectedInput] = field(default_factory=list)
+    alarms: list[tuple[int, DeviceAlarm]] = field(default_factory=list)  # monitors' own alarms (PCD-04)
 
     def reject(self, index: int, reason: str, detail: str, payload: Any) -> None:
         self.rejected.append(rejected(self.source, reason, detail, self.raw if payload is None else payload,
@@ -64,6 +65,18 @@ class Batch:
             return
         try:
             self.accepted.append((index, reading_from_mapping(item, now_ms, limits, registry)))
+        except Invalid as exc:
+            self.reject(index, exc.reason, exc.detail, item)
+
+    def add_alarm(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
+        """A parsed device alarm (ingest/formats/hl7v2_alarms.py), validated like a reading."""
+        from .formats.hl7v2_alarms import device_alarm_from_mapping
+
+        if isinstance(item, Invalid):
+            self.reject(index, item.reason, item.detail, item.payload)
+            return
+        try:
+            self.alarms.append((index, device_alarm_from_mapping(item, now_ms, limits, registry)))
         except Invalid as exc:
             self.reject(index, exc.reason, exc.detail, item)
 
@@ -89,7 +102,7 @@ class Ingestor:
 
     async def commit(self, batch: Batch, received: int) -> IngestResult:
         batch.dedupe()
-        n = len(batch.accepted) + len(batch.rejected)
+        n = len(batch.accepted) + len(batch.rejected) + len(batch.alarms)
         if self.in_flight + n > self.max_backlog:
             raise Backpressure(429, 1, "ingest backlog is full; retry shortly")
         self.in_flight += n
@@ -99,6 +112,10 @@ class Ingestor:
                 sends.append(self.producer.send_many(self.bus.topics.readings,
                                                      [(r.patient.encode(), r.model_dump_json().encode())
                                                       for _, r in batch.accepted]))
+            if batch.alarms:
+                sends.append(self.producer.send_many(self.bus.topics.device_alarms,
+                                                     [(a.patient.encode(), a.model_dump_json().encode())
+                                                      for _, a in batch.alarms]))
             if batch.rejected:
                 sends.append(self.producer.send_many(self.bus.topics.deadletter,
                                                      [(batch.source.encode(), r.model_dump_json().encode())
@@ -111,10 +128,11 @@ class Ingestor:
         finally:
             self.in_flight -= n
         items = [ItemResult(index=i, status="accepted", id=r.id) for i, r in batch.accepted]
+        items += [ItemResult(index=i, status="accepted", id=a.event_id) for i, a in batch.alarms]
         items += [ItemResult(index=r.index if r.index is not None else -1, status="rejected", reason=r.reason,
                              detail=r.detail) for r in batch.rejected]
         items.sort(key=lambda it: it.index)
-        return IngestResult(received=received, accepted=len(batch.accepted), rejected=len(batch.rejected), items=items)
+        return IngestResult(received=received, accepted=len(batch.accepted) + len(batch.alarms), rejected=len(batch.rejected), items=items)
 
 
 def now_ms() -> int:

@@ -153,7 +153,7 @@ class MemoryBus(Bus):
 
     async def ensure_topics(self) -> None:
         for t in (self.topics.readings, self.topics.deadletter, self.topics.alerts, self.topics.actions,
-                  self.topics.state, self.topics.vitals, self.topics.registry, self.topics.limits):
+                  self.topics.device_alarms, self.topics.state, self.topics.vitals, self.topics.registry, self.topics.limits):
             self.log(t)
 
     def producer(self, **overrides) -> "MemoryProducer":

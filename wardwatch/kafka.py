@@ -82,6 +82,7 @@ async def ensure_topics(settings: Settings, partitions: dict[str, int] | None = 
         t.deadletter: 1,
         t.alerts: settings.readings_partitions,
         t.actions: settings.readings_partitions,
+        t.device_alarms: settings.readings_partitions,
         t.state: settings.readings_partitions,
         t.vitals: settings.readings_partitions,
         t.registry: 1,

@@ -47,14 +47,16 @@ def service_grants(topics: Topics, detector_group: str) -> list[Grant]:
     t = topics
     return [
         Grant(SERVICES, ("Describe",), topics=(t.prefix,)),
-        # Readings come from device gateways and the HTTP ingest; both dead-letter what they reject.
-        Grant(("gateway", "ingest"), ("Write",), topics=(t.readings, t.deadletter)),
+        # Readings, and monitors' own alarms, come from device gateways and the ingest; both dead-letter
+        # what they reject.
+        Grant(("gateway", "ingest"), ("Write",), topics=(t.readings, t.deadletter, t.device_alarms)),
         Grant(("ingest",), ("Write",), topics=(t.registry,)),  # admit, assign, discharge
         Grant(("gateway", "ingest", "alerts"), ("Read",), topics=(t.registry,)),
         Grant(("detector",), ("Read",), topics=(t.readings, t.state, t.limits), groups=(detector_group,)),
         # Only the detectors raise and clear alarms.
         Grant(("detector",), ("Write",), topics=(t.alerts, t.state, t.vitals, t.deadletter)),
-        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals), groups=(ALERTS_GROUP_PREFIX,)),
+        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals, t.device_alarms),
+              groups=(ALERTS_GROUP_PREFIX,)),
         # Only the alert service records what nurses did (ack, pause, resolve) and escalations.
         Grant(("alerts",), ("Write",), topics=(t.actions, t.limits)),
         # The alert service watches the detector group's committed offsets ("monitoring stopped").

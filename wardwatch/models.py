@@ -71,6 +71,7 @@ class RejectedInput(BaseModel):
 class AlertKind(StrEnum):
     physiological = "physiological"
     technical = "technical"
+    device = "device"  # a bedside monitor's own alarm (IHE PCD-04), shown beside WardWatch's, never mixed in
 
 
 class Priority(StrEnum):
@@ -103,6 +104,53 @@ class AlertEventType(StrEnum):
     resolved = "resolved"
 
 
+class DeviceAlarmState(StrEnum):
+    active = "active"  # the monitor reports the alarm condition present
+    ended = "ended"  # the monitor reports it over (event phase end, alarm state inactive or off)
+
+
+class DeviceAlarm(BaseModel):
+    """A bedside monitor's own alarm, one report of it (IHE PCD-04 ACM, ORU^R40), on the device-alarms topic.
+
+    ``id`` names the alarm instance on that device (the same for its start, updates and end);
+    ``event_id`` names this report (a resent report has the same one, so it shows once). What the
+    monitor wrote is kept as written beside what WardWatch maps it to (``priority``, ``state``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    event_id: str = Field(min_length=1, max_length=200)
+    patient: str = Field(pattern=ID_PATTERN)
+    device: str = Field(pattern=ID_PATTERN)
+    event: str = Field(max_length=80)  # the MDC event, e.g. "MDC_EVT_HI" (its reference id when written), else its code
+    event_code: int | None = None  # the MDC code, e.g. 196648
+    source: str = Field("", max_length=80)  # what alarmed, e.g. "MDC_PULS_OXIM_SAT_O2"
+    source_metric: str | None = None  # WardWatch's metric for the source, when it is one
+    source_value: float | None = Field(None, allow_inf_nan=False)
+    source_unit: str = Field("", max_length=32)
+    limits: str = Field("", max_length=40)  # the source's alarm limits as written (OBX-7), e.g. "90-96"
+    priority: Priority  # WardWatch's reading of device_priority (medium when the monitor gave none)
+    device_priority: str = Field("", max_length=40)  # as written: PH, PM, PL, PN, PI or a word
+    alert_type: str = Field("", max_length=20)  # physiological (SP), technical (ST), advisory (SA)
+    phase: str = Field("", max_length=20)  # MDC_ATTR_EVENT_PHASE as written: start, continue, end, ...
+    alarm_state: str = Field("", max_length=20)  # MDC_ATTR_ALARM_STATE as written: active, latched, inactive, off
+    inactivation: str = Field("", max_length=30)  # MDC_ATTR_ALARM_INACTIVATION_STATE: enabled, audio-paused, ...
+    state: DeviceAlarmState
+    text: str = Field("", max_length=200)  # the monitor's own alarm text
+    ts: int = Field(ge=0, description="device time of this report, epoch ms UTC")
+    received: int = Field(default_factory=now_ms)
+    location: dict[str, str] | None = None  # PV1-3 as written: point_of_care, room, bed, facility
+
+    @property
+    def acknowledged_at_device(self) -> bool:
+        return self.inactivation == "alert-acknowledged"
+
+    @property
+    def silenced_at_device(self) -> bool:
+        return self.inactivation in ("audio-paused", "audio-off", "alarm-paused", "alarm-off")
+
+
 def alert_id(patient: str, condition: str, onset_ms: int) -> str:
     """Deterministic: a worker that replays the same readings derives the same id."""
     return "al-" + hashlib.blake2b(f"{patient}|{condition}|{onset_ms}".encode(), digest_size=8).hexdigest()
@@ -124,6 +172,7 @@ class Alert(BaseModel):
     escalation_level: int = 0
     acknowledged_by: str | None = None
     audio_paused_until: int | None = None
+    monitor: DeviceAlarm | None = None  # kind "device": the monitor's latest report of its alarm
 
 
 class AlertEvent(BaseModel):

@@ -31,6 +31,12 @@ class Topics:
         return f"{self.prefix}actions"
 
     @property
+    def device_alarms(self) -> str:
+        """Bedside monitors' own alarms (IHE PCD-04, ``DeviceAlarm``), keyed by patient. Ingest and the
+        device gateways write it, the alert service reads it: apart from the detectors' alerts topic."""
+        return f"{self.prefix}device-alarms"
+
+    @property
     def state(self) -> str:
         """Compacted per-patient detector state, keyed by patient."""
         return f"{self.prefix}detector-state"

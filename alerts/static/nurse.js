@@ -107,8 +107,11 @@ function render() {
   const stopped = state.connected && state.monitoring && state.monitoring.ok === false;
   $("monitoring-banner").classList.toggle("hidden", !stopped);
   $("monitoring-reason").textContent = stopped ? `(${state.monitoring.reason})` : "";
-  const alarms = [...state.alarms.values()].sort((a, b) =>
+  const sorted = [...state.alarms.values()].sort((a, b) =>
     (PRIORITY[b.priority] - PRIORITY[a.priority]) || (a.raised_at - b.raised_at));
+  // The monitors' own alarms (kind "device") are kept apart: their own list, no sound, no tile colour.
+  const alarms = sorted.filter((a) => a.kind !== "device");
+  const deviceAlarms = sorted.filter((a) => a.kind === "device");
   $("alarm-count").textContent = alarms.length;
   $("no-alarms").classList.toggle("hidden", alarms.length > 0);
   $("alarm-list").innerHTML = alarms.map((a) => {
@@ -128,12 +131,39 @@ function render() {
       </div></li>`;
   }).join("");
 
+  $("device-alarms").classList.toggle("hidden", deviceAlarms.length === 0);
+  $("device-alarm-count").textContent = deviceAlarms.length;
+  $("device-alarm-list").innerHTML = deviceAlarms.map(deviceAlarm).join("");
+
   const worst = new Map();
   for (const a of alarms) if (a.state !== "acknowledged") worst.set(a.patient, Math.max(worst.get(a.patient) || 0, PRIORITY[a.priority]));
   const ids = new Set([...state.patients.keys(), ...state.vitals.keys()]);
   $("tiles").innerHTML = [...ids].sort((a, b) => String(state.patients.get(a)?.bed ?? a).localeCompare(String(state.patients.get(b)?.bed ?? b), undefined, { numeric: true }))
     .map((pid) => tile(pid, state.vitals.get(pid), state.patients.get(pid), worst.get(pid) || 0)).join("");
   beep(alarms);
+}
+
+function deviceAlarm(a) {
+  const m = a.monitor || {};
+  const bed = state.patients.get(a.patient)?.bed || m.location?.bed;
+  const atMonitor = m.state === "ended" ? "ended at the monitor"
+    : m.inactivation === "alert-acknowledged" ? "acknowledged at the monitor"
+    : ["audio-paused", "audio-off", "alarm-paused", "alarm-off"].includes(m.inactivation) ? `${esc(m.inactivation.replace("-", " "))} at the monitor`
+    : "active at the monitor";
+  const here = a.state === "acknowledged" || (a.state === "resolved" && a.acknowledged_by)
+    ? ` · acknowledged in WardWatch by ${esc(a.acknowledged_by)}` : "";
+  const source = [m.source, m.source_value != null ? `${m.source_value}${m.source_unit ? " " + m.source_unit : ""}` : "",
+                  m.limits ? `limits ${m.limits}` : ""].filter(Boolean).map(esc).join(" · ");
+  return `<li class="alarm device ${a.priority} ${a.state}" data-testid="device-alarm" data-alert-id="${esc(a.id)}" data-state="${esc(a.state)}" data-monitor-state="${esc(m.state)}">
+    <div class="top"><span class="prio" title="the monitor's priority">monitor ${esc(m.device_priority || a.priority)}</span>
+      <span class="who">${bed ? "Bed " + esc(bed) + " · " : ""}${esc(a.patient)}</span>
+      <span class="age">${age(m.ts || a.raised_at)}</span><span class="state" data-testid="device-alarm-state">${atMonitor}${here}</span></div>
+    <div class="msg" data-testid="device-alarm-text">${esc(m.text || m.event)}</div>
+    <div class="src quiet">${esc(m.event)}${source ? " · " + source : ""} · ${esc(m.device)}</div>
+    <div class="actions">
+      ${a.state !== "acknowledged" ? `<button data-act="ack" data-id="${esc(a.id)}" title="Recorded in WardWatch; the monitor keeps alarming until it is handled at the bedside">Acknowledge in WardWatch</button>` : ""}
+      <span class="quiet small" data-testid="device-alarm-warning">Does not silence the monitor at the bedside.</span>
+    </div></li>`;
 }
 
 function tile(pid, v, p, worst) {
@@ -168,6 +198,7 @@ function beep(alarms) {
   }
 }
 
-$("alarm-list").addEventListener("click", (e) => { const b = e.target.closest("button[data-act]"); if (b) act(b.dataset.act, b.dataset.id); });
+for (const list of ["alarm-list", "device-alarm-list"])
+  $(list).addEventListener("click", (e) => { const b = e.target.closest("button[data-act]"); if (b) act(b.dataset.act, b.dataset.id); });
 setInterval(render, 1000);  // ages, staleness and the banner move even when nothing arrives
 if (state.token) connect(); else showLogin();

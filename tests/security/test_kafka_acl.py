@@ -194,3 +194,20 @@ def test_docker_compose_grants_what_the_plan_grants():
     lines = {line.strip() for line in compose.splitlines() if line.strip().startswith("acl --")}
     plan = {"acl " + " ".join(g.rule_args()) for g in service_grants(Topics("wardwatch."), "wardwatch-detectors")}
     assert lines == plan
+
+
+@pytest.mark.parametrize("principal,allowed", [("ingest", True), ("gateway", True), ("detector", False),
+                                               ("alerts", False)])
+async def test_only_ingest_and_gateways_may_write_the_monitors_alarms(as_principal, principal, allowed):
+    """The device-alarms topic (IHE PCD-04 alarms): written by ingest and device gateways, read by the alert service."""
+    producer = make_producer(as_principal(principal), request_timeout_ms=5000)
+    await producer.start()
+    try:
+        send = producer.send_and_wait(T.device_alarms, b"{}", key=patient().encode())
+        if allowed:
+            await send
+        else:
+            with pytest.raises(TopicAuthorizationFailedError):
+                await send
+    finally:
+        await producer.stop()
