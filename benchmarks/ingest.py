@@ -1,6 +1,8 @@
 """``wardwatch bench ingest``: readings per second through the Kafka path (the gateway client:
-validate, serialise, batch, produce with acks=all) and the HTTP path (batched JSON POSTs to the
-ingest service), beside the raw aiokafka batch producer measured in the same run.
+validate, serialise, batch, produce with acks=all), the HTTP path (batched JSON POSTs to the
+ingest service) and HL7 v2 messages per second over MLLP (IHE PCD-01, three vitals a message, each
+sender waiting for its ACK before the next, as monitor gateways do), beside the raw aiokafka batch
+producer measured in the same run.
 
 ``--hostile``: the p99 latency of valid HTTP requests while hostile bodies (huge HL7, ``~`` floods, a
 FHIR Bundle of 600,000 entries, an 11 MB JSON body) and slow-loris clients are sent, beside the p99
@@ -27,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-seconds", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=1000, help="readings per HTTP request")
     p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--mllp-connections", type=int, default=4, help="MLLP senders, one message in flight each")
     p.add_argument("--hostile", action="store_true", help="only the valid-request latency under hostile load")
     p.add_argument("--hostile-seconds", type=float, default=10.0, help="per phase (quiet, then hostile)")
     p.add_argument("--lorises", type=int, default=50, help="slow-loris clients during the hostile phase")
@@ -202,6 +205,66 @@ async def hostile_path(settings: Settings, seconds: float, lorises: int) -> dict
         server.wait(20)
 
 
+def pcd01(control: str, patient: str, device: str, ts_s: int, hr: float, spo2: float, rr: float) -> bytes:
+    """One ORU^R01 as IHE PCD-01 writes it (codes and units as MDC), framed for MLLP."""
+    t = time.strftime("%Y%m%d%H%M%S", time.gmtime(ts_s)) + "+0000"
+    obx = [("147842^MDC_ECG_HEART_RATE^MDC", hr, "264864^MDC_DIM_BEAT_PER_MIN^MDC"),
+           ("150456^MDC_PULS_OXIM_SAT_O2^MDC", spo2, "262688^MDC_DIM_PERCENT^MDC"),
+           ("151562^MDC_RESP_RATE^MDC", rr, "264928^MDC_DIM_RESP_PER_MIN^MDC")]
+    segs = [f"MSH|^~\\&|GW^bench|WARD|WARDWATCH|HOSP|{t}||ORU^R01^ORU_R01|{control}|P|2.6",
+            f"PID|||{patient}^^^HOSP^MR", f"OBR|1|||182777000^monitoring of patient^SCT|||{t}"]
+    segs += [f"OBX|{k}|NM|{code}|1.1.1.{k}|{v:.1f}|{unit}|||||R|||{t}||||{device}" for k, (code, v, unit) in enumerate(obx, 1)]
+    return b"\x0b" + "\r".join(segs).encode() + b"\r\x1c\r"
+
+
+async def mllp_path(settings: Settings, ticks: list[ReadingColumns], seconds: float, conns: int) -> dict:
+    """Messages per second over MLLP; every ACK must be AA (anything else is counted and reported)."""
+    from devservices import free_port
+    from wardwatch.bus import open_bus
+    from wardwatch.models import PatientRecord
+    from wardwatch.registry import Registry
+
+    patients = sorted(set(ticks[0].patient.tolist()))
+    await Registry(settings.registry_path, open_bus(settings)).admit_many(
+        [PatientRecord(patient=p, ward="bench") for p in patients])
+    port, mllp_port = free_port(), free_port()
+    server = start_server(settings, port, WARDWATCH_MLLP_PORT=str(mllp_port))
+    base = int(time.time()) - 3600  # message k is patient k % P at base + k // P seconds: every reading distinct
+    counter = iter(range(10**9))
+    acked, refused = [], []
+    try:
+        for _ in range(150):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", mllp_port)
+                w.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.2)
+        stop_at = time.perf_counter() + seconds
+
+        async def sender() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", mllp_port)
+            try:
+                while time.perf_counter() < stop_at:
+                    k = next(counter)
+                    p = patients[k % len(patients)]
+                    writer.write(pcd01(f"B{k}", p, f"{p}-m", base + k // len(patients), 70 + k % 30, 96.0, 16.0))
+                    await writer.drain()
+                    ack = await reader.readuntil(b"\x1c\r")
+                    (acked if b"MSA|AA|" in ack else refused).append(k)
+            finally:
+                writer.close()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(conns)))
+        dt = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(20)
+    return {"mllp_messages_per_s": round(len(acked) / dt), "mllp_readings_per_s": round(3 * len(acked) / dt),
+            "mllp_connections": conns, "mllp_not_aa": len(refused)}
+
+
 async def _main(args: argparse.Namespace) -> dict:
     import tempfile
     import uuid
@@ -225,8 +288,9 @@ async def _main(args: argparse.Namespace) -> dict:
         raw = await raw_aiokafka(settings, payloads)
         kafka = await kafka_path(settings, ticks)
         http = await http_path(settings, ticks[:20], args.http_seconds, args.batch, args.connections)
+        mllp = await mllp_path(settings, ticks[:1], args.http_seconds, args.mllp_connections)
         return {"raw_aiokafka_readings_per_s": round(raw), "kafka_readings_per_s": round(kafka),
-                "http_readings_per_s": round(http), "kafka_vs_raw": round(kafka / raw, 3),
+                "http_readings_per_s": round(http), "kafka_vs_raw": round(kafka / raw, 3), **mllp,
                 "readings": sum(len(t) for t in ticks), "http_batch": args.batch, "http_connections": args.connections,
                 "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
     finally:
@@ -249,4 +313,7 @@ def run(args: argparse.Namespace) -> int:
               f"  ({res['kafka_vs_raw']:.0%} of raw)")
         print(f"HTTP path ({res['http_batch']}/request, {res['http_connections']} connections)  "
               f"{res['http_readings_per_s']:>10,} readings/s")
+        print(f"MLLP (PCD-01, 3 vitals a message, {res['mllp_connections']} connections, ACK each)"
+              f"  {res['mllp_messages_per_s']:>8,} messages/s  ({res['mllp_readings_per_s']:,} readings/s,"
+              f" {res['mllp_not_aa']} ACKs not AA)")
     return 0
