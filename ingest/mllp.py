@@ -24,7 +24,6 @@ import asyncio
 import itertools
 import logging
 import ssl
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from wardwatch import access
@@ -92,15 +91,6 @@ class FrameDecoder:
 def frame(message: str | bytes) -> bytes:
     data = message.encode("utf-8") if isinstance(message, str) else message
     return bytes([VT]) + data + bytes([FS, CR])
-
-
-@dataclass
-class _Msg:
-    header: hl7v2.Header
-    start: int
-    end: int
-    where: list[tuple[str, int]] = field(default_factory=list)
-    refused: bool = False  # AR / CR: the message itself, not its readings
 
 
 def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -205,14 +195,14 @@ class MLLPServer:
     async def process(self, frames: list[bytes], too_large: bytes | None = None) -> list[bytes]:
         """Validate and commit the messages of ``frames``; their framed acknowledgements, in order."""
         batch = Batch(source=SOURCE)
-        msgs: list[_Msg] = []
+        msgs: list[hl7v2.MessageSpan] = []
         idx = 0
         now = now_ms()
         registry = self.view if self.settings.enforce_registry else None
         if too_large is not None:
             text = too_large.decode("utf-8", "replace")
             batch.reject(0, "too_large", f"MLLP frame over {self.settings.mllp_max_frame_bytes} bytes", too_large)
-            msgs.append(_Msg(hl7v2.header_of(text), 0, 1, [("MSH", 1)], refused=True))
+            msgs.append(hl7v2.MessageSpan(hl7v2.header_of(text), 0, 1, [("MSH", 1)], refused=True))
             idx = 1
         for raw in frames:
             text = raw.decode("utf-8", "replace")
@@ -226,13 +216,13 @@ class MLLPServer:
                     parsed = hl7v2.parse_message(text, self.codes, self.zone)
             except Invalid as exc:
                 batch.reject(idx, exc.reason, exc.detail, raw)
-                msgs.append(_Msg(header, idx, idx + 1, [("MSH", 1)], refused=exc.reason in ("unsupported", "too_large")))
+                msgs.append(hl7v2.MessageSpan(header, idx, idx + 1, [("MSH", 1)], refused=exc.reason in ("unsupported", "too_large")))
                 idx += 1
                 continue
             except Exception as exc:
                 log.error("HL7 parser failed: %s", type(exc).__name__)
                 batch.reject(idx, "schema", "the message could not be parsed", raw)
-                msgs.append(_Msg(header, idx, idx + 1, [("MSH", 1)]))
+                msgs.append(hl7v2.MessageSpan(header, idx, idx + 1, [("MSH", 1)]))
                 idx += 1
                 continue
             start = idx
@@ -242,7 +232,7 @@ class MLLPServer:
                 else:
                     batch.add(idx, item, now, self.limits, registry)
                 idx += 1
-            msgs.append(_Msg(header, start, idx, parsed.where))
+            msgs.append(hl7v2.MessageSpan(header, start, idx, parsed.where))
         stamp = datetime.now(timezone.utc)
         try:
             result = await self.ingestor.commit(batch, idx)
@@ -256,18 +246,7 @@ class MLLPServer:
             self.metrics.accepted.labels("mllp").inc(result.accepted)
             for r in batch.rejected:
                 self.metrics.rejected.labels("mllp", r.reason).inc()
-        by_index = {it.index: it for it in result.items}
-        out = []
-        for m in msgs:
-            problems = []
-            for i in range(m.start, m.end):
-                it = by_index.get(i)
-                if it is not None and it.status == "rejected":
-                    seg, n = m.where[i - m.start] if i - m.start < len(m.where) else ("MSH", 1)
-                    problems.append(hl7v2.Problem(it.reason or "schema", it.detail or "", seg, n))
-            out += [frame(a) for a in hl7v2.ack_messages(m.header, problems, rejected=m.refused,
-                                                         control_id=self._control_id(), now=stamp)]
-        return out
+        return [frame(a) for a in hl7v2.acks_for(msgs, result.items, self._control_id, stamp)]
 
     def _control_id(self) -> str:
         return f"{self._prefix}{next(self._ids)}"

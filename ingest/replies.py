@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -215,15 +214,6 @@ def capability_statement(base_url: str) -> dict:
 # ------------------------------------------------------------------------------------------ HL7 v2
 
 
-@dataclass
-class _Msg:
-    header: hl7v2.Header
-    start: int
-    end: int
-    where: list[tuple[str, int]] = field(default_factory=list)
-    refused: bool = False
-
-
 _ack_ids = itertools.count(1)
 _ACK_PREFIX = f"WH{int(datetime.now(timezone.utc).timestamp()):x}-"
 
@@ -239,7 +229,7 @@ class Hl7Reply:
 
     def __init__(self, as_ack: bool) -> None:
         self.as_own = as_ack
-        self.msgs: list[_Msg] = []
+        self.msgs: list[hl7v2.MessageSpan] = []
         self.text = ""
         self.parsed = -1
 
@@ -258,10 +248,10 @@ class Hl7Reply:
                     raise Invalid("schema", "no numeric vital-sign OBX segment")
             except Invalid as exc:
                 out.append(Invalid(exc.reason, exc.detail, m))
-                self.msgs.append(_Msg(header, start, start + 1, [("MSH", 1)], exc.reason in ("unsupported", "too_large")))
+                self.msgs.append(hl7v2.MessageSpan(header, start, start + 1, [("MSH", 1)], exc.reason in ("unsupported", "too_large")))
                 continue
             out.extend(parsed.items)
-            self.msgs.append(_Msg(header, start, len(out), list(parsed.where)))
+            self.msgs.append(hl7v2.MessageSpan(header, start, len(out), list(parsed.where)))
         self.parsed = len(out)
         return out
 
@@ -280,20 +270,11 @@ class Hl7Reply:
             return self._response(acks, status, headers)
         if retry is not None:
             if not msgs:
-                msgs = [_Msg(hl7v2.header_of(self.text or batch.raw[:4096].decode("utf-8", "replace")), 0, 1)]
+                msgs = [hl7v2.MessageSpan(hl7v2.header_of(self.text or batch.raw[:4096].decode("utf-8", "replace")), 0, 1)]
             acks = [a for m in msgs for a in hl7v2.ack_messages(m.header, [retry], retry=True,
                                                                  control_id=ack_control_id(), now=now)]
             return self._response(acks, status, headers)
-        by_index = {it.index: it for it in result.items}
-        acks = []
-        for m in msgs:
-            problems = []
-            for i in range(m.start, m.end):
-                it = by_index.get(i)
-                if it is not None and it.status == "rejected":
-                    seg, n = m.where[i - m.start] if i - m.start < len(m.where) else ("MSH", 1)
-                    problems.append(hl7v2.Problem(it.reason or "schema", it.detail or "", seg, n))
-            acks += hl7v2.ack_messages(m.header, problems, rejected=m.refused, control_id=ack_control_id(), now=now)
+        acks = hl7v2.acks_for(msgs, result.items, ack_control_id, now)
         return self._response(acks, status, headers)
 
     @staticmethod

@@ -128,18 +128,8 @@ def parse_fhir(raw: bytes, bounds: Bounds) -> list:
 
 
 def parse_hl7(raw: bytes, bounds: Bounds) -> list:
-    text = raw.decode("utf-8", "replace")
-    bounds.check_hl7(text)
-    messages = hl7v2.split_messages(text)
-    if not messages:
-        raise Invalid("schema", "no HL7 v2 message in the body")
-    out: list = []
-    for m in messages:
-        try:
-            out.extend(hl7v2.message_readings(m))
-        except Invalid as exc:
-            out.append(Invalid(exc.reason, exc.detail, m))
-    return out
+    """An HL7 v2 body's items, one reading mapping (or Invalid) per OBX (``replies.Hl7Reply.parse``)."""
+    return replies.Hl7Reply(False).parse(raw, bounds)
 
 
 def validate(st: IngestState, batch: Batch, raw: bytes, parse: Callable[[bytes, Bounds], list]) -> int:

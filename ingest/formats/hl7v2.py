@@ -580,6 +580,34 @@ def _wanted(condition: str, ok: bool) -> bool:
     return c == "AL" or (c == "ER" and not ok) or (c == "SU" and ok)
 
 
+@dataclass
+class MessageSpan:
+    """Where one message's items sit in a batch (``start:end``) and the segment each came from, so
+    its acknowledgement can name what was rejected. ``refused``: the message itself (AR / CR)."""
+
+    header: Header
+    start: int
+    end: int
+    where: list[tuple[str, int]] = field(default_factory=list)
+    refused: bool = False
+
+
+def acks_for(spans: list[MessageSpan], items, control_id, now: datetime) -> list[str]:
+    """One acknowledgement per message, from the batch's per-item results (``index``, ``status``,
+    ``reason``, ``detail``): what the MLLP listener and ``POST /v1/hl7v2`` both answer."""
+    by_index = {it.index: it for it in items}
+    out = []
+    for m in spans:
+        problems = []
+        for i in range(m.start, m.end):
+            it = by_index.get(i)
+            if it is not None and it.status == "rejected":
+                seg, n = m.where[i - m.start] if i - m.start < len(m.where) else ("MSH", 1)
+                problems.append(Problem(it.reason or "schema", it.detail or "", seg, n))
+        out += ack_messages(m.header, problems, rejected=m.refused, control_id=control_id(), now=now)
+    return out
+
+
 def ack_messages(header: Header, problems: list[Problem], *, rejected: bool = False, retry: bool = False,
                  control_id: str = "", now: datetime | None = None) -> list[str]:
     """The ACK messages for one message, as its MSH-15/MSH-16 ask.
