@@ -39,7 +39,7 @@ from wardwatch.settings import Settings
 
 from . import replies
 from .bounds import Bounds, read_body
-from .formats import fhir, hl7v2
+from .formats import hl7v2
 from .pipeline import Backpressure, Batch, Ingestor, IngestResult, now_ms
 from wardwatch.codec import REASONS, Invalid, Limits
 

@@ -487,16 +487,7 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
             shown = comp(fld(seg, 3), d, 1) or comp(fld(seg, 3), d, 2)
             item = Invalid("unknown_metric", f"OBX-3 code {shown[:30]!r} is not a known vital sign", raw)
         else:
-            device = own
-            if not device and level is not None:
-                for k in range(len(level) - 1, 0, -1):
-                    anc = tuple(level[:k])
-                    while anc and anc[-1] == 0:
-                        anc = anc[:-1]
-                    if anc in devices:
-                        device = devices[anc]
-                        break
-            device = device or sender
+            device = own or device_above(level[:-1] if level else (), devices) or sender
             try:
                 value = _value(kind, fld(seg, 5), d)
                 ts = parse_ts(fld(seg, 14) or obr_time or msh_time, tz)
@@ -578,6 +569,18 @@ def _ack(header: Header, code: str, problems: list[Problem], control_id: str, no
 def _wanted(condition: str, ok: bool) -> bool:
     c = condition or "AL"
     return c == "AL" or (c == "ER" and not ok) or (c == "SU" and ok)
+
+
+def device_above(level, devices: dict) -> str | None:
+    """The device of the nearest OBX at or above ``level`` in the OBX-4 containment hierarchy
+    (trailing zeros dropped: ``1.0.0`` is the MDS ``1``), or None."""
+    for k in range(len(level), 0, -1):
+        anc = tuple(level[:k])
+        while anc and anc[-1] == 0:
+            anc = anc[:-1]
+        if anc in devices:
+            return devices[anc]
+    return None
 
 
 @dataclass

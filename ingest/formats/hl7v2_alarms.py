@@ -267,16 +267,7 @@ def _alarm(prefix: str, g: dict, obr: list[str], d, tz, msh_time: str, sender: s
     # Device: OBX-18 of a facet, else of the nearest device OBX above it (OBX-4 containment), else MSH-3
     device = next((hl7v2._device_field(fld(s, 18), d) for s in [ev] + list(g.values())
                    if hl7v2._device_field(fld(s, 18), d)), "")
-    if not device:
-        level = hl7v2._hierarchy(prefix)
-        for k in range(len(level or ()), 0, -1):
-            anc = tuple(level[:k])
-            while anc and anc[-1] == 0:
-                anc = anc[:-1]
-            if anc in devices:
-                device = devices[anc]
-                break
-    device = device or sender
+    device = device or hl7v2.device_above(hl7v2._hierarchy(prefix) or (), devices) or sender
     if not device:
         raise Invalid("schema", "no device: neither OBX-18 nor MSH-3 names one")
     device_id = to_identifier(device)
