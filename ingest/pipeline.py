@@ -17,9 +17,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from wardwatch.bus import Bus, BusProducer
+from wardwatch.codec import Invalid, Limits, reading_from_mapping, rejected
 from wardwatch.models import DeviceAlarm, RejectedInput, Reading
 
-from wardwatch.codec import Invalid, Limits, reading_from_mapping, rejected
+from .formats.hl7v2_alarms import device_alarm_from_mapping
 
 
 class ItemResult(BaseModel):
@@ -60,23 +61,19 @@ class Batch:
                                       index, whole=self.raw))
 
     def add(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
-        if isinstance(item, Invalid):
-            self.reject(index, item.reason, item.detail, item.payload)
-            return
-        try:
-            self.accepted.append((index, reading_from_mapping(item, now_ms, limits, registry)))
-        except Invalid as exc:
-            self.reject(index, exc.reason, exc.detail, item)
+        """A parsed reading mapping (or the Invalid its parser made), validated by the core codec."""
+        self._validate(self.accepted, reading_from_mapping, index, item, now_ms, limits, registry)
 
     def add_alarm(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
         """A parsed device alarm (ingest/formats/hl7v2_alarms.py), validated like a reading."""
-        from .formats.hl7v2_alarms import device_alarm_from_mapping
+        self._validate(self.alarms, device_alarm_from_mapping, index, item, now_ms, limits, registry)
 
+    def _validate(self, into: list, validate, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
         if isinstance(item, Invalid):
             self.reject(index, item.reason, item.detail, item.payload)
             return
         try:
-            self.alarms.append((index, device_alarm_from_mapping(item, now_ms, limits, registry)))
+            into.append((index, validate(item, now_ms, limits, registry)))
         except Invalid as exc:
             self.reject(index, exc.reason, exc.detail, item)
 
