@@ -6,8 +6,12 @@ vectorised: a call handles a whole round of patients at once, not one reading).
 * ``update(rnd)`` takes one :class:`Round` (at most one new reading per patient and metric, as
   column arrays) and learns from it; alarm detectors append the events they raise or clear.
 * Score detectors answer ``score(columns)`` on column arrays and keep no hidden state.
-* ``state_dict(row)`` / ``load_state(row, doc)``: one patient's state as plain JSON-able data
-  (checkpoints are data, never code); ``row_arrays()`` lets the engine save and roll back a batch.
+* Checkpoints are data, never code: ``checkpoint_arrays()`` names the arrays a state checkpoint
+  saves, in binary, for all dirty rows at once (:mod:`detectors.state_records`); state kept
+  outside arrays goes through ``extra_state(rows)`` / ``load_extra_state(row, doc)`` (JSON-able,
+  per row). ``state_dict(row)`` / ``load_state(row, doc)`` read and write one patient's state as
+  JSON (tests compare it; old JSON checkpoints load through it). ``row_arrays()`` lets the engine
+  save and roll back a batch.
 
 The engine only orders the detectors; see :mod:`detectors.engine`.
 """
@@ -47,6 +51,23 @@ class RowState:
         """(owner, attribute) of every array indexed by patient row."""
         for name in self.ARRAYS:
             yield self, name
+
+    def checkpoint_arrays(self):
+        """(owner, attribute) of every array a state checkpoint saves: all row arrays unless a
+        detector keeps one that is rebuilt from elsewhere (the limits, from the limits topic)."""
+        yield from self.row_arrays()
+
+    def layout_meaning(self) -> tuple:
+        """What the array columns mean beyond their shapes (the limit rules' order): part of the
+        checkpoint layout's fingerprint, so a record of another rule set is never read as this one."""
+        return ()
+
+    def extra_state(self, rows):
+        """Per-row state that is not in arrays, JSON-able, or None when a detector has none."""
+        return None
+
+    def load_extra_state(self, row: int, doc) -> None:
+        return None
 
     def state_dict(self, row: int) -> dict:
         return {name: getattr(self, name)[row].tolist() for name in self.ARRAYS}

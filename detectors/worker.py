@@ -4,10 +4,12 @@ The loop, top to bottom: fetch a batch -> decode and validate (rejections to the
 topic) -> the detector engine (a batch that raises is split until the records that break it are
 found; they go to the dead-letter topic and raise a technical alarm) -> hand the batch's effects
 to the :class:`~wardwatch.checkpoint.Checkpoint`: alert events, snapshots and dead letters on the
-``publish`` lane, InfluxDB on the ``store`` lane, both in the background -> about once a second
-the checkpoint commits: every effect acknowledged, then the touched patients' state (carrying the
-offsets it covers), then the offsets. Nothing is committed that is not stored, so a worker killed at
-any instant replays from its last commit; the engine is deterministic, so the replay emits the same
+``publish`` lane (given its turn at once, so alarms leave before the next batch is computed),
+InfluxDB on the ``store`` lane, both in the background, up to ``detect_max_in_flight`` batches deep
+-> every ``detect_checkpoint_s`` seconds a background commit: the touched patients' state is taken
+at once as binary records (:mod:`detectors.state_records`), and behind the loop every effect is
+acknowledged, then that state (carrying the offsets it covers), then the offsets. Nothing is
+committed that is not stored, so a worker killed at any instant replays from its last commit; the engine is deterministic, so the replay emits the same
 events (dropped by id downstream) and the same points (which overwrite themselves). A restored
 patient whose state already covers a replayed record skips it, so state and offsets never disagree.
 """
@@ -40,12 +42,15 @@ from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
 from .engine import DetectorEngine, EngineOutput
+from .state_records import StateRecord, read_record
 
 log = logging.getLogger("wardwatch.detect")
 
-CHECKPOINT_EVERY_S = 1.0
 MAX_RECORDS = 50_000
-QUARANTINE_RED_S = 300.0  # health stays red this long after records were set aside
+QUARANTINE_RED_S = 300.0  # health stays red this long after records were set aside (or state refused)
+# Turns of the event loop given to the publish lane after each batch: one to hand the events to the
+# producer, the next ones for aiokafka's sender to drain them and write the request to the broker.
+PUBLISH_TURNS = 4
 # A waveform chunk however its JSON is spaced (a gateway that is not ours writes `"kind": "waveform"`).
 _WAVEFORM = re.compile(rb'"kind"\s*:\s*"waveform"')
 
@@ -65,6 +70,11 @@ class WorkerMetrics:
         self.quarantined = Counter("wardwatch_detect_quarantined_total",
                                    "records the engine could not process (dead-lettered)", registry=r)
         self.rewinds = Counter("wardwatch_detect_rewinds_total", "checkpoints aborted and replayed", registry=r)
+        self.state_refused = Counter("wardwatch_detect_state_refused_total",
+                                     "state records of another layout or version, not loaded", registry=r)
+        self.checkpoint = Histogram("wardwatch_detect_checkpoint_seconds",
+                                    "time the loop spends taking one state checkpoint (the rest is in the background)",
+                                    registry=r)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -101,7 +111,7 @@ class DetectorWorker:
         self.metrics = WorkerMetrics()
         self.producer = self.bus.producer()
         self.consumer = None
-        self.checkpoint = Checkpoint()
+        self.checkpoint = Checkpoint(max_in_flight=settings.detect_max_in_flight)
         self.supervisor = Supervisor()
         self._lock = asyncio.Lock()
         # partition -> patient key -> offset its restored state already covers (replays skip below it)
@@ -111,6 +121,7 @@ class DetectorWorker:
         self._last_commit = time.monotonic()
         self._last_progress = time.monotonic()
         self._last_quarantine: float | None = None
+        self._state_refused_at: float | None = None
         self._last_step_error: str | None = None
         self._step_failed_at: float | None = None
         self.lag = 0
@@ -133,25 +144,30 @@ class DetectorWorker:
         if not parts:
             return
         states = await self._read_states(parts)
-        for patient, (covers, data) in states.items():
-            if not data:  # an empty value is a tombstone (discharged patient)
-                continue
-            self.engine.load_state(patient.decode(), data)
-            for p, off in covers.items():
-                self._skip.setdefault(TopicPartition(self.topics.readings, p), {})[patient] = off
+        loaded, refused = self.engine.load_records({k.decode(): rec for k, rec in states.items()})
+        for patient in loaded:
+            key = patient.encode()
+            for p, off in states[key].covers.items():
+                self._skip.setdefault(TopicPartition(self.topics.readings, p), {})[key] = off
+        if refused:
+            # Fail loud, never load garbage: those patients start fresh from the replayed readings
+            # (alarm delays and filters begin again). Counts only: no patient ids in logs.
+            self._state_refused_at = time.monotonic()
+            self.metrics.state_refused.inc(refused)
+            log.error("refused %d state record(s) of another layout or version; those patients start fresh", refused)
         self.metrics.patients.set(len(self.engine.table))
-        log.info("restored state of %d patients for %d partitions", len(states), len(parts))
+        log.info("restored state of %d patients for %d partitions", len(loaded), len(parts))
 
-    async def _read_states(self, parts: set[int]) -> dict[bytes, tuple[dict[int, int], bytes]]:
-        states: dict[bytes, tuple[dict[int, int], bytes]] = {}
+    async def _read_states(self, parts: set[int]) -> dict[bytes, StateRecord]:
+        states: dict[bytes, StateRecord] = {}
 
         def keep(tp, m) -> None:
             if tp.partition not in parts or m.key is None:
                 return
-            covers, data = _decode_state(m.value)
+            rec = read_record(m.value)
             old = states.get(m.key)
-            if old is None or _covers_newer(covers, old[0]):
-                states[m.key] = (covers, data)
+            if old is None or _covers_newer(rec.covers, old.covers):
+                states[m.key] = rec
 
         await self._read_to_end(self.topics.state, keep)
         return states
@@ -175,10 +191,20 @@ class DetectorWorker:
         finally:
             await reader.stop()
 
-    async def _save_state(self, dirty: set[str], offsets: dict) -> None:
-        covers = {str(tp.partition): off for tp, off in offsets.items()}
-        items = [(p.encode(), _encode_state(covers, self.engine.state_dict(p))) for p in dirty]
+    def _state_items(self, dirty: set[str], offsets: dict) -> list[tuple[bytes, bytes]]:
+        """The state records of the dirty patients as of now, keyed by patient (compaction keeps the newest)."""
+        t0 = time.perf_counter()
+        covers = {tp.partition: off for tp, off in offsets.items()}
+        patients = sorted(dirty)
+        items = list(zip([p.encode() for p in patients], self.engine.state_records(patients, covers)))
+        self.metrics.checkpoint.observe(time.perf_counter() - t0)
+        return items
+
+    async def _send_state(self, items: list[tuple[bytes, bytes]]) -> None:
         await self._retry("state checkpoint", lambda: self.producer.send_many(self.topics.state, items))
+
+    async def _save_state(self, dirty: set[str], offsets: dict) -> None:
+        await self._send_state(self._state_items(dirty, offsets))
 
     async def _load_limits(self) -> None:
         await self._read_to_end(self.topics.limits, lambda tp, m: self._apply_limits(m.value))
@@ -205,6 +231,11 @@ class DetectorWorker:
         """Commit what is stored (before partitions are revoked, and at shutdown)."""
         async with self._lock:
             await self._commit()
+
+    def _commit_in_background(self) -> None:
+        """The periodic checkpoint: state taken now, the waiting for acknowledgements behind the loop."""
+        if self.checkpoint.commit_in_background(self._state_items, self._send_state, self._commit_offsets):
+            self._last_commit = time.monotonic()
 
     async def _commit(self) -> None:
         try:
@@ -269,6 +300,11 @@ class DetectorWorker:
             return 0
         n = sum(len(v) for v in batches.values())
         async with self._lock:
+            if self.checkpoint.aborted:  # an effect or a background state save failed meanwhile
+                log.error("checkpoint aborted (%r); replaying from the last commit", self.checkpoint.failure)
+                self.metrics.rewinds.inc()
+                await self._rewind()
+                return 0
             if n:
                 try:
                     await self._process(batches)
@@ -281,8 +317,8 @@ class DetectorWorker:
                     return n
             if await self._caught_up():
                 await self._tick()
-            if time.monotonic() - self._last_commit >= CHECKPOINT_EVERY_S:
-                await self._commit()
+            if time.monotonic() - self._last_commit >= self.settings.detect_checkpoint_s:
+                self._commit_in_background()
         self._update_lag()
         return n
 
@@ -355,6 +391,10 @@ class DetectorWorker:
         dirty = set(cols.patient.tolist()) | {e.alert.patient for e in out.events}
         await self.checkpoint.add(offsets, {"publish": self._publish(out.events, out.snapshots, rejected),
                                             "store": self._store(out, len(cols), t0)}, dirty)
+        # getmany returns without yielding while records are buffered, and the next batch's compute
+        # then holds the loop: give the publish lane its turns now, so alarms leave first.
+        for _ in range(PUBLISH_TURNS):
+            await asyncio.sleep(0)
 
     def _is_suspect(self, batches: dict) -> bool:
         """Whether this batch replays records of one that made the engine raise (then, and only
@@ -482,12 +522,14 @@ class DetectorWorker:
         db = self.store.health
         db_down = not db.ok and db.failing_since is not None and now - db.failing_since > 10
         quarantined = self._last_quarantine is not None and now - self._last_quarantine < QUARANTINE_RED_S
+        state_refused = self._state_refused_at is not None and now - self._state_refused_at < QUARANTINE_RED_S
         step_failing = self._step_failed_at is not None and now - self._step_failed_at < 30
         tasks_ok, tasks = self.supervisor.health()
-        ok = not (stalled or behind or db_down or not self.kafka_ok or quarantined or step_failing or not tasks_ok)
+        ok = not (stalled or behind or db_down or not self.kafka_ok or quarantined or state_refused or step_failing
+                  or not tasks_ok)
         return ok, {"ok": ok, "lag": self.lag, "stalled": stalled, "behind": behind, "store_ok": db.ok,
                     "kafka_ok": self.kafka_ok, "store_error": db.last_error, "patients": len(self.engine.table),
-                    "quarantined_recently": quarantined, "step_error": self._last_step_error if step_failing else None,
+                    "quarantined_recently": quarantined, "state_refused_recently": state_refused, "step_error": self._last_step_error if step_failing else None,
                     "tasks": tasks}
 
     async def serve_health(self, host: str, port: int) -> web.Served:
@@ -497,19 +539,3 @@ class DetectorWorker:
 
         return await web.serve(create_app(self, TokenStore(self.settings.tokens_path)), host, port)
 
-
-def _encode_state(covers: dict[str, int], state: bytes) -> bytes:
-    """The record :func:`_decode_state` reads; the engine's state JSON is embedded as it is (a
-    Fragment: not parsed again), and an empty state is a tombstone."""
-    return orjson.dumps({"covers": covers, "state": orjson.Fragment(state)}) if state else b""
-
-
-def _decode_state(value: bytes) -> tuple[dict[int, int], bytes]:
-    """A state record: ``{"covers": {partition: offset}, "state": {...}}``; b"" is a tombstone.
-    Records written before offsets were carried are bare state documents (covering nothing)."""
-    if not value:
-        return {}, b""
-    if not value.startswith(b'{"covers":'):
-        return {}, value
-    doc = orjson.loads(value)
-    return {int(k): int(v) for k, v in doc["covers"].items()}, orjson.dumps(doc["state"])

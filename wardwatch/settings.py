@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # Each alert-service instance reads every alarm event: its own consumer group.
     alerts_instance: str = "a"
     detect_metrics_port: int = 9108
+    # Detector worker (docs/detectors.md, "The worker's loop"): the state checkpoint (and offset
+    # commit) every this many seconds, in the background; a restart replays at most about this much.
+    detect_checkpoint_s: float = Field(5.0, gt=0)
+    # Batches whose events and stores may be in flight at once before the loop waits (back-pressure).
+    detect_max_in_flight: int = Field(4, ge=1)
 
     # Validation windows for device timestamps.
     max_future_s: float = 120.0

@@ -90,6 +90,12 @@ class LimitAlarms(RowState):
         yield from super().row_arrays()
         yield self, "limit"
 
+    def checkpoint_arrays(self):
+        yield from super().row_arrays()  # not "limit": the limits topic is its source, read on restore
+
+    def layout_meaning(self) -> tuple:
+        return tuple(r.condition for r in self.rules)
+
     # ------------------------------------------------------------------ per-patient limits
 
     def set_limits(self, patient: str, limits: dict) -> None:

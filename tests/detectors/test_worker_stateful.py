@@ -151,10 +151,10 @@ async def scenario(steps) -> None:
         elif kind == "fail_commit":
             commit_failures[0] = 1
             await commit_now(worker)
-    # Run to the end of the topic and commit.
+    # Run to the end of the topic and commit (waiting for it: the periodic commit is in the background).
     while await worker.step(timeout_ms=0):
         pass
-    await commit_now(worker)
+    await worker.flush()
 
     expected_points = set()
     for items in sent:
