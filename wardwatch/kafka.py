@@ -2,7 +2,8 @@
 
 Per-message ``send()`` is ten times slower than building batches (see docs/baselines), so the hot
 paths hand lists of (key, value) to :func:`send_batch`, which partitions them the way the Java
-client does (murmur2 of the key) and sends one batch per partition.
+client does (murmur2 of the key, computed once per key and partition layout, then looked up) and
+sends one closed batch per partition, so the producer sends it at once instead of lingering.
 """
 
 from __future__ import annotations
@@ -122,6 +123,21 @@ def partition_for(key: bytes, n_partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % n_partitions
 
 
+# (topic, partitions) -> key -> partition: murmur2 in Python costs microseconds a key, and the same
+# few thousand patients come back every second. A new partition count is a new layout (a new dict).
+_PARTITION_CACHE: dict[tuple[str, tuple[int, ...]], dict[bytes, int]] = {}
+_CACHE_KEYS_MAX = 1_000_000  # per layout: beyond it (keys that are not patients) start again
+
+
+def partitions_of(topic: str, partitions: Sequence[int]) -> dict[bytes, int]:
+    """The key -> partition cache of one topic and partition list (filled by :func:`send_batch`)."""
+    layout = (topic, tuple(partitions))
+    cache = _PARTITION_CACHE.get(layout)
+    if cache is None or len(cache) > _CACHE_KEYS_MAX:
+        cache = _PARTITION_CACHE[layout] = {}
+    return cache
+
+
 async def send_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[tuple[bytes, bytes]],
                      partitions: Sequence[int] | None = None) -> int:
     """Send keyed records as one batch per partition; returns once the broker acknowledged all of them.
@@ -133,19 +149,25 @@ async def send_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[tup
     if partitions is None:
         partitions = sorted(await producer.partitions_for(topic))
     n = len(partitions)
+    cache = partitions_of(topic, partitions)
     by_part: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
     for key, value in items:
-        by_part[partitions[partition_for(key, n)]].append((key, value))
+        part = cache.get(key)
+        if part is None:
+            part = cache[key] = partitions[partition_for(key, n)]
+        by_part[part].append((key, value))
     futures = []
     for part, records in by_part.items():
         batch = producer.create_batch()
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
+                batch.close()  # full: no point lingering
                 futures.append(await producer.send_batch(batch, topic, partition=part))
                 batch = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError("record larger than the producer's max batch size")
         if batch.record_count():
+            batch.close()  # the batch is whole: the sender takes it now, not after linger_ms
             futures.append(await producer.send_batch(batch, topic, partition=part))
     await asyncio.gather(*futures)
     return len(items)
