@@ -42,7 +42,7 @@ def spawn_worker(settings, data_dir, name: str, port: int | None = None):
     from devservices import free_port
 
     port = port or free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "detect", "--metrics-port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "detect", "--processes", "1", "--metrics-port", str(port)],
                             env=worker_env(settings, data_dir), stdout=open(Path(data_dir) / f"{name}.log", "ab"),
                             stderr=subprocess.STDOUT)
     return proc, port
