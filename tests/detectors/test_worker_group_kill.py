@@ -1,4 +1,5 @@
-"""Two detector worker processes share the partitions; one is SIGKILLed mid-stream and restarted.
+"""Two detector worker processes share the partitions; one is SIGKILLed mid-stream, after a background
+checkpoint has committed, and restarted.
 
 Every reading must end up in InfluxDB exactly once and the alert topic must carry exactly the
 events an uninterrupted engine produces for the same readings (after dropping repeats by id).
@@ -7,6 +8,7 @@ events an uninterrupted engine produces for the same readings (after dropping re
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 
@@ -74,6 +76,11 @@ async def total_points(store: InfluxStore, bucket: str) -> int:
     return int(rows[0]["_value"]) if rows else 0
 
 
+async def committed_somewhere(bus, settings) -> bool:
+    progress = await bus.group_progress(settings.consumer_group, bus.topics.readings)
+    return any(committed for committed, _ in progress.values())
+
+
 async def test_sigkilled_worker_loses_nothing_and_repeats_no_alarm(settings, tmp_path):
     bus = open_bus(settings)
     await bus.ensure_topics()
@@ -93,7 +100,11 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_no_alarm(settings, tmp
         deadline = time.monotonic() + 60
         while await total_points(store, settings.influx_bucket) < third // 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.3)
-        a.send_signal(signal.SIGKILL)  # mid-stream: no chance to flush or commit
+        # After a background checkpoint (state and offsets committed behind the loop), mid-stream.
+        while not await committed_somewhere(bus, settings) and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+        assert await committed_somewhere(bus, settings), "a background checkpoint committed offsets"
+        a.send_signal(signal.SIGKILL)  # no chance to flush or commit what came after
         a.wait(10)
         await produce(bus, readings[third:2 * third])
         a, _ = spawn_worker(settings, tmp_path, "a2", ports[0])
@@ -112,6 +123,8 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_no_alarm(settings, tmp
                                          ' |> filter(fn: (r) => r._measurement == "alerts" and r._field == "alert_id")'
                                          ' |> group() |> count()')
         assert int(alerts_in_db[0]["_value"]) == len(expected_ids)
+        logs = "".join((tmp_path / f"{n}.log").read_text() for n in ("b", "a2"))
+        assert re.search(r"restored state of [1-9]\d* patients", logs), "the takeover loaded the checkpointed state"
     finally:
         store.close()
         for p in (a, b):
