@@ -1,4 +1,4 @@
-"""Benchmarks: ``wardwatch bench ingest|detectors|alerts|pipeline``; each compares against a baseline
+"""Benchmarks: ``wardwatch bench ingest|detectors|checkpoint|alerts|pipeline``; each compares against a baseline
 measured in the same run. ``--json`` prints one JSON object on standard output."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import importlib
 TARGETS = {
     "ingest": "benchmarks.ingest",
     "detectors": "benchmarks.detectors",
+    "checkpoint": "benchmarks.checkpoint",
     "alerts": "benchmarks.alerts",
     "pipeline": "benchmarks.pipeline",
 }
