@@ -103,3 +103,47 @@ async def test_in_flight_batches_are_bounded():
     gate.set()
     await asyncio.wait_for(adding, 1)
     assert await cp.commit(log.save_state, log.commit)
+
+
+async def test_a_background_commit_takes_the_state_now_and_moves_the_offsets_after_the_effects():
+    cp, log = Checkpoint(), Log()
+    gate = asyncio.Event()
+
+    async def slow_store():
+        await gate.wait()
+        log.steps.append("store 1")
+
+    await cp.add({0: 10}, {"publish": log.effect("publish 1"), "store": slow_store()}, {"a"})
+    snapshots = []
+
+    def snapshot(dirty, offsets):
+        snapshots.append((sorted(dirty), dict(offsets)))
+        return f"state {sorted(dirty)} {offsets}"
+
+    async def send(state):
+        log.steps.append(state)
+
+    assert cp.commit_in_background(snapshot, send, log.commit)
+    assert snapshots == [(["a"], {0: 10})] and not cp.dirty  # taken at once
+    assert not cp.commit_in_background(snapshot, send, log.commit)  # one at a time
+    await cp.add({0: 20}, {"store": log.effect("store 2")}, {"b"})  # the loop goes on meanwhile
+    await asyncio.sleep(0.05)
+    assert not any(s.startswith(("state", "commit")) for s in log.steps) and cp.committed == {}
+    gate.set()
+    assert await cp.commit(log.save_state, log.commit)  # waits for the background one, then its own
+    assert log.steps.index("store 1") < log.steps.index("state ['a'] {0: 10}") < log.steps.index("commit {0: 10}")
+    assert log.steps[-2:] == ["state ['b'] {0: 20}", "commit {0: 20}"] and cp.committed == {0: 20}
+
+
+async def test_a_background_state_send_that_fails_aborts_and_commits_nothing():
+    cp, log = Checkpoint(), Log()
+    await cp.add({0: 10}, {"store": log.effect("store 1")}, {"a"})
+
+    async def failing(state):
+        raise RuntimeError("state topic down")
+
+    assert cp.commit_in_background(lambda d, o: "state", failing, log.commit)
+    await asyncio.sleep(0.05)
+    assert cp.aborted and cp.committed == {} and not any(s.startswith("commit") for s in log.steps)
+    with pytest.raises(CheckpointAborted):
+        await cp.commit(log.save_state, log.commit)
