@@ -110,6 +110,9 @@ class DetectorWorker:
         self.limits = Limits.from_settings(settings)
         self.metrics = WorkerMetrics()
         self.producer = self.bus.producer()
+        # The state checkpoint (megabytes at once) has its own connection: aiokafka sends one request
+        # per broker at a time, so on the shared producer alarms would queue behind it.
+        self.state_producer = self.bus.producer()
         self.consumer = None
         self.checkpoint = Checkpoint(max_in_flight=settings.detect_max_in_flight)
         self.supervisor = Supervisor()
@@ -201,7 +204,7 @@ class DetectorWorker:
         return items
 
     async def _send_state(self, items: list[tuple[bytes, bytes]]) -> None:
-        await self._retry("state checkpoint", lambda: self.producer.send_many(self.topics.state, items))
+        await self._retry("state checkpoint", lambda: self.state_producer.send_many(self.topics.state, items))
 
     async def _save_state(self, dirty: set[str], offsets: dict) -> None:
         await self._send_state(self._state_items(dirty, offsets))
@@ -285,6 +288,7 @@ class DetectorWorker:
     async def start(self) -> None:
         await self.bus.ensure_topics()
         await self.producer.start()
+        await self.state_producer.start()
         self.consumer = self.bus.consumer(self.topics.readings, group_id=self.settings.consumer_group,
                                           listener=_Rebalance(self), max_poll_interval_ms=600_000)
         await self.consumer.start()
@@ -351,6 +355,7 @@ class DetectorWorker:
         await self.supervisor.stop()
         await self.consumer.stop()
         await self.producer.stop()
+        await self.state_producer.stop()
 
     def _skip_covered(self, batches: dict) -> dict:
         """After a restore, drop replayed records whose patient's saved state already includes them."""
