@@ -9,8 +9,8 @@ InfluxDB on the ``store`` lane, both in the background, up to ``detect_max_in_fl
 -> every ``detect_checkpoint_s`` seconds a background commit: the touched patients' state is taken
 at once as binary records (:mod:`detectors.state_records`), and behind the loop every effect is
 acknowledged, then that state (carrying the offsets it covers), then the offsets. Nothing is
-committed that is not stored, so a worker killed at any instant replays from its last commit; the engine is deterministic, so the replay emits the same
-events (dropped by id downstream) and the same points (which overwrite themselves). A restored
+committed that is not stored, so a worker killed at any instant replays from its last commit; the
+engine is deterministic, so the replay emits the same events (dropped by id downstream) and the same points (which overwrite themselves). A restored
 patient whose state already covers a replayed record skips it, so state and offsets never disagree.
 """
 
