@@ -10,8 +10,9 @@ InfluxDB on the ``store`` lane, both in the background, up to ``detect_max_in_fl
 at once as binary records (:mod:`detectors.state_records`), and behind the loop every effect is
 acknowledged, then that state (carrying the offsets it covers), then the offsets. Nothing is
 committed that is not stored, so a worker killed at any instant replays from its last commit; the
-engine is deterministic, so the replay emits the same events (dropped by id downstream) and the same points (which overwrite themselves). A restored
-patient whose state already covers a replayed record skips it, so state and offsets never disagree.
+engine is deterministic, so the replay emits the same events (dropped by id downstream) and the
+same points (which overwrite themselves). A restored patient whose state already covers a replayed
+record skips it, so state and offsets never disagree.
 """
 
 from __future__ import annotations
