@@ -20,7 +20,8 @@ from typing import Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
-from .kafka import ensure_topics, make_admin, make_consumer, make_producer, partition_for, send_batch, topics_for
+from .kafka import (ensure_topics, make_admin, make_consumer, make_producer, partition_for, partitions_of, send_batch,
+                    topics_for)
 from .settings import Settings
 
 
@@ -166,8 +167,11 @@ class MemoryBus(Bus):
     async def append(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> None:
         parts = self.log(topic)
         now = int(time.time() * 1000)
+        cache = partitions_of(topic, range(len(parts)))
         for key, value in items:
-            p = partition_for(key, len(parts)) if key is not None else 0
+            p = 0 if key is None else cache.get(key)
+            if p is None:
+                p = cache[key] = partition_for(key, len(parts))
             part = parts[p]
             part.records.append(ConsumerRecord(topic, p, part.end, now, 0, key, value, None,
                                                len(key or b""), len(value or b""), ()))
