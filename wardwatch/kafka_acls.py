@@ -55,10 +55,13 @@ def service_grants(topics: Topics, detector_group: str) -> list[Grant]:
         Grant(("detector",), ("Read",), topics=(t.readings, t.state, t.limits), groups=(detector_group,)),
         # Only the detectors raise and clear alarms.
         Grant(("detector",), ("Write",), topics=(t.alerts, t.state, t.vitals, t.deadletter)),
-        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals, t.device_alarms),
+        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals, t.device_alarms, t.alert_log),
               groups=(ALERTS_GROUP_PREFIX,)),
-        # Only the alert service records what nurses did (ack, pause, resolve) and escalations.
-        Grant(("alerts",), ("Write",), topics=(t.actions, t.limits)),
+        # Only the alert service records what nurses did (ack, pause, resolve) and escalations; its
+        # instances share one log of alarms, actions and audit rows.
+        Grant(("alerts",), ("Write",), topics=(t.actions, t.limits, t.alert_log)),
+        # Tokens are written by the admin (``wardwatch token``) only; the services read them.
+        Grant(("ingest", "detector", "alerts"), ("Read",), topics=(t.tokens,)),
         # The alert service watches the detector group's committed offsets ("monitoring stopped").
         Grant(("alerts",), ("Describe",), groups=(detector_group,)),
     ]
