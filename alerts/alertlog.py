@@ -76,7 +76,9 @@ async def copy_inputs(bus: Bus, producer: BusProducer, ownership: Ownership, sto
     """Copy what detectors and monitors send into the alert log, a batch at a time; commit after the
     log has acknowledged the batch, so a crash repeats a batch (dropped when folded), never loses one."""
     t = bus.topics
-    consumer = bus.consumer(t.alerts, t.device_alarms, t.actions, group_id=copier_group(t.prefix), listener=ownership)
+    # A short session: when an instance dies, another takes its partitions over within seconds.
+    consumer = bus.consumer(t.alerts, t.device_alarms, t.actions, group_id=copier_group(t.prefix), listener=ownership,
+                            session_timeout_ms=6000, heartbeat_interval_ms=1000)
     await consumer.start()
     try:
         while not stop.is_set():
