@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from wardwatch.auth import Role, TokenStore
 from wardwatch.settings import get_settings
@@ -32,8 +33,11 @@ def share(settings, rows: list[dict]) -> None:
     from wardwatch.bus import open_bus
     from wardwatch.token_sync import publish_tokens
 
-    bus = open_bus(settings)
-    asyncio.run(publish_tokens(bus, rows))
+    try:
+        asyncio.run(publish_tokens(open_bus(settings), rows))
+    except Exception as exc:  # the change holds here; say loudly that the other instances lack it
+        print(f"WARNING: stored in {settings.tokens_path} but not shared on the tokens topic ({type(exc).__name__}):"
+              " run `wardwatch token publish` with the admin's Kafka credentials", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
