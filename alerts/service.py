@@ -44,7 +44,7 @@ from . import web
 from .alertlog import AUDIT, DEVICE, EVENT, Ownership, audit_record, copy_inputs, event_record
 from .eventlog import EventLog
 from .monitoring import DetectorWatch
-from .feed import Client, Feed
+from .feed import Client, Feed, SharedDeflateFactory
 from .guards import REPLAY_MAX, Refused
 from .overrides import Overrides
 
@@ -489,7 +489,8 @@ class AlertService:
         outbox_ok = self._outbox_stuck_since is None or time.monotonic() - self._outbox_stuck_since < 10
         ok = consuming and store_ok and tasks_ok and monitoring.ok and outbox_ok
         return ok, {"ok": ok, "consuming": consuming, "store_ok": store_ok, "clients": len(self.feed.clients()),
-                    "seq": self.log.last_seq(), "tasks": tasks, "monitoring": monitoring.message(),
+                    "seq": self.log.last_seq(), "copying": len(self.ownership.owned),
+                    "escalates": self.ownership.escalates, "tasks": tasks, "monitoring": monitoring.message(),
                     "outbox": self.outbox.qsize(), "outbox_ok": outbox_ok}
 
     # ---------------------------------------------------------------- run
@@ -516,8 +517,8 @@ class AlertService:
         except asyncio.TimeoutError:
             log.error("the alert log was not read within 120s; serving a view that is behind")
         async with serve(self.handle, host, port, process_request=self.process_request, ping_interval=10,
-                         ping_timeout=20, max_size=1 << 20, max_queue=64,
-                         compression=None) as server:  # per-client deflate made fan-out CPU-bound (profiled)
+                         ping_timeout=20, max_size=1 << 20, max_queue=64, compression=None,
+                         extensions=[SharedDeflateFactory()]) as server:  # one deflate per frame (alerts/feed.py)
             self.server = server
             log.info("alert service on http://%s:%d/", host, port)
             if ready is not None:
