@@ -1,5 +1,5 @@
-"""Benchmarks: ``wardwatch bench ingest|detectors|alerts|pipeline``; each compares against a baseline
-measured in the same run. ``--json`` prints one JSON object on standard output."""
+"""Benchmarks: ``wardwatch bench ingest|detectors|alerts|pipeline``, each against a baseline measured
+in the same run, and ``plan``, the sizing table computed from their results. ``--json`` prints one JSON object."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ TARGETS = {
     "detectors": "benchmarks.detectors",
     "alerts": "benchmarks.alerts",
     "pipeline": "benchmarks.pipeline",
+    "plan": "benchmarks.plan",
 }
 
 
