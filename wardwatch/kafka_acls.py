@@ -3,7 +3,7 @@
 The plan is data, so the dev stack (:mod:`devservices`), operators (``kafka-acls.sh``, see
 docs/operations.md) and the tests apply the same rules. Every pattern is PREFIXED: topic rules on
 ``<topic prefix><topic>`` and group rules on the group names, so one plan covers every instance of
-a service (``wardwatch-alerts-a``, ``-b``...) and any topic prefix it is rendered for.
+a service and any topic prefix it is rendered for.
 
 Topics are created by the admin principal (``ensure_topics`` with admin credentials); services get
 Describe on the project's topics so that their own ``ensure_topics`` finds them, never Create.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .topics import Topics
 
 SERVICES = ("gateway", "ingest", "detector", "alerts")
-# alerts/service.py names its consumer group f"wardwatch-alerts-{alerts_instance}".
+# The alert services' copier group is f"wardwatch-alerts-{topic prefix}copier" (alerts/alertlog.py).
 ALERTS_GROUP_PREFIX = "wardwatch-alerts-"
 
 
