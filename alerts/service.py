@@ -196,6 +196,23 @@ class AlertService:
             out.append(doc)
         return out
 
+    async def follow_limits(self) -> None:
+        """Every patient's limits as last published by any instance: a change made on another
+        instance is the base this one merges the next change into."""
+        consumer = self.bus.consumer(self.bus.topics.limits, group_id=None, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            while not self.stop.is_set():
+                for msgs in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                    for m in msgs:
+                        try:
+                            doc = orjson.loads(m.value)
+                            self.overrides.put(str(doc["patient"]), doc["limits"])
+                        except Exception:
+                            log.warning("ignored a malformed limits record at offset %d", m.offset)
+        finally:
+            await consumer.stop()
+
     async def consume_vitals(self) -> None:
         consumer = self.bus.consumer(self.bus.topics.vitals, group_id=None, auto_offset_reset="latest")
         await consumer.start()
@@ -503,7 +520,7 @@ class AlertService:
                               ("alert-log", self.follow_log),
                               ("copier", lambda: copy_inputs(self.bus, self.log_producer, self.ownership, self.stop)),
                               ("tokens", lambda: follow_tokens(self.bus, self.tokens, self.stop)),
-                              ("vitals", self.consume_vitals),
+                              ("limits", self.follow_limits), ("vitals", self.consume_vitals),
                               ("escalation", self.escalate), ("fanout", lambda: self.feed.run(self.stop)),
                               ("heartbeat", self.heartbeat), ("outbox", self.drain_outbox),
                               ("detector-watch", self.watch_detectors), ("revocations", self.close_revoked)):

@@ -55,7 +55,7 @@ def service_grants(topics: Topics, detector_group: str) -> list[Grant]:
         Grant(("detector",), ("Read",), topics=(t.readings, t.state, t.limits), groups=(detector_group,)),
         # Only the detectors raise and clear alarms.
         Grant(("detector",), ("Write",), topics=(t.alerts, t.state, t.vitals, t.deadletter)),
-        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals, t.device_alarms, t.alert_log),
+        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals, t.device_alarms, t.alert_log, t.limits),
               groups=(ALERTS_GROUP_PREFIX,)),
         # Only the alert service records what nurses did (ack, pause, resolve) and escalations; its
         # instances share one log of alarms, actions and audit rows.
