@@ -1,8 +1,13 @@
-"""The alert service's durable log: every alarm event and every human action, in sequence.
+"""An alert-service instance's view of the shared alert log: every alarm event and every human
+action, in sequence, and the audit trail.
 
-One SQLite file is both the resume log (a client that saw seq N gets exactly the events after N)
-and the audit log (who did what, when). Events are unique by ``event_id``, so a detector replay
-after a crash, or this service reading back its own actions from Kafka, never stores one twice.
+The durable, shared log is the alert-log Kafka topic (alerts/alertlog.py); every instance folds
+it, in its one order, into this SQLite view, so the seq of an event is the same everywhere: its
+offset in that topic plus one. The view is both the resume log (a client that saw seq N gets
+exactly the events after N, from whichever instance) and the audit log (who did what, when).
+Events are unique by ``event_id``, so a detector replay after a crash, or an event copied twice,
+is stored once, and the same one on every instance (the first in the shared order wins).
+By default the view lives in memory and is rebuilt from the topic at start (``":memory:"``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, Alert
 
 
 class EventLog:
-    def __init__(self, path: Path | str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path | str = ":memory:") -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -48,20 +54,30 @@ class EventLog:
         """
         return self.append_many([(event, ward)])[0]
 
-    def append_many(self, items: list[tuple[AlertEvent, str]]) -> list[AlertEvent | None]:
-        """Many events in one transaction (one disk sync per Kafka batch, not per event)."""
+    def append_many(self, items: list[tuple[AlertEvent, str]], seqs: list[int] | None = None,
+                    seen: list[float] | None = None) -> list[AlertEvent | None]:
+        """Many events in one transaction (one disk sync per Kafka batch, not per event).
+
+        ``seqs`` are the events' places in the shared log (offset + 1) and ``seen`` the times the log
+        took them (seconds): the same on every instance, so escalation times agree everywhere.
+        Without them (a single log of its own) the next seq and the clock are used."""
         out: list[AlertEvent | None] = []
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                for event, ward in items:
+                for i, (event, ward) in enumerate(items):
                     if self._db.execute("SELECT 1 FROM events WHERE event_id=?", (event.event_id,)).fetchone():
                         out.append(None)
                         continue
                     cur = self._db.execute("SELECT body, seen FROM alarms WHERE alert_id=?", (event.alert.id,)).fetchone()
-                    alarm = fold(Alert.model_validate_json(cur[0]) if cur else None, event)
-                    seen = cur[1] if cur else time.time()
-                    seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
+                    current = Alert.model_validate_json(cur[0]) if cur else None
+                    if redundant(current, event):
+                        out.append(None)
+                        continue
+                    alarm = fold(current, event)
+                    seen_at = cur[1] if cur else (seen[i] if seen is not None else time.time())
+                    seq = seqs[i] if seqs is not None else \
+                        self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
                     stored = event.model_copy(update={"alert": alarm, "seq": seq})
                     self._db.execute(
                         "INSERT INTO events (seq, event_id, alert_id, patient, ward, type, at, by, logged, body)"
@@ -69,7 +85,7 @@ class EventLog:
                         (seq, event.event_id, event.alert.id, event.alert.patient, ward, event.type.value, event.at,
                          event.by, time.time(), stored.model_dump_json()))
                     self._db.execute("INSERT OR REPLACE INTO alarms VALUES (?,?,?,?,?,?,?,?)",
-                                     (alarm.id, alarm.patient, ward, seen, int(alarm.state is not AlertState.resolved),
+                                     (alarm.id, alarm.patient, ward, seen_at, int(alarm.state is not AlertState.resolved),
                                       alarm.model_dump_json(), alarm.state.value, alarm.escalation_level))
                     out.append(stored)
                 self._db.execute("COMMIT")
@@ -119,10 +135,10 @@ class EventLog:
 
     # ---------------------------------------------------------------- audit
 
-    def audit(self, who: str, role: str, action: str, target: str, detail: dict) -> None:
+    def audit(self, who: str, role: str, action: str, target: str, detail: dict, at: float | None = None) -> None:
         with self._lock:
             self._db.execute("INSERT INTO audit (at, who, role, action, target, detail) VALUES (?,?,?,?,?,?)",
-                             (time.time(), who, role, action, target, orjson.dumps(detail).decode()))
+                             (time.time() if at is None else at, who, role, action, target, orjson.dumps(detail).decode()))
 
     def audit_rows(self, limit: int = 1000) -> list[dict]:
         with self._lock:
@@ -134,6 +150,21 @@ class EventLog:
 def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str], type_: str) -> bool:
     # Escalations go to a wider audience: everyone connected.
     return wards is None or ward in wards or patient in patients or type_ == AlertEventType.escalated.value
+
+
+def redundant(current: Alert | None, event: AlertEvent) -> bool:
+    """An action that changes nothing, dropped like a repeat: two nurses (or instances) acting on
+    one alarm at once, or an escalation written twice during a handover, is shown once."""
+    if current is None:
+        return False
+    t = event.type
+    if t is AlertEventType.acknowledged:
+        return current.state in (AlertState.acknowledged, AlertState.resolved)
+    if t is AlertEventType.resolved:
+        return current.state is AlertState.resolved
+    if t is AlertEventType.escalated:
+        return current.state is not AlertState.active or current.escalation_level != event.alert.escalation_level
+    return False
 
 
 def fold(current: Alert | None, event: AlertEvent) -> Alert:

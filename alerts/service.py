@@ -2,10 +2,15 @@
 
 One port: the ``websockets`` server answers the socket (``/ws``) itself and hands every other
 request to the Starlette app of ``alerts/web.py`` in-process (the pages, the history API,
-``/healthz``, ``/metrics``); docs/alerts.md says why the feed stays on websockets. Inputs come
-from the bus: alarm events (alerts topic), the monitors' own alarms (device-alarms topic, shown as
-alarms of kind ``device``), vitals snapshots (vitals topic) and the patient registry. Every event is stored in the event log
-before it is shown or its offset committed, so a restart loses nothing and shows nothing twice.
+``/healthz``, ``/metrics``); docs/alerts.md says why the feed stays on websockets.
+
+Run as many instances as you like with the same settings (docs/scaling.md): they share one alert
+log (alerts/alertlog.py), into which the detectors' alarms (alerts topic) and the monitors' own
+(device-alarms topic, shown as alarms of kind ``device``) are copied, and nurses' actions,
+escalations and audit rows are written; every instance folds it in the same order into its view
+(alerts/eventlog.py), so seq, alarm states and the audit trail are the same on each, and a client
+resumes on any of them. Tokens come from the tokens topic (wardwatch/token_sync.py); vitals
+snapshots (vitals topic) and the patient registry are read by each instance.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from urllib.parse import urlsplit
 
 import orjson
+from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -31,17 +37,20 @@ from wardwatch.models import (Alert, AlertEvent, AlertEventType, AlertKind, Aler
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
+from wardwatch.token_sync import follow_tokens
 
 from . import limits as limit_checks
 from . import web
+from .alertlog import AUDIT, DEVICE, EVENT, Ownership, audit_record, copy_inputs, event_record
 from .eventlog import EventLog
 from .monitoring import DetectorWatch
-from .feed import Client, Feed
+from .feed import Client, Feed, SharedDeflateFactory
 from .guards import REPLAY_MAX, Refused
 from .overrides import Overrides
 
 log = logging.getLogger("wardwatch.alerts")
 HEARTBEAT_S = 5.0
+LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
 REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
 MAX_ESCALATION = 2
 
@@ -52,10 +61,17 @@ class AlertService:
         self.bus = bus or open_bus(settings)
         self.store = store or open_store(settings)
         self.tokens = TokenStore(settings.tokens_path, cache_size=settings.token_cache_size)
-        self.log = EventLog(settings.data_dir / "alerts.sqlite3")
+        self.log = EventLog()  # this instance's view of the shared alert log, rebuilt from it at start
+        self.log_ready = asyncio.Event()
+        self._log_next = 0  # offset of the next alert-log record to fold
+        self._waiting: dict[str, asyncio.Future] = {}  # event id -> what record_action waits for
+        self._mine: set[str] = set()  # event ids written here: to the outbox once folded
+        self.ownership = Ownership(self.bus.topics.alerts, changed=self._owner_changed)
         self.feed = Feed()
         self.registry = RegistryView()
         self.producer = self.bus.producer()
+        # Actions and audit rows wait on nothing else (never behind the outbox's retries).
+        self.log_producer = self.bus.producer(linger_ms=0)
         self.stop = asyncio.Event()
         self.registry_ready = asyncio.Event()
         self._last_poll = time.monotonic()
@@ -73,39 +89,60 @@ class AlertService:
         self.m_dupes = Counter("wardwatch_alerts_duplicates_total", "events dropped as repeats", registry=self.metrics)
         self.http = web.create_app(self)  # every route but /ws (alerts/web.py)
 
+    def _owner_changed(self, escalates: bool) -> None:
+        log.info("this instance %s the escalation timers", "runs" if escalates else "no longer runs")
+
     def ward_of(self, patient: str) -> str:
         return self.registry.ward_of(patient) or "unassigned"
 
     # ---------------------------------------------------------------- inputs
 
-    async def consume_alerts(self) -> None:
-        topics = self.bus.topics
-        consumer = self.bus.consumer(topics.alerts, topics.actions, topics.device_alarms,
-                                     group_id=f"wardwatch-alerts-{self.settings.alerts_instance}")
-        await consumer.start()  # from the committed offsets: a consumer restarted after a stall loses nothing
+    async def follow_log(self) -> None:
+        """Fold the shared alert log into this instance's view, in its one order (alerts/alertlog.py).
+        A restarted follower resumes where the view stops; ``log_ready`` once it has caught up with
+        the log as it was at start, so a client is never told a seq this instance has not reached."""
+        topic = self.bus.topics.alert_log
+        tp = TopicPartition(topic, 0)
+        consumer = self.bus.consumer(topic, group_id=None, auto_offset_reset="earliest")
+        await consumer.start()
         try:
+            consumer.seek(tp, self._log_next)
+            end = (await consumer.end_offsets([tp]))[tp]
             while not self.stop.is_set():
+                if self._log_next >= end:
+                    self.log_ready.set()
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                 self._last_poll = time.monotonic()
-                events = []
                 for msgs in batches.values():
-                    for m in msgs:
-                        try:
-                            if m.topic == topics.device_alarms:
-                                ev = self.device_event(DeviceAlarm.model_validate_json(m.value), events)
-                                if ev is not None:
-                                    events.append(ev)
-                            else:
-                                events.append(AlertEvent.from_json(m.value))
-                        except Exception:
-                            log.warning("ignored a malformed %s record", "device alarm" if m.topic == topics.device_alarms
-                                        else "alert event")
-                if events:
-                    self.ingest_many(events)
-                if batches:
-                    await consumer.commit()  # after the event log has them
+                    self.fold(msgs)
         finally:
             await consumer.stop()
+
+    def fold(self, records) -> None:
+        """One batch of alert-log records into the view and out to the clients. Audit rows first, so a
+        row exists by the time anyone sees the event it explains."""
+        events, seqs, seen = [], [], []
+        for m in records:
+            kind, body = m.value[:1], m.value[1:]
+            try:
+                if kind == AUDIT:
+                    row = orjson.loads(body)
+                    self.log.audit(row["who"], row["role"], row["action"], row["target"], row["detail"], row["at"])
+                    continue
+                ev = (self.device_event(DeviceAlarm.model_validate_json(body), events) if kind == DEVICE
+                      else AlertEvent.from_json(body) if kind == EVENT else None)
+            except Exception:
+                ev = None
+            if ev is None and kind not in (DEVICE, AUDIT):
+                log.warning("ignored a malformed alert-log record at offset %d", m.offset)
+            if ev is not None:
+                events.append(ev)
+                seqs.append(m.offset + 1)
+                seen.append(m.timestamp / 1000)
+        if records:
+            self._log_next = records[-1].offset + 1
+        if events:
+            self.ingest_many(events, seqs, seen)
 
     def device_event(self, da: DeviceAlarm, pending: list[AlertEvent] = ()) -> AlertEvent | None:
         """A monitor's report of its own alarm as an event of a ``device`` alarm, kept apart from the
@@ -133,24 +170,48 @@ class AlertService:
                       monitor=da)
         return AlertEvent(event_id=da.event_id, type=type_, alert=alert, at=da.ts, note="the monitor's own alarm")
 
-    def ingest(self, event: AlertEvent) -> dict | None:
-        return self.ingest_many([event])[0]
-
-    def ingest_many(self, events: list[AlertEvent]) -> list[dict | None]:
-        """Store (dedupe by event_id), then show to every client whose scope covers the patient."""
+    def ingest_many(self, events: list[AlertEvent], seqs: list[int] | None = None,
+                    seen: list[float] | None = None) -> list[dict | None]:
+        """Store (dedupe by event_id), then show to every client whose scope covers the patient.
+        What this instance wrote itself goes to the outbox once it is in the view."""
         wards = [self.ward_of(e.alert.patient) for e in events]
         out: list[dict | None] = []
-        for stored, ward in zip(self.log.append_many(list(zip(events, wards))), wards):
+        for event, stored, ward in zip(events, self.log.append_many(list(zip(events, wards)), seqs, seen), wards):
+            waiter = self._waiting.pop(event.event_id, None)
             if stored is None:
                 self.m_dupes.inc()
                 out.append(None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
                 continue
             doc = stored.model_dump(mode="json")
             doc["ward"] = ward
             self.feed.publish_event(doc, ward, everyone=stored.type is AlertEventType.escalated)
             self.m_events.labels(stored.type.value).inc()
+            if event.event_id in self._mine:
+                self._mine.discard(event.event_id)
+                self.outbox.put_nowait((alert_event_line(event, doc["alert"]["state"]), event))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(doc)
             out.append(doc)
         return out
+
+    async def follow_limits(self) -> None:
+        """Every patient's limits as last published by any instance: a change made on another
+        instance is the base this one merges the next change into."""
+        consumer = self.bus.consumer(self.bus.topics.limits, group_id=None, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            while not self.stop.is_set():
+                for msgs in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                    for m in msgs:
+                        try:
+                            doc = orjson.loads(m.value)
+                            self.overrides.put(str(doc["patient"]), doc["limits"])
+                        except Exception:
+                            log.warning("ignored a malformed limits record at offset %d", m.offset)
+        finally:
+            await consumer.stop()
 
     async def consume_vitals(self) -> None:
         consumer = self.bus.consumer(self.bus.topics.vitals, group_id=None, auto_offset_reset="latest")
@@ -168,33 +229,51 @@ class AlertService:
             await consumer.stop()
 
     async def escalate(self) -> None:
-        """Unacknowledged alarms move up a priority and out to everyone, once per escalation period."""
+        """Unacknowledged alarms move up a priority and out to everyone, once per escalation period.
+        Only the instance that copies the alerts topic's partition 0 runs the timers; the event id is
+        made of the alarm, the level and the shared log's time, so even two owners for a moment
+        (a rebalance) write the same event, which the log keeps once."""
         period = self.settings.escalate_after_s
         while not self.stop.is_set():
-            for alarm, ward, seen in self.log.due_for_escalation(time.time(), period, MAX_ESCALATION):
-                level = alarm.escalation_level
-                at = int((seen + period * (level + 1)) * 1000)
-                ev = AlertEvent(event_id=AlertEvent.make_id(alarm.id, AlertEventType.escalated, at),
-                                type=AlertEventType.escalated, alert=alarm, at=at,
-                                note=f"not acknowledged within {int(period * (level + 1))}s")
-                await self.record_action(ev, None)
+            if self.ownership.escalates and self.log_ready.is_set():
+                for alarm, ward, seen in self.log.due_for_escalation(time.time(), period, MAX_ESCALATION):
+                    level = alarm.escalation_level
+                    at = int((seen + period * (level + 1)) * 1000)
+                    ev = AlertEvent(event_id=AlertEvent.make_id(alarm.id, AlertEventType.escalated, at),
+                                    type=AlertEventType.escalated, alert=alarm, at=at,
+                                    note=f"not acknowledged within {int(period * (level + 1))}s")
+                    try:
+                        await self.record_action(ev)
+                    except Refused:
+                        break  # the log is unreachable: the next round tries again
             await asyncio.sleep(min(1.0, max(0.05, period / 10)))
 
-    async def record_action(self, ev: AlertEvent, client: Client | None) -> dict | None:
-        """In the event log and on every page at once; stored and published from the outbox, so an
-        InfluxDB or Kafka outage delays neither an acknowledgement nor an escalation."""
-        doc = self.ingest(ev)
-        if doc is None:
-            return None
-        if client is not None:
-            self.log.audit(client.principal.name, client.principal.role.value, ev.type.value, ev.alert.id,
-                           {"patient": ev.alert.patient})
-        self.outbox.put_nowait((alert_event_line(ev, doc["alert"]["state"]), ev))
-        return doc
+    async def record_action(self, ev: AlertEvent, audit: tuple[Client, dict] | None = None) -> dict | None:
+        """Into the shared alert log (after its audit row, when a person did it), then back once this
+        instance has folded it: the event as clients see it, or None when it changed nothing. From
+        the view it goes to the actions topic and InfluxDB through the outbox, so an InfluxDB outage
+        delays neither an acknowledgement nor an escalation. Refused (503) when the log cannot take it."""
+        records = []
+        if audit is not None:
+            client, detail = audit
+            records.append(audit_record(client.principal.name, client.principal.role.value, ev.type.value,
+                                        ev.alert.id, detail, time.time()))
+        records.append(event_record(ev))
+        waiter = self._waiting.setdefault(ev.event_id, asyncio.get_running_loop().create_future())
+        self._mine.add(ev.event_id)
+        try:
+            await asyncio.wait_for(self.log_producer.send_many(self.bus.topics.alert_log, records), LOG_TIMEOUT_S)
+            return await asyncio.wait_for(asyncio.shield(waiter), LOG_TIMEOUT_S)
+        except Exception as exc:
+            self._waiting.pop(ev.event_id, None)
+            self._mine.discard(ev.event_id)
+            log.error("an action could not be recorded in the alert log (%s)", type(exc).__name__)
+            raise Refused(503, "not recorded: the alert log is unreachable; try again") from exc
 
     async def drain_outbox(self) -> None:
-        """Actions to the actions topic (other instances learn of them there; this one drops them as
-        repeats) and to InfluxDB, retried until both have them, in order."""
+        """Actions to the actions topic (for readers outside the alert service; the copier brings them
+        back to the log, where they are dropped as repeats) and to InfluxDB, retried until both have
+        them, in order."""
         while True:
             items = [await self.outbox.get()]
             while not self.outbox.empty():
@@ -354,14 +433,12 @@ class AlertService:
         update = {"audio_paused_until": at + int(self.settings.audio_pause_s * 1000)} if kind == "pause" else {}
         ev = AlertEvent(event_id=AlertEvent.make_id(alert_id, type_, at), type=type_,
                         alert=alarm.model_copy(update=update), at=at, by=client.principal.name)
-        # Audited here rather than in record_action, so that the row says whether it crossed wards;
-        # before it, so that the row exists by the time anyone sees the event.
+        # The audit row says whether it crossed wards; it goes into the log just before the event.
         detail = {"patient": alarm.patient, "cross_ward": cross_ward}
         if device:
             detail |= {"device_alarm": True, "device": alarm.monitor.device if alarm.monitor else None,
                        "note": "recorded in WardWatch only; the monitor's alarm at the bedside is not silenced"}
-        self.log.audit(client.principal.name, client.principal.role.value, type_.value, alert_id, detail)
-        await self.record_action(ev, None)
+        await self.record_action(ev, (client, detail))
 
     def _admitted(self, client: Client, action: str, patient) -> str:
         """The patient, once the principal may act on their ward and they are admitted."""
@@ -378,8 +455,7 @@ class AlertService:
         at = now_ms()
         await self._publish_limits(client, patient, limit_checks.with_limits(self.overrides.get(patient), limits, at),
                                    why, at)
-        self.log.audit(client.principal.name, client.principal.role.value, "set_limits", patient,
-                       {"limits": limits, "why": why})
+        await self.audit(client, "set_limits", patient, {"limits": limits, "why": why})
         await client.ws.send(orjson.dumps({"type": "limits_set", "patient": patient}).decode())
 
     async def disable_alarm(self, client: Client, msg: dict) -> None:
@@ -389,10 +465,14 @@ class AlertService:
         why = limit_checks.check_why(msg.get("why"))
         await self._publish_limits(client, patient,
                                    limit_checks.with_disable(self.overrides.get(patient), condition, until, at), why, at)
-        self.log.audit(client.principal.name, client.principal.role.value, "disable_alarm", patient,
-                       {"condition": condition, "until": until, "why": why})
+        await self.audit(client, "disable_alarm", patient, {"condition": condition, "until": until, "why": why})
         await client.ws.send(orjson.dumps({"type": "alarm_disabled", "patient": patient, "condition": condition,
                                            "until": until}).decode())
+
+    async def audit(self, client: Client, action: str, target: str, detail: dict) -> None:
+        """A row of the one audit trail: into the shared alert log, which every instance folds."""
+        record = audit_record(client.principal.name, client.principal.role.value, action, target, detail, time.time())
+        await asyncio.wait_for(self.log_producer.send_many(self.bus.topics.alert_log, [record]), LOG_TIMEOUT_S)
 
     async def _publish_limits(self, client: Client, patient: str, limits: dict, why: str, at: int) -> None:
         doc = {"patient": patient, "limits": limits, "by": client.principal.name, "why": why, "at": at}
@@ -426,7 +506,8 @@ class AlertService:
         outbox_ok = self._outbox_stuck_since is None or time.monotonic() - self._outbox_stuck_since < 10
         ok = consuming and store_ok and tasks_ok and monitoring.ok and outbox_ok
         return ok, {"ok": ok, "consuming": consuming, "store_ok": store_ok, "clients": len(self.feed.clients()),
-                    "seq": self.log.last_seq(), "tasks": tasks, "monitoring": monitoring.message(),
+                    "seq": self.log.last_seq(), "copying": len(self.ownership.owned),
+                    "escalates": self.ownership.escalates, "tasks": tasks, "monitoring": monitoring.message(),
                     "outbox": self.outbox.qsize(), "outbox_ok": outbox_ok}
 
     # ---------------------------------------------------------------- run
@@ -434,8 +515,12 @@ class AlertService:
     async def run(self, host: str, port: int, ready: asyncio.Event | None = None) -> None:
         await self.bus.ensure_topics()
         await self.producer.start()
+        await self.log_producer.start()
         for name, factory in (("registry", lambda: self.registry.follow(self.bus, self.stop, self.registry_ready)),
-                              ("alarms", self.consume_alerts), ("vitals", self.consume_vitals),
+                              ("alert-log", self.follow_log),
+                              ("copier", lambda: copy_inputs(self.bus, self.log_producer, self.ownership, self.stop)),
+                              ("tokens", lambda: follow_tokens(self.bus, self.tokens, self.stop)),
+                              ("limits", self.follow_limits), ("vitals", self.consume_vitals),
                               ("escalation", self.escalate), ("fanout", lambda: self.feed.run(self.stop)),
                               ("heartbeat", self.heartbeat), ("outbox", self.drain_outbox),
                               ("detector-watch", self.watch_detectors), ("revocations", self.close_revoked)):
@@ -444,9 +529,13 @@ class AlertService:
             await asyncio.wait_for(self.registry_ready.wait(), 30)
         except asyncio.TimeoutError:
             log.warning("registry not read within 30s; patients show as unassigned until it is")
+        try:  # clients are let in once the view has caught up with the shared log
+            await asyncio.wait_for(self.log_ready.wait(), 120)
+        except asyncio.TimeoutError:
+            log.error("the alert log was not read within 120s; serving a view that is behind")
         async with serve(self.handle, host, port, process_request=self.process_request, ping_interval=10,
-                         ping_timeout=20, max_size=1 << 20, max_queue=64,
-                         compression=None) as server:  # per-client deflate made fan-out CPU-bound (profiled)
+                         ping_timeout=20, max_size=1 << 20, max_queue=64, compression=None,
+                         extensions=[SharedDeflateFactory()]) as server:  # one deflate per frame (alerts/feed.py)
             self.server = server
             log.info("alert service on http://%s:%d/", host, port)
             if ready is not None:
@@ -454,6 +543,7 @@ class AlertService:
             await self.stop.wait()
         await self.supervisor.stop()
         await self.producer.stop()
+        await self.log_producer.stop()
 
 
 async def _send_error(ws, code: int, message: str) -> None:

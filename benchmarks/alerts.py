@@ -1,7 +1,8 @@
 """``wardwatch bench alerts``: fan-out latency from the alerts topic to 1,000 websocket clients at
 500 alert events per second (p50, p99, max), with the service and the clients in separate processes
 on the same machine. Baseline in the same run: the raw Kafka produce-to-consume latency of the
-same events (what the service cannot beat)."""
+same events (what the service cannot beat). ``--instances N`` measures N services (the clients
+split over them) beside one; the figures go to ``bench-results/alerts.json`` as well."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import orjson
+
+from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, Priority
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,118 +28,173 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events-per-s", type=int, default=500)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--client-processes", type=int, default=2)
+    p.add_argument("--instances", type=int, default=1, help="also measure this many alert services, clients split over them")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds sent but not measured")
+    p.add_argument("--out", default="bench-results", help="alerts.json goes here (for `wardwatch bench plan`)")
+
+
+class _Client(asyncio.Protocol):
+    """One benchmark client on websockets' Sans-I/O protocol: the same frames, inflation and
+    parsing as any client, without an asyncio connection object (queues, futures, tasks) per
+    socket, so that 1,000 clients on a shared 2-core machine measure the service, not themselves."""
+
+    def __init__(self, url: str, token: str, stats: dict) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+        from websockets.uri import parse_uri
+
+        self.proto = ClientProtocol(parse_uri(url), extensions=[ClientPerMessageDeflateFactory()], max_size=16 << 20)
+        self.token, self.stats, self.stage, self.frames = token, stats, 0, 0
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+
+    def _flush(self) -> None:
+        for data in self.proto.data_to_send():
+            if data:
+                self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.frames import Frame, Opcode
+
+        self.proto.receive_data(data)
+        for ev in self.proto.events_received():
+            if not isinstance(ev, Frame):  # the handshake's response
+                self.proto.send_text(orjson.dumps({"type": "auth", "token": self.token}))
+                continue
+            if ev.opcode is not Opcode.TEXT:
+                continue
+            if self.stage < 2:  # hello, then the snapshot
+                self.stage += 1
+                if self.stage == 1:
+                    self.proto.send_text(orjson.dumps({"type": "subscribe", "wards": ["*"]}))
+                elif not self.ready.done():
+                    self.ready.set_result(None)
+                continue
+            self.frames += 1
+            raw = bytes(ev.data)
+            self.stats["received"] += raw.count(b'"type":"raised"')
+            if self.frames % 10 == 0:  # a sample of frames for latency (decoding all would measure us)
+                now = time.time() * 1000
+                for e in orjson.loads(raw).get("events", ()):
+                    if e["type"] == "raised":
+                        self.stats["latencies"].append(now - e["at"])
+                        self.stats["ats"].append(e["at"])
+        self._flush()
+
+    def connection_lost(self, exc) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before subscribing"))
 
 
 async def clients_main(url: str, token: str, n: int, seconds: float) -> None:
     """Run in a child process: ``n`` clients on all wards; prints their latencies (ms) as JSON."""
-    import websockets
+    from urllib.parse import urlsplit
 
-    lat: list[float] = []
-    received = 0
-
-    async def one() -> None:
-        nonlocal received
-        async with websockets.connect(url, max_size=16 << 20, ping_interval=None) as ws:
-            await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
-            await ws.recv()
-            await ws.send(orjson.dumps({"type": "subscribe", "wards": ["*"]}).decode())
-            await ws.recv()
-            ready.append(1)
-            conns.append(ws)
-            frames = 0
-            try:
-                async for raw in ws:  # no per-message timer: the clients must cost little
-                    frames += 1
-                    # Decoding every frame of 1,000 clients would measure this process's JSON speed,
-                    # not the service: count events cheaply, decode a sample of frames for latency.
-                    received += raw.count('"type":"raised"')
-                    if frames % 10 == 0:
-                        now = time.time() * 1000
-                        msg = orjson.loads(raw)
-                        lat.extend(now - e["at"] for e in msg.get("events", ()) if e["type"] == "raised")
-            except websockets.ConnectionClosed:
-                pass
-
-    ready: list[int] = []
-    conns: list = []
-    tasks = [asyncio.create_task(one()) for _ in range(n)]
-    while len(ready) < n and not all(t.done() for t in tasks):
-        await asyncio.sleep(0.1)
-    print(json.dumps({"ready": len(ready)}), flush=True)
+    stats = {"received": 0, "latencies": [], "ats": []}
+    loop = asyncio.get_running_loop()
+    u = urlsplit(url)
+    clients: list[_Client] = []
+    for _ in range(n):
+        _, c = await loop.create_connection(lambda: _Client(url, token, stats), u.hostname, u.port)
+        clients.append(c)
+    done = await asyncio.gather(*(asyncio.wait_for(c.ready, 60) for c in clients), return_exceptions=True)
+    print(json.dumps({"ready": sum(1 for d in done if d is None)}), flush=True)
     await asyncio.sleep(seconds + 8)
-    for ws in conns:
-        await ws.close()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    print(json.dumps({"received": received, "latencies": lat}), flush=True)
+    for c in clients:
+        c.transport.close()
+    print(json.dumps(stats), flush=True)
 
 
-async def _main(args: argparse.Namespace) -> dict:
-    from wardwatch.auth import TokenStore
-    from wardwatch.bus import open_bus
-    from devservices import bench_services, free_port
-    from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, Priority
-    from wardwatch.settings import Settings
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far: the service's cost, whatever the load."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
-    services = bench_services()
-    data_dir = tempfile.mkdtemp(prefix="ww-bench-alerts-")
-    settings = Settings(topic_prefix=f"bench-alerts-{uuid.uuid4().hex[:6]}.", data_dir=data_dir, escalate_after_s=3600)
-    bus = open_bus(settings)
-    await bus.ensure_topics()
-    token, _ = TokenStore(settings.tokens_path).create("nurse", "bench")
-    port = free_port()
-    env = dict(os.environ, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_DATA_DIR=data_dir,
-               WARDWATCH_ESCALATE_AFTER_S="3600")
-    procs = [subprocess.Popen([sys.executable, "-m", "app.cli", "--log-level", "WARNING", "alerts", "--port", str(port)],
-                              env=env)]
+
+def _healthz(port: int) -> dict:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+async def _spawn(n: int, env: dict, inputs: int) -> tuple[list, list[int]]:
+    """``n`` alert services with the same settings; back once every input partition has its copier."""
+    from devservices import free_port
+
+    ports = [free_port() for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-m", "app.cli", "--log-level", "WARNING", "alerts", "--port", str(p)],
+                              env=env) for p in ports]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        docs = [_healthz(p) for p in ports]
+        if all("seq" in d for d in docs) and sum(d.get("copying", 0) for d in docs) == inputs \
+                and (n == 1 or all(d.get("copying") for d in docs)):
+            return procs, ports
+        await asyncio.sleep(0.3)
+    raise RuntimeError("the alert services did not start (or their copier group did not settle)")
+
+
+async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances: int, inputs: int) -> dict:
+    """One measurement: ``instances`` services, the clients split evenly over them."""
+    procs, ports = await _spawn(instances, env, inputs)
     clients = []
     try:
-        import httpx
-
-        for _ in range(150):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
         per = args.clients // args.client_processes
-        for _ in range(args.client_processes):
+        for i in range(args.client_processes):
+            port = ports[i % len(ports)]
             clients.append(subprocess.Popen([sys.executable, "-c", "import sys, asyncio; from benchmarks.alerts import clients_main;"
-                                             f"asyncio.run(clients_main('ws://127.0.0.1:{port}/ws', '{token}', {per}, {args.seconds}))"],
+                                             f"asyncio.run(clients_main('ws://127.0.0.1:{port}/ws', '{token}', {per}, "
+                                             f"{args.seconds + args.warmup}))"],
                                             stdout=subprocess.PIPE, text=True))
         connected = sum(json.loads(c.stdout.readline())["ready"] for c in clients)
         # Raw Kafka latency of the same events, for comparison.
         probe = bus.consumer(bus.topics.alerts, group_id=None, auto_offset_reset="latest")
         await probe.start()
         raw_lat: list[float] = []
+        measuring_from = [float("inf")]
 
         async def watch() -> None:
             while True:
                 for msgs in (await probe.getmany(timeout_ms=100)).values():
                     now = time.time() * 1000
-                    raw_lat.extend(now - orjson.loads(m.value)["at"] for m in msgs)
+                    raw_lat.extend(now - at for at in (orjson.loads(m.value)["at"] for m in msgs) if at >= measuring_from[0])
 
         watcher = asyncio.create_task(watch())
         producer = bus.producer()
         await producer.start()
-        sent = 0
+        sent = counted = 0
         start = time.monotonic()
         tick = 0.01
         per_tick = args.events_per_s * tick
-        while time.monotonic() - start < args.seconds:
+        while time.monotonic() - start < args.seconds + args.warmup:
+            if measuring_from[0] == float("inf") and time.monotonic() - start >= args.warmup:
+                measuring_from[0] = time.time() * 1000
+                counted = sent
+                cpu0, t0 = sum(_cpu_s(p.pid) for p in procs), time.monotonic()
             due = int((time.monotonic() - start) / tick * per_tick) - sent
             if due > 0:
                 now = int(time.time() * 1000)
                 evs = []
                 for k in range(due):
                     patient = f"b{(sent + k) % 2000:04d}"
-                    aid = f"al-bench-{sent + k}"
+                    aid = f"al-bench-{instances}-{sent + k}"
                     alert = Alert(id=aid, patient=patient, kind=AlertKind.physiological, priority=Priority.medium,
                                   condition="hr_high", message="bench", onset=now, raised_at=now, updated_at=now)
                     evs.append(AlertEvent(event_id=f"{aid}:raised", type=AlertEventType.raised, alert=alert, at=now))
                 await producer.send_many(bus.topics.alerts, [(e.alert.patient.encode(), e.to_json()) for e in evs])
                 sent += due
             await asyncio.sleep(tick / 2)
+        cpu = (sum(_cpu_s(p.pid) for p in procs) - cpu0) / (time.monotonic() - t0)
         await producer.stop()
         await asyncio.sleep(3)
         watcher.cancel()
@@ -145,30 +204,65 @@ async def _main(args: argparse.Namespace) -> dict:
             out, _ = c.communicate(timeout=120)
             doc = json.loads(out.strip().splitlines()[-1])
             received += doc["received"]
-            lat += doc["latencies"]
+            lat += [x for x, at in zip(doc["latencies"], doc["ats"]) if at >= measuring_from[0]]
         a = np.asarray(lat) if lat else np.asarray([np.nan])
         r = np.asarray(raw_lat) if raw_lat else np.asarray([np.nan])
-        return {"clients": connected, "events_per_s": round(sent / args.seconds), "events": sent,
-                "deliveries": received, "expected_deliveries": sent * connected,
+        return {"instances": instances, "clients": connected, "events_per_s": round((sent - counted) / args.seconds),
+                "events": sent, "deliveries": received, "expected_deliveries": sent * connected,
                 "p50_ms": round(float(np.percentile(a, 50)), 1), "p99_ms": round(float(np.percentile(a, 99)), 1),
                 "max_ms": round(float(a.max()), 1), "kafka_p50_ms": round(float(np.percentile(r, 50)), 1),
-                "kafka_p99_ms": round(float(np.percentile(r, 99)), 1), "cpus": os.cpu_count(),
-                "loadavg": list(os.getloadavg())}
+                "kafka_p99_ms": round(float(np.percentile(r, 99)), 1),
+                "service_cores": round(cpu, 3)}  # CPU seconds per second, all instances together
     finally:
         for p in procs + clients:
             if p.poll() is None:
                 p.terminate()
+        for p in procs:
+            p.wait(20)
+
+
+async def _main(args: argparse.Namespace) -> dict:
+    from wardwatch.auth import TokenStore
+    from wardwatch.bus import open_bus
+    from devservices import bench_services
+    from wardwatch.settings import Settings
+
+    services = bench_services()
+    try:
+        runs = []
+        for instances in sorted({1, args.instances}):
+            # A deployment of its own per phase (topics, copier group, tokens), with the same settings on each instance.
+            data_dir = tempfile.mkdtemp(prefix="ww-bench-alerts-")
+            settings = Settings(topic_prefix=f"bench-alerts-{uuid.uuid4().hex[:6]}.", data_dir=data_dir,
+                                escalate_after_s=3600)
+            bus = open_bus(settings)
+            await bus.ensure_topics()
+            token, _ = TokenStore(settings.tokens_path).create("nurse", "bench")
+            env = dict(os.environ, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_DATA_DIR=data_dir,
+                       WARDWATCH_ESCALATE_AFTER_S="3600")
+            runs.append(await _phase(args, bus, env, token, instances, 3 * settings.readings_partitions))
+        return {"runs": runs, **runs[-1], "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
+    finally:
         if services:
             services.stop()
 
 
 def run(args: argparse.Namespace) -> int:
     res = asyncio.run(_main(args))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "alerts.json").write_text(json.dumps(res, indent=1))
     if args.json:
         print(json.dumps(res))
-    else:
-        print(f"{res['clients']} websocket clients, {res['events_per_s']} alert events/s for {res['events']} events")
-        print(f"delivered {res['deliveries']:,} of {res['expected_deliveries']:,}")
-        print(f"alerts topic -> client   p50 {res['p50_ms']} ms   p99 {res['p99_ms']} ms   max {res['max_ms']} ms")
-        print(f"raw Kafka produce->consume   p50 {res['kafka_p50_ms']} ms   p99 {res['kafka_p99_ms']} ms")
+        return 0
+    first = res["runs"][0]
+    print(f"{first['clients']} websocket clients, {first['events_per_s']} alert events/s, {args.seconds:g} s measured"
+          f" after {args.warmup:g} s of warm-up")
+    print(f"{'instances':>9}  {'delivered':>21}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}  {'Kafka p50':>9}  {'Kafka p99':>9}"
+          f"  {'service cores':>13}")
+    for r in res["runs"]:
+        print(f"{r['instances']:>9}  {r['deliveries']:>10,}/{r['expected_deliveries']:<10,}  {r['p50_ms']:>8}  "
+              f"{r['p99_ms']:>8}  {r['max_ms']:>8}  {r['kafka_p50_ms']:>9}  {r['kafka_p99_ms']:>9}  {r['service_cores']:>13}")
+    print("latency: alerts topic -> copied into the alert log -> folded -> on the client's socket; "
+          "Kafka: produce -> consume of the same events; service cores: CPU seconds per second of the alert services")
     return 0

@@ -30,3 +30,21 @@ def test_bearer_header_parsing():
     assert bearer("bearer  abc ") == "abc"
     assert bearer("Basic abc") is None
     assert bearer(None) is None
+
+
+def test_a_token_from_another_machine_works_here_and_its_revocation_is_never_undone(tmp_path):
+    there, here = TokenStore(tmp_path / "a.sqlite3"), TokenStore(tmp_path / "b.sqlite3")
+    token, principal = there.create(Role.nurse, "nurse-7", ("w7",))
+    with pytest.raises(Unauthorized):
+        here.check(token, {Role.nurse})  # unknown here, and remembered as unknown for a while
+    created = there.row(principal.token_id)
+    here.merge(created)
+    assert here.check(token, {Role.nurse}).wards == ("w7",)
+    assert there.revoke(principal.token_id)
+    here.merge(there.row(principal.token_id))
+    with pytest.raises(Unauthorized):
+        here.check(token, {Role.nurse})
+    here.merge(created)  # the older row, read again (a compacted topic replayed): still revoked
+    with pytest.raises(Unauthorized):
+        here.check(token, {Role.nurse})
+    assert here.active({principal.token_id}) == set()

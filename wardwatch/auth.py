@@ -116,6 +116,33 @@ class TokenStore:
             self.invalid_cache.clear()
         return cur.rowcount > 0
 
+    def row(self, token_id: str) -> dict | None:
+        """One token's stored row (digest, never the token), as shared on the tokens topic."""
+        with self._lock:
+            r = self._db.execute("SELECT id, digest, role, name, wards, created, revoked FROM tokens WHERE id=?",
+                                 (token_id,)).fetchone()
+        return dict(zip(("id", "digest", "role", "name", "wards", "created", "revoked"), r)) if r else None
+
+    def rows(self) -> list[dict]:
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM tokens").fetchall()]
+        return [r for r in map(self.row, ids) if r is not None]
+
+    def merge(self, row: dict) -> None:
+        """A token row from another instance (the tokens topic): added, or revoked if it is revoked
+        there. A revocation is never undone by an older row."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO tokens (id, digest, role, name, wards, created, revoked) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET revoked=COALESCE(tokens.revoked, excluded.revoked)",
+                (row["id"], row["digest"], Role(row["role"]).value, row["name"], row["wards"], row["created"],
+                 row["revoked"]))
+            if row["revoked"] is not None:
+                self.valid_cache.clear()
+                self.invalid_cache.clear()
+            else:
+                self.invalid_cache.clear()  # a token just created elsewhere must not stay "unknown" here
+
     def list(self) -> list[dict]:
         with self._lock:
             rows = self._db.execute("SELECT id, role, name, wards, created, revoked FROM tokens ORDER BY created").fetchall()

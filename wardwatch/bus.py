@@ -148,13 +148,15 @@ class MemoryBus(Bus):
 
     def log(self, topic: str) -> list[_Partition]:
         if topic not in self._logs:
-            n = 1 if topic in (self.topics.deadletter, self.topics.registry, self.topics.limits) else self.n_partitions
+            n = 1 if topic in (self.topics.deadletter, self.topics.registry, self.topics.limits, self.topics.alert_log,
+                               self.topics.tokens) else self.n_partitions
             self._logs[topic] = [_Partition() for _ in range(n)]
         return self._logs[topic]
 
     async def ensure_topics(self) -> None:
         for t in (self.topics.readings, self.topics.deadletter, self.topics.alerts, self.topics.actions,
-                  self.topics.device_alarms, self.topics.state, self.topics.vitals, self.topics.registry, self.topics.limits):
+                  self.topics.device_alarms, self.topics.state, self.topics.vitals, self.topics.registry, self.topics.limits,
+                  self.topics.alert_log, self.topics.tokens):
             self.log(t)
 
     def producer(self, **overrides) -> "MemoryProducer":
@@ -185,7 +187,8 @@ class MemoryBus(Bus):
         self._committed[group].update(offsets)
         # Compacted topics keep everything (a state/registry rebuild reads them from the start).
         for tp in offsets:
-            if tp.topic in (self.topics.state, self.topics.registry, self.topics.limits):
+            if tp.topic in (self.topics.state, self.topics.registry, self.topics.limits, self.topics.alert_log,
+                            self.topics.tokens):
                 continue
             low = min(g.get(tp, 0) for g in self._committed.values() if tp in g)
             self.log(tp.topic)[tp.partition].trim(low)

@@ -23,6 +23,7 @@ from .settings import Settings
 from .topics import Topics
 
 log = logging.getLogger(__name__)
+ALERT_LOG_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 def topics_for(settings: Settings) -> Topics:
@@ -88,13 +89,18 @@ async def ensure_topics(settings: Settings, partitions: dict[str, int] | None = 
         t.vitals: settings.readings_partitions,
         t.registry: 1,
         t.limits: 1,
+        t.alert_log: 1,  # one total order: its offsets are the seq every alert instance agrees on
+        t.tokens: 1,
     }
-    compacted = set(compacted) or {t.state, t.registry, t.limits}
+    compacted = set(compacted) or {t.state, t.registry, t.limits, t.tokens}
+    # The alert log is rebuilt by every instance at start: kept long enough to cover any open alarm.
+    configs = {t.alert_log: {"retention.ms": str(ALERT_LOG_RETENTION_MS)}}
     admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(name, n, 1, topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+        new = [NewTopic(name, n, 1, topic_configs={"cleanup.policy": "compact"} if name in compacted
+                        else configs.get(name, {}))
                for name, n in wanted.items() if name not in existing]
         if new:
             try:

@@ -3,7 +3,7 @@
 The plan is data, so the dev stack (:mod:`devservices`), operators (``kafka-acls.sh``, see
 docs/operations.md) and the tests apply the same rules. Every pattern is PREFIXED: topic rules on
 ``<topic prefix><topic>`` and group rules on the group names, so one plan covers every instance of
-a service (``wardwatch-alerts-a``, ``-b``...) and any topic prefix it is rendered for.
+a service and any topic prefix it is rendered for.
 
 Topics are created by the admin principal (``ensure_topics`` with admin credentials); services get
 Describe on the project's topics so that their own ``ensure_topics`` finds them, never Create.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .topics import Topics
 
 SERVICES = ("gateway", "ingest", "detector", "alerts")
-# alerts/service.py names its consumer group f"wardwatch-alerts-{alerts_instance}".
+# The alert services' copier group is f"wardwatch-alerts-{topic prefix}copier" (alerts/alertlog.py).
 ALERTS_GROUP_PREFIX = "wardwatch-alerts-"
 
 
@@ -55,10 +55,13 @@ def service_grants(topics: Topics, detector_group: str) -> list[Grant]:
         Grant(("detector",), ("Read",), topics=(t.readings, t.state, t.limits), groups=(detector_group,)),
         # Only the detectors raise and clear alarms.
         Grant(("detector",), ("Write",), topics=(t.alerts, t.state, t.vitals, t.deadletter)),
-        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals, t.device_alarms),
+        Grant(("alerts",), ("Read",), topics=(t.alerts, t.actions, t.vitals, t.device_alarms, t.alert_log, t.limits),
               groups=(ALERTS_GROUP_PREFIX,)),
-        # Only the alert service records what nurses did (ack, pause, resolve) and escalations.
-        Grant(("alerts",), ("Write",), topics=(t.actions, t.limits)),
+        # Only the alert service records what nurses did (ack, pause, resolve) and escalations; its
+        # instances share one log of alarms, actions and audit rows.
+        Grant(("alerts",), ("Write",), topics=(t.actions, t.limits, t.alert_log)),
+        # Tokens are written by the admin (``wardwatch token``) only; the services read them.
+        Grant(("ingest", "detector", "alerts"), ("Read",), topics=(t.tokens,)),
         # The alert service watches the detector group's committed offsets ("monitoring stopped").
         Grant(("alerts",), ("Describe",), groups=(detector_group,)),
     ]

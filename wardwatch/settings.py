@@ -44,8 +44,6 @@ class Settings(BaseSettings):
     ingest_port: int = 8080
     alerts_host: str = "127.0.0.1"
     alerts_port: int = 8765
-    # Each alert-service instance reads every alarm event: its own consumer group.
-    alerts_instance: str = "a"
     detect_metrics_port: int = 9108
     # Detector worker (docs/detectors.md, "The worker's loop"): the state checkpoint (and offset
     # commit) every this many seconds, in the background; a restart replays at most about this much.

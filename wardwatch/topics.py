@@ -31,6 +31,20 @@ class Topics:
         return f"{self.prefix}actions"
 
     @property
+    def alert_log(self) -> str:
+        """The alert services' shared log, one partition: every alarm event, action and audit row in
+        one order, the offset + 1 being the seq that clients resume from (alerts/alertlog.py). The
+        alert services write it: the detectors' alarms copied by one instance, actions by the one
+        where a nurse acted."""
+        return f"{self.prefix}alert-log"
+
+    @property
+    def tokens(self) -> str:
+        """Compacted access tokens (hashed) and their revocations, keyed by token id: every service
+        instance sees a token created or revoked anywhere (wardwatch/token_sync.py)."""
+        return f"{self.prefix}tokens"
+
+    @property
     def device_alarms(self) -> str:
         """Bedside monitors' own alarms (IHE PCD-04, ``DeviceAlarm``), keyed by patient. Ingest and the
         device gateways write it, the alert service reads it: apart from the detectors' alerts topic."""

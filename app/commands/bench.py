@@ -1,5 +1,5 @@
-"""Benchmarks: ``wardwatch bench ingest|detectors|checkpoint|alerts|pipeline``; each compares against a baseline
-measured in the same run. ``--json`` prints one JSON object on standard output."""
+"""Benchmarks: ``wardwatch bench ingest|detectors|checkpoint|alerts|pipeline``, each against a baseline
+measured in the same run, and ``plan``, the sizing table computed from their results. ``--json`` prints one JSON object."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ TARGETS = {
     "checkpoint": "benchmarks.checkpoint",
     "alerts": "benchmarks.alerts",
     "pipeline": "benchmarks.pipeline",
+    "plan": "benchmarks.plan",
 }
 
 

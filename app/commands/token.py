@@ -1,9 +1,12 @@
-"""Create, list and revoke access tokens (stored hashed in the data directory)."""
+"""Create, list and revoke access tokens (stored hashed in the data directory and, with Kafka, shared
+with every service instance on the tokens topic: wardwatch/token_sync.py)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import sys
 
 from wardwatch.auth import Role, TokenStore
 from wardwatch.settings import get_settings
@@ -20,14 +23,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("token_id")
 
 
+    sub.add_parser("publish", help="share every token of this data directory on the tokens topic")
+
+
+def share(settings, rows: list[dict]) -> None:
+    """On Kafka, every instance of every service learns of the change; the embedded demo is one process."""
+    if settings.backend != "kafka" or not rows:
+        return
+    from wardwatch.bus import open_bus
+    from wardwatch.token_sync import publish_tokens
+
+    try:
+        asyncio.run(publish_tokens(open_bus(settings), rows))
+    except Exception as exc:  # the change holds here; say loudly that the other instances lack it
+        print(f"WARNING: stored in {settings.tokens_path} but not shared on the tokens topic ({type(exc).__name__}):"
+              " run `wardwatch token publish` with the admin's Kafka credentials", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
-    store = TokenStore(get_settings().tokens_path)
+    settings = get_settings()
+    store = TokenStore(settings.tokens_path)
     if args.action == "create":
         token, principal = store.create(args.role, args.name, tuple(args.ward))
+        share(settings, [store.row(principal.token_id)])
         print(token)
         return 0
     if args.action == "list":
         for row in store.list():
             print(json.dumps(row))
         return 0
-    return 0 if store.revoke(args.token_id) else 1
+    if args.action == "publish":
+        share(settings, store.rows())
+        return 0
+    if not store.revoke(args.token_id):
+        return 1
+    share(settings, [store.row(args.token_id)])
+    return 0

@@ -131,7 +131,8 @@ def test_readme_access_section_is_the_rendered_table():
 async def test_healthz_is_open_and_says_nothing_about_patients(stack):
     async with httpx.AsyncClient(base_url=stack.http) as http:
         body = (await http.get("/healthz")).json()
-    assert set(body) <= {"ok", "consuming", "store_ok", "clients", "seq", "tasks", "monitoring", "outbox", "outbox_ok"}
+    assert set(body) <= {"ok", "consuming", "store_ok", "clients", "seq", "tasks", "monitoring", "outbox", "outbox_ok",
+                         "copying", "escalates"}
     assert not re.search(r"p\d|w\d", orjson.dumps(body).decode())
 
 

@@ -1,0 +1,96 @@
+"""The alert-log topic: one order of alarm events, actions and audit rows that every alert-service
+instance folds into its view (alerts/eventlog.py), so that all of them show the same thing and a
+client's seq means the same on each: seq = the record's offset + 1 (the topic has one partition).
+
+A record's value is one byte saying what it is, then its JSON:
+
+* ``e`` an ``AlertEvent``: a detector's alarm event (copied from the alerts topic), or an action
+  or escalation written by the instance where it happened;
+* ``d`` a ``DeviceAlarm``, a monitor's own alarm (copied from the device-alarms topic), turned
+  into an event when folded, the same way on every instance;
+* ``u`` an audit row (who did what, when), written just before the action it explains.
+
+The copier: the instances share one consumer group on the topics others write (alerts,
+device-alarms, and actions for records written before this log existed), so each input partition
+is copied by one instance at a time, and another takes it over when that one dies. A batch copied
+again after a crash (produced, not yet committed) is dropped when folded: events are unique by id.
+The instance that copies the alerts topic's partition 0 also runs the escalation timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import orjson
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
+
+from wardwatch.bus import Bus, BusProducer
+from wardwatch.models import AlertEvent
+
+log = logging.getLogger("wardwatch.alerts")
+EVENT, DEVICE, AUDIT = b"e", b"d", b"u"
+
+
+def event_record(event: AlertEvent) -> tuple[bytes, bytes]:
+    return event.alert.patient.encode(), EVENT + event.to_json()
+
+
+def audit_record(who: str, role: str, action: str, target: str, detail: dict, at: float) -> tuple[bytes, bytes]:
+    return target.encode(), AUDIT + orjson.dumps({"at": at, "who": who, "role": role, "action": action,
+                                                  "target": target, "detail": detail})
+
+
+def copier_group(topic_prefix: str) -> str:
+    # One group per deployment (topic prefix); wardwatch/kafka_acls.py grants the alerts principal
+    # every group starting with "wardwatch-alerts-".
+    return f"wardwatch-alerts-{topic_prefix}copier"
+
+
+@dataclass
+class Ownership(ConsumerRebalanceListener):
+    """Which input partitions this instance copies; ``escalates`` while it has alerts partition 0."""
+
+    alerts_topic: str
+    owned: set[TopicPartition] = field(default_factory=set)
+    changed: Callable[[bool], None] = lambda escalates: None
+
+    @property
+    def escalates(self) -> bool:
+        return TopicPartition(self.alerts_topic, 0) in self.owned
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        self.owned -= set(revoked)
+        self.changed(self.escalates)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.owned |= set(assigned)
+        self.changed(self.escalates)
+
+
+async def copy_inputs(bus: Bus, producer: BusProducer, ownership: Ownership, stop: asyncio.Event,
+                      polled: Callable[[], None] = lambda: None) -> None:
+    """Copy what detectors and monitors send into the alert log, a batch at a time; commit after the
+    log has acknowledged the batch, so a crash repeats a batch (dropped when folded), never loses one."""
+    t = bus.topics
+    # A short session: when an instance dies, another takes its partitions over within seconds.
+    consumer = bus.consumer(t.alerts, t.device_alarms, t.actions, group_id=copier_group(t.prefix), listener=ownership,
+                            session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            polled()
+            records = [(m.key or b"", (DEVICE if tp.topic == t.device_alarms else EVENT) + m.value)
+                       for tp, msgs in batches.items() for m in msgs if m.value]
+            if records:
+                await producer.send_many(t.alert_log, records)
+            if batches:
+                await consumer.commit()
+    finally:
+        ownership.owned.clear()
+        ownership.changed(False)
+        await consumer.stop()
