@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .alarm_rules import DEFAULT_RULES, LimitRule
-from .metrics_catalog import CATALOG, Metric
+from .metrics_catalog import CATALOG, EXPECTED_INTERVAL_S, Metric
 
 # How a unit is written for a nurse (UCUM codes are for machines).
 UNIT_TEXT = {"/min": "/min", "%": "%", "Cel": "°C", "mm[Hg]": "mmHg", "1": ""}
@@ -73,6 +73,12 @@ def entry(condition: str) -> AlarmEntry | None:
     if condition.startswith("device:"):
         return CATALOGUE["device"]
     return None
+
+
+def in_sentence(metric: str) -> str:
+    """A metric's name inside a sentence ("no valid heart rate"; SpO₂ keeps its capitals)."""
+    name = METRIC_TEXT[metric]
+    return name if name[1:2].isupper() else name[0].lower() + name[1:]
 
 
 def title(condition: str) -> str:
@@ -167,7 +173,7 @@ def early_warning_cleared() -> str:
 
 
 def sensor_off(metric: str, held_ms: int) -> str:
-    return f"{PROBE_TEXT.get(metric, 'Sensor')} off or disconnected: no valid {METRIC_TEXT[metric]} for {duration(held_ms)}"
+    return f"{PROBE_TEXT.get(metric, 'Sensor')} off or disconnected: no valid {in_sentence(metric)} for {duration(held_ms)}"
 
 
 def sensor_back(metric: str) -> str:
@@ -210,4 +216,4 @@ def page_catalogue() -> dict:
     """What the pages need: every condition's title and whether it is technical, and their own texts."""
     return {"titles": {c: {"title": e.title, "technical": e.technical} for c, e in CATALOGUE.items()},
             "probes": PROBE_TEXT, "metrics": METRIC_TEXT, "units": {m.value: unit(m.value) for m in Metric},
-            "page": PAGE_TEXTS}
+            "expected_interval_s": {m.value: s for m, s in EXPECTED_INTERVAL_S.items()}, "page": PAGE_TEXTS}
