@@ -78,7 +78,7 @@ def entry(condition: str) -> AlarmEntry | None:
 def in_sentence(metric: str) -> str:
     """A metric's name inside a sentence ("no valid heart rate"; SpO₂ keeps its capitals)."""
     name = METRIC_TEXT[metric]
-    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+    return name if name.startswith("SpO") or name[1:2].isupper() else name[0].lower() + name[1:]
 
 
 def title(condition: str) -> str:

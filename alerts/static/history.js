@@ -179,10 +179,12 @@ function render(h) {
   state.rebuilding = true;
   state.charts.forEach((u) => u.destroy()); state.charts = [];
   const el = $("charts"); el.innerHTML = "";
-  const metrics = Object.keys(h.clean).filter((m) => h.clean[m].length || h.marks[m].length);
+  const order = Object.keys(state.texts?.units || {});  // the catalogue's order: heart rate first
+  const metrics = Object.keys(h.clean).filter((m) => h.clean[m].length || h.marks[m].length)
+    .sort((a, b) => (order.indexOf(a) + 99) % 99 - (order.indexOf(b) + 99) % 99);
   metrics.forEach((m, i) => {
     const u = unitOf(m), label = `${metricName(m)}${u ? " (" + u + ")" : ""}`;
-    makeChart(el, label, label, aligned(h.clean[m], h.marks[m], h.every_ms), [
+    makeChart(el, label, u || metricName(m), aligned(h.clean[m], h.marks[m], h.every_ms), [
       { label: `${metricName(m)}`, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false, points: { show: false } },
       { label: "raw, not passed by the filters", stroke: "#ff5c5c", fill: "#ff5c5c", paths: () => null,
         points: { show: true, size: 7, stroke: "#ff5c5c", fill: "#ff5c5c" } },
@@ -191,7 +193,7 @@ function render(h) {
   const scoreNames = Object.keys(h.scores).filter((s) => s === "news2" || s === "risk");
   for (const s of scoreNames) {
     const pts = h.scores[s], label = SCORE_NAMES[s] || s;
-    makeChart(el, label, label, [pts.map((p) => p[0] / 1000), pts.map((p) => p[1])], [
+    makeChart(el, label, s === "news2" ? "points" : "score", [pts.map((p) => p[0] / 1000), pts.map((p) => p[1])], [
       { label, stroke: s === "news2" ? "#e69f00" : "#cc79a7", width: 2, spanGaps: false, points: { show: false } }],
     [bandsPlugin(s)], (u) => showReasons(s, u));
   }
