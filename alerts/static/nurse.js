@@ -201,8 +201,8 @@ function alarmRow(a) {
     <span class="msg" data-testid="alarm-text">${esc(a.message)}</span>
     <span class="meta"><span class="age">${age(a.raised_at)}</span> · <span class="state" data-testid="alarm-state">${stateText}${paused ? " · audio paused" : ""}</span></span>
     <span class="actions">
-      ${!paused && a.state !== "acknowledged" ? `<button data-act="pause" data-id="${esc(a.id)}" class="ghost small" aria-label="Pause audio 2 minutes">Pause 2 min</button>` : ""}
-      <button data-act="resolve" data-id="${esc(a.id)}" class="ghost small" aria-label="Resolve">Resolve</button>
+      ${!paused && a.state !== "acknowledged" ? `<button data-act="pause" data-id="${esc(a.id)}" class="ghost small">Pause audio 2 min</button>` : ""}
+      <button data-act="resolve" data-id="${esc(a.id)}" class="ghost small">Resolve</button>
     </span></li>`;
 }
 
