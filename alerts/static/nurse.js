@@ -249,7 +249,7 @@ function tile(pid, v, p, worst, down) {
   const newsCls = news == null ? "" : news >= 7 ? "h" : news >= 5 ? "m" : "";
   const vals = v ? SHOWN.filter(([k]) => v.values?.[k] !== undefined).slice(0, 6).map(([k, label, unit]) => value(k, label, unit, v, down)).join("") : "";
   const bed = p?.bed ? "Bed " + esc(p.bed) : esc(pid);
-  const flag = down ? `<div class="staleflag feed" data-testid="patient-feed-down">Feed down: values from ${v ? age(v.ts) : "?"} ago</div>`
+  const flag = down ? `<div class="staleflag feed" data-testid="patient-feed-down">Feed down: ${v ? "values from " + age(v.ts) + " ago" : "no values yet"}</div>`
     : silent ? `<div class="staleflag" data-testid="patient-stale">${esc(state.texts?.page?.device_silent || "No data from the monitor")} ${v ? "for " + age(v.ts) : "yet"}</div>` : "";
   return `<article role="listitem" class="tile ${worst === 3 ? "alarm-high" : worst === 2 ? "alarm-medium" : ""} ${silent ? "stale" : ""} ${down ? "feed-down" : ""}" data-testid="tile" data-patient="${esc(pid)}" aria-label="${bed}">
     <div class="head"><a class="bed" href="/history?patient=${encodeURIComponent(pid)}" data-testid="tile-chart" aria-label="Chart of ${bed}">${bed}</a>
