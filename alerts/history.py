@@ -134,9 +134,10 @@ async def patient_history(store, patient: str, start_ms: int, stop_ms: int, ever
         out["marks"][metric] = split_marks(s["raw"], s["clean"])
     for r in scores:
         out["scores"].setdefault(r.get("score", "?"), []).append([r["time"], r["value"]])
-    for r in reasons:
-        if r["value"]:
-            out["score_reasons"].setdefault(r.get("score", "?"), []).append([r["time"], r["value"]])
+    for r in reasons:  # in the catalogue's words, as the alarm texts say them
+        why = alarm_texts.reasons_text(r["value"].split("; "))[1] if r["value"] else ""
+        if why:
+            out["score_reasons"].setdefault(r.get("score", "?"), []).append([r["time"], why])
     by_time: dict[tuple, dict] = {}
     for r in alarms:
         key = (r["time"], r.get("condition"), r.get("event"))

@@ -209,13 +209,7 @@ function showReasons(score, u) {
   for (const r of list) if (r[0] <= t + 1000) best = r; else break;  // the reasons in force at that time
   const v = u.data[1][i];
   $("reasons").textContent = v == null ? "" : `${SCORE_NAMES[score]} ${score === "risk" ? Number(v).toFixed(2) : Math.round(v)} at ${fmtTime(t)}`
-    + (best ? ` – ${reasonWords(best[1])}` : "");
-}
-
-function reasonWords(text) {
-  return text.split("; ").map((r) => r.replace(/^(\w+) \+(\d)$/, (m, p, n) => `${p.replace("_bp", " pressure").replace("_", " ")} ${n} points`)
-    .replace(/^missing: /, "not measured: ").replace(/^risk ([\d.]+)$/, "risk score $1")
-    .replace(/^(HR|SpO2|RR|SBP|MAP|temperature) (rising|falling) /, (m, v, d) => `${{ HR: "heart rate", RR: "respiration", SBP: "systolic pressure", MAP: "mean pressure" }[v] || v} ${d === "rising" ? "up" : "down"} `)).join(", ");
+    + (best ? ` – ${best[1]}` : "");
 }
 
 // ------------------------------------------------------------------ limits, alarms, audit

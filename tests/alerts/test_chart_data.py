@@ -55,3 +55,17 @@ def test_the_limits_in_force_show_the_override_and_the_default():
     assert rows["spo2_critical"]["value"] == 85  # keeps its distance below the main limit: min(85, 88 - 3)
     assert rows["hr_high"]["value"] is None and rows["hr_high"]["disabled_until"] == 4_102_444_800_000
     assert rows["rr_low"]["value"] == rows["rr_low"]["default"] == 8
+
+
+def test_the_vendored_files_are_the_pinned_releases_named_in_their_checksums():
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for folder, first in ((root / "alerts" / "static" / "vendor", "uPlot.iife.min.js"), (Path(__file__).parent / "vendor", "axe.min.js")):
+        sums = dict(reversed(line.split()) for line in (folder / "SHA256SUMS").read_text().splitlines())
+        assert first in sums
+        for name, digest in sums.items():
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+        version = (folder / "VERSION").read_text().split()[1]
+        assert f"v{version}" in (folder / first).read_text()[:200], (first, version)

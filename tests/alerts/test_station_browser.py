@@ -168,8 +168,10 @@ async def test_a_clinician_reads_the_chart_of_a_replayed_real_patient(ward, shar
         news = page.locator("[data-testid=chart]", has=page.locator("figcaption:text('NEWS2 (points)')")).locator(".u-over")
         nbox = await news.bounding_box()
         await page.mouse.move(nbox["x"] + nbox["width"] * 0.9, nbox["y"] + nbox["height"] / 2)
-        await until(page, "document.querySelector('[data-testid=score-reasons]').textContent.includes('points')", 5)
-        assert "NEWS2" in await page.inner_text("[data-testid=score-reasons]")
+        await until(page, "document.querySelector('[data-testid=score-reasons]').textContent.includes(' – ')", 5)
+        reasons = await page.inner_text("[data-testid=score-reasons]")
+        assert reasons.startswith("NEWS2 (points) ") and ("points for " in reasons or "not measured: " in reasons), reasons
+        assert "_" not in reasons and "+" not in reasons, reasons  # words, not the stage's short forms
 
         # A clinician changes a limit with a reason; the audit trail shows it.
         await page.select_option("#limit-cond", "spo2:low")
