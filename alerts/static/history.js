@@ -10,7 +10,7 @@ const PRIORITY_SHAPE = { high: "▲", medium: "◆", low: "●" };
 // Okabe-Ito colours: told apart by colour-blind readers too.
 const COLOURS = ["#56b4e9", "#e69f00", "#009e73", "#f0e442", "#cc79a7", "#d55e00", "#0072b2", "#ffffff", "#999999"];
 const SCORE_NAMES = { news2: "NEWS2 (points)", risk: "Early-warning risk score (0-1)", iforest: "Unusual for this patient (0-1)", trend: "Trend score" };
-const state = { texts: null, patients: new Map(), range: Number(params.get("range")) || 6 * 3600_000,
+const state = { texts: null, patients: new Map(), range: Number(params.get("range")) || 2 * 3600_000,
   stop: Number(params.get("stop")) || Date.now(), history: null, charts: [], ws: null, role: null, loading: null };
 
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -99,6 +99,17 @@ function aligned(clean, marks, every) {
   return [xs, ys, ms];
 }
 
+function relevant(ep, chart) {
+  // A vital's chart shows the episodes about that vital (its limit alarms, its sensor), the score
+  // charts the early warnings; alarms about the whole monitor or no vital in particular show on all.
+  const c = ep.condition || "", rule = (state.history.limits || []).find((l) => l.condition === c);
+  if (rule) return rule.metric === chart || (chart === "pulse_rate" && rule.metric === "heart_rate");
+  if (c.startsWith("sensor_off_")) return c.slice(11) === chart;
+  if (c === "early_warning") return chart === "news2" || chart === "risk";
+  if (c === "asystole" || c === "ecg_signal_poor") return chart === "heart_rate";
+  return true;
+}
+
 function bandsPlugin(metric) {
   // Normal range shaded, limits dashed, alarm episodes as bands in their priority colour.
   return { hooks: { drawClear: [(u) => {
@@ -109,7 +120,7 @@ function bandsPlugin(metric) {
       const y1 = u.valToPos(normal[1], "y", true), y0 = u.valToPos(normal[0], "y", true);
       ctx.fillStyle = "rgba(82,183,136,0.13)"; ctx.fillRect(left, y1, width, y0 - y1);
     }
-    for (const ep of h.episodes || []) {
+    for (const ep of (h.episodes || []).filter((e) => relevant(e, metric))) {
       const x0 = u.valToPos(ep.start / 1000, "x", true), x1 = u.valToPos((ep.end ?? h.stop) / 1000, "x", true);
       ctx.fillStyle = (PRIORITY_COLOUR[ep.priority] || "#999") + "33"; ctx.fillRect(x0, top, Math.max(2, x1 - x0), height);
       ctx.fillStyle = PRIORITY_COLOUR[ep.priority] || "#999"; ctx.fillRect(x0 - 1, top, 2, height);
@@ -124,13 +135,14 @@ function bandsPlugin(metric) {
       ctx.strokeStyle = PRIORITY_COLOUR[l.priority] || "#ccc"; ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
     }
     ctx.restore();
-  }], ready: [(u) => markers(u)], setSize: [(u) => markers(u)], setScale: [(u, key) => { if (key === "x") { markers(u); zoomed(u); } }] } };
+  }], ready: [(u) => markers(u, metric)], setSize: [(u) => markers(u, metric)],
+  setScale: [(u, key) => { if (key === "x") { markers(u, metric); zoomed(u); } }] } };
 }
 
-function markers(u) {
+function markers(u, chart) {
   // Alarm markers as elements on the chart's overlay: readable by a screen reader, clickable for the trail.
   u.over.querySelectorAll(".alarm-marker").forEach((n) => n.remove());
-  for (const ep of state.history?.episodes || []) {
+  for (const ep of (state.history?.episodes || []).filter((e) => relevant(e, chart))) {
     const x = u.valToPos(ep.start / 1000, "x");
     if (!(x >= 0 && x <= u.over.clientWidth)) continue;
     const b = document.createElement("button");
