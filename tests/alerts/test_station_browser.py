@@ -327,3 +327,26 @@ async def test_forty_beds_fit_a_wall_screen_and_the_phone_layout_works(calm_ward
         await phone.screenshot(path=str(ARTIFACTS / "station-phone-390.png"), full_page=True)
         assert await axe_violations(phone) == []
         await browser.close()
+
+
+async def test_a_technical_alarm_left_alone_escalates_and_stays_technical(ward):
+    from playwright.async_api import async_playwright
+
+    now = int(time.time() * 1000)
+    probe = event("p1", "sensor_off_spo2", alarm_texts.sensor_off("spo2", 10_000), now - 5_000,
+                  kind=AlertKind.technical, priority=Priority.medium)
+    await ward.producer.send_many(ward.bus.topics.alerts, [(b"p1", probe.to_json())])
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
+        await sign_in(page, ward.http, ward.tokens["nurse"])
+        row = f"[data-testid=alarm][data-alert-id='{probe.alert.id}']"
+        await page.wait_for_selector(row, timeout=10_000)
+        # An unmonitored patient fails loud: the technical alarm escalates like any other (high, ↑1) ...
+        await page.wait_for_selector(f"{row}.high", timeout=15_000)
+        assert "↑" in await page.inner_text(f"{row} .prio")
+        # ... and is still drawn as technical, counted apart, not as the patient's red.
+        assert "technical" in await page.get_attribute(row, "class")
+        assert await page.inner_text("[data-testid=count-technical]") == "⚙ 1 technical"
+        assert await page.inner_text("[data-testid=count-high]") == "▲ 0 high"
+        await browser.close()
