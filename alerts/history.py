@@ -1,8 +1,11 @@
 """Clinician history: a patient's vitals, scores and alarms for a time range, downsampled by the store.
 
 Charts need at most ``MAX_POINTS`` points per series, so the window (``every``) is chosen from the
-range and InfluxDB averages into it (Flux aggregateWindow); the same call works against the
-embedded store of the demo. Exports: CSV, and a FHIR R4 Bundle of vital-signs Observations.
+range (the chart asks again with the range it shows after a zoom) and InfluxDB averages into it
+(Flux aggregateWindow); the same call works against the embedded store of the demo. The raw and
+the clean (filter-passed) values are averaged apart, so artefacts and sensor-off zeros never enter
+the clean line; the raw points without a clean value are returned as marks. Exports: CSV, and a
+FHIR R4 Bundle of vital-signs Observations.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import io
 from datetime import datetime, timezone
 from typing import Any
 
+from wardwatch import alarm_texts
+from wardwatch.alarm_rules import DEFAULT_RULES, apply_override, disabled_until
 from wardwatch.identifiers import is_identifier
 from wardwatch.metrics_catalog import CATALOG, Metric
 
@@ -38,17 +43,101 @@ def choose_every(start_ms: int, stop_ms: int, requested: int | None = None) -> i
     return None if every <= 1000 else int(every)
 
 
+# NEWS2's score-0 bands (RCP 2017, scale 1), as detectors/scores/news2.py scores them: the chart's
+# "normal range" shading (tests/alerts/test_history_api.py checks them against that scorer).
+NORMAL_RANGE: dict[str, tuple[float, float]] = {
+    Metric.resp_rate.value: (12, 20), Metric.spo2.value: (96, 100), Metric.sbp.value: (111, 219),
+    Metric.heart_rate.value: (51, 90), Metric.pulse_rate.value: (51, 90), Metric.temperature.value: (36.1, 38.0)}
+REASONS_MAX_SPAN_MS = 2 * 86_400_000  # score reasons are text (not averaged): read only for ranges up to this
+
+
+async def read_vitals(store, patient: str, start_ms: int, stop_ms: int, every: int | None) -> dict[str, dict]:
+    """``{metric: {"raw": [[t, v]], "clean": [[t, v]]}}``: THE one place that knows the stored
+    vitals schema. This reads the schema main writes now (one point per reading, tag ``metric``,
+    fields ``value`` and ``clean``); :func:`read_vitals_wide` reads the one-point-per-time schema
+    (docs: /work/briefs/schema.md), to swap in here when the writer moves to it."""
+    rows = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=["value", "clean"])
+    out: dict[str, dict] = {}
+    for r in rows:
+        series = out.setdefault(r.get("metric", "?"), {"raw": [], "clean": []})
+        series["raw" if r["field"] == "value" else "clean"].append([r["time"], r["value"]])
+    return out
+
+
+async def read_vitals_wide(store, patient: str, start_ms: int, stop_ms: int, every: int | None) -> dict[str, dict]:
+    """The same from ``vitals,patient=<id> <metric>=..,<metric>_clean=..`` (numeric fields only:
+    ``_dev`` is a string and ``_q`` is not charted)."""
+    fields = [m.value for m in Metric] + [f"{m.value}_clean" for m in Metric]
+    rows = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=fields)
+    out: dict[str, dict] = {}
+    for r in rows:
+        f = r["field"]
+        metric, kind = (f[:-6], "clean") if f.endswith("_clean") else (f, "raw")
+        out.setdefault(metric, {"raw": [], "clean": []})[kind].append([r["time"], r["value"]])
+    return out
+
+
+def split_marks(raw: list, clean: list) -> list:
+    """The raw points (or windows) with no clean value at the same time: artefacts and sensor-off,
+    which the chart marks instead of drawing (and never averages into the line)."""
+    have = {t for t, _ in clean}
+    return [[t, v] for t, v in raw if t not in have]
+
+
+def episodes(alarms: list[dict]) -> list[dict]:
+    """Alarm episodes for the timeline: one per alarm id, from its raise to its clear or resolve
+    (``end`` None while open), at its highest priority, with its clinical title."""
+    out: dict[str, dict] = {}
+    rank = {"low": 1, "medium": 2, "high": 3}
+    for a in alarms:
+        aid = a.get("alert_id") or f"{a.get('condition')}@{a['time']}"
+        ep = out.get(aid)
+        if ep is None:
+            ep = out[aid] = {"alert_id": aid, "condition": a.get("condition"), "title": alarm_texts.title(a.get("condition") or ""),
+                             "kind": a.get("kind"), "priority": a.get("priority"), "start": a["time"], "end": None,
+                             "message": a.get("message", "")}
+        if rank.get(a.get("priority"), 0) > rank.get(ep["priority"], 0):
+            ep["priority"] = a["priority"]
+        if a.get("event") in ("cleared", "resolved"):
+            ep["end"] = a["time"] if ep["end"] is None else min(ep["end"], a["time"])
+        elif a.get("event") == "raised":
+            ep["start"], ep["message"] = min(ep["start"], a["time"]), a.get("message", ep["message"])
+    return sorted(out.values(), key=lambda e: e["start"])
+
+
+def limits_view(override: dict) -> list[dict]:
+    """The patient's alarm limits in force (defaults with the clinician's override), one row per rule."""
+    current = apply_override(DEFAULT_RULES, override)
+    off = disabled_until(override)
+    return [{"condition": r.condition, "title": alarm_texts.title(r.condition), "metric": r.metric.value,
+             "side": r.side, "value": c.limit if c.limit == c.limit and abs(c.limit) != float("inf") else None,
+             "default": r.limit, "priority": r.priority.value, "disabled_until": off.get(r.condition)}
+            for r, c in zip(DEFAULT_RULES, current)]
+
+
 async def patient_history(store, patient: str, start_ms: int, stop_ms: int, every_ms: int | None = None) -> dict[str, Any]:
+    """Raw values (``vitals``, as before), the clean series (``clean``), the raw points the filters
+    did not pass (``marks``), scores with their reasons, alarm events and episodes. With a window
+    (``every_ms``) the store averages each field on its own, so a clean window's mean never
+    contains an artefact or a sensor-off zero."""
     every = choose_every(start_ms, stop_ms, every_ms)
-    vitals = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=["value"])
+    vitals = await read_vitals(store, patient, start_ms, stop_ms, every)
     scores = await store.query_series("scores", patient, start_ms, stop_ms, every, fields=["value"])
-    alarms = await store.query_series("alerts", patient, start_ms, stop_ms, None, fields=["alert_id", "message"])
+    reasons = (await store.query_series("scores", patient, start_ms, stop_ms, None, fields=["reasons"])
+               if stop_ms - start_ms <= REASONS_MAX_SPAN_MS else [])
+    alarms = await store.query_series("alerts", patient, start_ms, stop_ms, None, fields=["alert_id", "message", "by"])
     out: dict[str, Any] = {"patient": patient, "start": start_ms, "stop": stop_ms, "every_ms": every,
-                           "vitals": {}, "scores": {}, "alarms": []}
-    for r in vitals:
-        out["vitals"].setdefault(r.get("metric", "?"), []).append([r["time"], r["value"]])
+                           "vitals": {}, "clean": {}, "marks": {}, "scores": {}, "score_reasons": {}, "alarms": []}
+    for metric, s in sorted(vitals.items()):
+        out["vitals"][metric] = s["raw"]
+        out["clean"][metric] = s["clean"]
+        out["marks"][metric] = split_marks(s["raw"], s["clean"])
     for r in scores:
         out["scores"].setdefault(r.get("score", "?"), []).append([r["time"], r["value"]])
+    for r in reasons:  # in the catalogue's words, as the alarm texts say them
+        why = alarm_texts.reasons_text(r["value"].split("; "))[1] if r["value"] else ""
+        if why:
+            out["score_reasons"].setdefault(r.get("score", "?"), []).append([r["time"], why])
     by_time: dict[tuple, dict] = {}
     for r in alarms:
         key = (r["time"], r.get("condition"), r.get("event"))
@@ -56,6 +145,8 @@ async def patient_history(store, patient: str, start_ms: int, stop_ms: int, ever
                                        "priority": r.get("priority"), "kind": r.get("kind")})
         row[r["field"]] = r["value"]
     out["alarms"] = sorted(by_time.values(), key=lambda a: a["time"])
+    out["episodes"] = episodes(out["alarms"])
+    out["normal"] = {m: list(r) for m, r in NORMAL_RANGE.items()}
     return out
 
 
@@ -79,6 +170,8 @@ def to_csv(history: dict[str, Any]) -> str:
         unit = CATALOG[Metric(metric)].unit if metric in Metric.__members__ else ""
         for t, v in points:
             w.writerow([p, _iso(t), "vital", csv_cell(metric), f"{v:.6g}", csv_cell(unit)])
+        for t, v in history.get("clean", {}).get(metric, []):
+            w.writerow([p, _iso(t), "vital_clean", csv_cell(metric), f"{v:.6g}", csv_cell(unit)])
     for score, points in sorted(history["scores"].items()):
         for t, v in points:
             w.writerow([p, _iso(t), "score", csv_cell(score), f"{v:.6g}", ""])
@@ -96,7 +189,9 @@ def to_fhir_bundle(history: dict[str, Any]) -> dict[str, Any]:
         if metric not in Metric.__members__:
             continue
         info = CATALOG[Metric(metric)]
+        marked = {t for t, _ in history.get("marks", {}).get(metric, [])}
         for t, v in points:
+            note = [{"text": "not passed by the signal filters (artefact or sensor off)"}] if t in marked else []
             entries.append({"fullUrl": f"urn:uuid:ww-{p}-{metric}-{t}", "resource": {
                 "resourceType": "Observation", "status": "final",
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
@@ -107,5 +202,5 @@ def to_fhir_bundle(history: dict[str, Any]) -> dict[str, Any]:
                 "effectiveDateTime": _iso(t),
                 "valueQuantity": {"value": round(float(v), 4), "unit": info.unit, "system": "http://unitsofmeasure.org",
                                   "code": info.unit},
-            }})
+            } | ({"note": note} if note else {})})
     return {"resourceType": "Bundle", "type": "collection", "timestamp": _iso(history["stop"]), "entry": entries}

@@ -27,7 +27,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from wardwatch import access
+from wardwatch import access, alarm_texts
 from wardwatch.auth import AuthError, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
@@ -164,7 +164,7 @@ class AlertService:
                  AlertEventType.raised if da.phase in ("start", "start_only") else AlertEventType.updated)
         what = da.text or " ".join(x for x in (da.event, da.source) if x)
         alert = Alert(id=da.id, patient=da.patient, kind=AlertKind.device, priority=da.priority,
-                      condition=f"device:{da.event}"[:80], message=f"Monitor: {what}"[:300],
+                      condition=f"device:{da.event}"[:80], message=alarm_texts.device_alarm(what)[:300],
                       values={da.source_metric or da.source or "value": da.source_value} if da.source_value is not None else {},
                       onset=da.ts, raised_at=da.ts, updated_at=da.ts, latched=da.priority is Priority.high,
                       monitor=da)

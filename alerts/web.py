@@ -31,7 +31,9 @@ from wardwatch.auth import AuthError, bearer
 from wardwatch.identifiers import is_identifier
 from wardwatch.models import now_ms
 
-from .history import patient_history, to_csv, to_fhir_bundle
+from wardwatch.alarm_texts import page_catalogue
+
+from .history import limits_view, patient_history, to_csv, to_fhir_bundle
 
 if TYPE_CHECKING:
     from .service import AlertService
@@ -95,6 +97,11 @@ async def static(request: Request) -> Response:
     return static_file(request.path_params["name"])
 
 
+async def alarm_texts(request: Request) -> Response:
+    """The alarm-text catalogue's titles and the pages' own texts (no patient data)."""
+    return _json(200, page_catalogue())
+
+
 # ----------------------------------------------------------------------------- API
 
 
@@ -118,6 +125,7 @@ async def api(request: Request) -> Response:
     except AuthError as exc:
         return _json(exc.status, {"error": exc.message})
     hist = await patient_history(svc.store, patient, start, stop, every)
+    hist["limits"] = limits_view(svc.overrides.get(patient))
     if action == "history":
         return web.raw(orjson.dumps(hist), 200, "application/json")
     if action == "history.csv":
@@ -157,6 +165,7 @@ ROUTES = [
     Route("/nurse", nurse_page),
     Route("/history", history_page),
     Route("/static/{name:path}", static),
+    Route("/alarm-texts.json", alarm_texts),
     Route("/healthz", healthz),
     Route("/metrics", metrics),
     Route("/api/{rest:path}", api),

@@ -46,6 +46,7 @@ class Snapshots(RowState):
                      if self.spark_ts[r, c] >= 0}
             out.append(VitalsSnapshot(
                 patient=ids[r], ts=int(t[i]), values=vals,
+                value_ts={METRIC_NAMES[c]: int(clean_ts[r, c]) for c in range(M) if clean_ts[r, c] >= 0},
                 news2=float(news[r]) if news is not None and news[r] == news[r] else None,
                 risk=float(risk[r]) if risk is not None and risk[r] == risk[r] else None,
                 stale_metrics=stale(r), trend=trend))

@@ -29,7 +29,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from wardwatch import web
+from wardwatch import alarm_texts, web
 from wardwatch.auth import TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
@@ -429,7 +429,7 @@ class DetectorWorker:
                                           payload=orjson.dumps(rec).decode(), received=now))
         for patient in sorted({str(cols.patient[i]) for i, _ in bad}):
             ev = self.engine.technical_alarm(patient, "processing_error", now,
-                                             "readings could not be processed and were set aside: inform IT")
+                                             alarm_texts.processing_error())
             out.events.append(ev)
             out.alert_lines.append(alert_line(ev))
         if bad:

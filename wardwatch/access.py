@@ -34,7 +34,7 @@ class Action:
 
 TABLE: tuple[Action, ...] = (
     # Alert service, HTTP
-    Action("pages", "alerts", "GET /, /nurse, /history, /static/*", None,
+    Action("pages", "alerts", "GET /, /nurse, /history, /static/*, /alarm-texts.json", None,
            note="static pages only; every patient datum comes over the socket or the API"),
     Action("healthz", "alerts", "GET /healthz", None, note="health probes: status only, nothing about patients"),
     Action("metrics", "alerts", "GET /metrics", ADMIN),

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 
-from .metrics_catalog import CATALOG, METRIC_INDEX, Metric
+from .metrics_catalog import METRIC_INDEX, Metric
 from .models import Priority
 
 
@@ -30,13 +30,6 @@ class LimitRule:
     @property
     def column(self) -> int:
         return METRIC_INDEX[self.metric]
-
-    def message(self, value: float) -> str:
-        info = CATALOG[self.metric]
-        unit = {"/min": "/min", "%": "%", "Cel": "°C", "mm[Hg]": "mmHg"}.get(info.unit, info.unit)
-        word = "below" if self.side == "low" else "above"
-        held = f" for {self.delay_ms // 1000}s" if self.delay_ms else ""
-        return f"{info.label} {value:.3g} {unit} {word} {self.limit:g} {unit}{held}"
 
 
 # Ordered: the index of a rule is its column in the limit alarms' condition arrays.

@@ -56,6 +56,14 @@ ALARM_LIMIT_RANGE: dict[Metric, tuple[float, float]] = {
     Metric.dbp: (20, 200), Metric.map: (30, 200), Metric.etco2: (5, 100),
 }
 
+# How often a metric is expected to be read: a value older than this is shown greyed with its age.
+# Monitors stream the continuous ones (1/s to 1/min); a cuff measures every 15-60 min; a ward
+# thermometer every few hours.
+EXPECTED_INTERVAL_S: dict[Metric, int] = {
+    Metric.heart_rate: 120, Metric.pulse_rate: 120, Metric.spo2: 120, Metric.resp_rate: 120, Metric.etco2: 120,
+    Metric.sbp: 3600, Metric.dbp: 3600, Metric.map: 3600, Metric.temperature: 4 * 3600,
+}
+
 # Extra codes seen from devices that mean the same metric.
 LOINC_TO_METRIC: dict[str, Metric] = {info.loinc: m for m, info in CATALOG.items()}
 LOINC_TO_METRIC.update({"2708-6": Metric.spo2, "8310-5": Metric.temperature, "8331-1": Metric.temperature})

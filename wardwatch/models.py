@@ -226,6 +226,7 @@ class VitalsSnapshot(BaseModel):
     patient: str
     ts: int  # time of the newest reading behind it
     values: dict[str, float] = Field(default_factory=dict)  # metric -> latest cleaned value
+    value_ts: dict[str, int] = Field(default_factory=dict)  # metric -> time of that value (its age on the page)
     news2: float | None = None
     news2_partial: bool = True
     risk: float | None = None

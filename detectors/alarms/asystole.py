@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wardwatch import alarm_texts
 from wardwatch.models import AlertEvent, AlertEventType, AlertKind, Priority
 
 from ..beats import ecg_beats, ppg_beats, ppg_quality, rate
@@ -87,6 +88,9 @@ class WaveformCrossCheck:
         onset = int(t_end_ms - v.ecg_longest_gap_s * 1000)
         if v.alarm:
             return [make_event(patient, "asystole", AlertKind.physiological, Priority.high, onset, t_end_ms,
-                               AlertEventType.raised, f"Asystole: {v.reason}", {"ecg_gap_s": v.ecg_longest_gap_s})]
+                               AlertEventType.raised, alarm_texts.asystole(v.ecg_longest_gap_s, v.ppg_sqi),
+                               {"ecg_gap_s": v.ecg_longest_gap_s})]
         return [make_event(patient, "ecg_signal_poor", AlertKind.technical, Priority.low, onset, t_end_ms,
-                           AlertEventType.raised, v.reason, {"pleth_rate": v.ppg_rate, "pleth_sqi": v.ppg_sqi})]
+                           AlertEventType.raised,
+                           alarm_texts.ecg_signal_poor(v.ecg_longest_gap_s, v.ppg_rate, v.ppg_sqi),
+                           {"pleth_rate": v.ppg_rate, "pleth_sqi": v.ppg_sqi})]

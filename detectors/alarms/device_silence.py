@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wardwatch import alarm_texts
 from wardwatch.models import AlertEventType, AlertKind, Priority
 
 from ..protocol import Round, RowState
@@ -59,7 +60,7 @@ class DeviceSilence(RowState):
         for r in rows[self.silent_active[rows]]:
             t = int(self.last_seen[r])
             events.append(make_event(ids[r], "device_silent", AlertKind.technical, Priority.medium,
-                                     int(self.silent_onset[r]), t, AlertEventType.cleared, "device reporting again",
+                                     int(self.silent_onset[r]), t, AlertEventType.cleared, alarm_texts.device_back(),
                                      {}))
             self.silent_active[r] = False
         return events
@@ -77,6 +78,6 @@ class DeviceSilence(RowState):
             self.silent_onset[r] = onset
             events.append(make_event(ids[r], "device_silent", AlertKind.technical, Priority.medium, onset, onset,
                                      AlertEventType.raised,
-                                     f"no readings for {self.stale_after_ms // 1000}s: device silent or out of range",
+                                     alarm_texts.device_silent(self.stale_after_ms),
                                      {}))
         return events

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wardwatch import alarm_texts
 from wardwatch.models import AlertEventType, AlertKind, Priority
 
 from ..protocol import RowState
@@ -41,19 +42,19 @@ class EarlyWarningAlarm(RowState):
         active = self.score_active[rows]
         for i in np.flatnonzero((level >= 2) | (active > 0)):
             r, lv, cur = rows[i], int(level[i]), int(active[i])
-            why = "; ".join(reasons[i]) or str(cond[i])
+            text = alarm_texts.early_warning(str(cond[i]), reasons[i])
             if cur == 0 and lv >= 2:
                 self.score_active[r] = lv
                 self.score_alert_onset[r] = t[i]
                 events.append(make_event(ids[r], "early_warning", AlertKind.physiological, LEVEL_PRIORITY[lv],
-                                         int(t[i]), int(t[i]), AlertEventType.raised, f"{cond[i]}: {why}", {}))
+                                         int(t[i]), int(t[i]), AlertEventType.raised, text, {}))
             elif cur > 0 and lv >= 2 and lv != cur:
                 self.score_active[r] = lv
                 events.append(make_event(ids[r], "early_warning", AlertKind.physiological, LEVEL_PRIORITY[lv],
                                          int(self.score_alert_onset[r]), int(t[i]), AlertEventType.updated,
-                                         f"{cond[i]}: {why}", {}))
+                                         text, {}))
             elif cur > 0 and lv == 0:
                 self.score_active[r] = 0
                 events.append(make_event(ids[r], "early_warning", AlertKind.physiological, LEVEL_PRIORITY[cur],
                                          int(self.score_alert_onset[r]), int(t[i]), AlertEventType.cleared,
-                                         "early-warning score back to low risk", {}))
+                                         alarm_texts.early_warning_cleared(), {}))

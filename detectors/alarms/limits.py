@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wardwatch import alarm_texts
 from wardwatch.alarm_rules import DEFAULT_RULES, LimitRule, apply_override, disabled_until
 from wardwatch.models import AlertKind, AlertEventType
 
@@ -153,17 +154,16 @@ class LimitAlarms(RowState):
                 self.cond_active[row, j] = True
                 self.cond_alert_onset[row, j] = onset[i]
                 self.cond_value[row, j] = val[i]
-                rl = LimitRule(rule.condition, rule.metric, rule.side, float(lim[i]), rule.priority, rule.delay_ms,
-                               rule.hysteresis)
                 events.append(make_event(rnd.ids[row], rule.condition, AlertKind.physiological, rule.priority,
-                                         int(onset[i]), int(tt[i]), AlertEventType.raised, rl.message(float(val[i])),
+                                         int(onset[i]), int(tt[i]), AlertEventType.raised,
+                                         alarm_texts.limit_raised(rule, float(val[i]), float(lim[i])),
                                          {rule.metric.value: float(val[i]), "limit": float(lim[i])}))
             for i in np.flatnonzero(clear):
                 row = r[i]
                 self.cond_active[row, j] = False
                 events.append(make_event(rnd.ids[row], rule.condition, AlertKind.physiological, rule.priority,
                                          int(self.cond_alert_onset[row, j]), int(tt[i]), AlertEventType.cleared,
-                                         f"{rule.metric.value.replace('_', ' ')} back to {val[i]:g}",
+                                         alarm_texts.limit_cleared(rule, float(val[i])),
                                          {rule.metric.value: float(val[i])}))
 
     def active(self, row: int) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wardwatch import alarm_texts
 from wardwatch.metrics_catalog import METRICS, Metric
 from wardwatch.models import AlertEventType, AlertKind, Priority
 
@@ -70,15 +71,14 @@ class SensorOffAlarms(RowState):
             name = METRIC_NAMES[c]
             events.append(make_event(rnd.ids[r], f"sensor_off_{name}", AlertKind.technical, Priority.medium,
                                      int(onset[i]), int(t[i]), AlertEventType.raised,
-                                     f"{name.replace('_', ' ')} sensor off or disconnected (no valid signal for "
-                                     f"{(t[i] - onset[i]) // 1000}s)", {name: float(v[i])}))
+                                     alarm_texts.sensor_off(name, int(t[i] - onset[i])), {name: float(v[i])}))
         back = valid & (self.off_onset[rr, cc] >= 0)
         for i in np.flatnonzero(back & self.off_active[rr, cc]):
             r, c = rr[i], cc[i]
             name = METRIC_NAMES[c]
             events.append(make_event(rnd.ids[r], f"sensor_off_{name}", AlertKind.technical, Priority.medium,
                                      int(self.off_alert_onset[r, c]), int(t[i]), AlertEventType.cleared,
-                                     f"{name.replace('_', ' ')} signal back", {name: float(v[i])}))
+                                     alarm_texts.sensor_back(name), {name: float(v[i])}))
             self.off_active[r, c] = False
         self.off_onset[rr[back], cc[back]] = -1
 

@@ -17,10 +17,10 @@ from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, Patie
 from wardwatch.registry import Registry
 
 
-@pytest.fixture
-async def ward(settings):
+@contextlib.asynccontextmanager
+async def running_ward(settings, escalate_after_s: float):
     """Two wards of patients in the registry, a running alert service, and a token per role."""
-    settings = settings.model_copy(update={"escalate_after_s": 1.5, "alerts_port": free_port()})
+    settings = settings.model_copy(update={"escalate_after_s": escalate_after_s, "alerts_port": free_port()})
     bus = open_bus(settings)
     await bus.ensure_topics()
     registry = Registry(settings.registry_path, bus)
@@ -41,11 +41,27 @@ async def ward(settings):
     w.settings, w.bus, w.service, w.tokens, w.producer = settings, bus, service, tok, producer
     w.url = f"ws://127.0.0.1:{settings.alerts_port}/ws"
     w.http = f"http://127.0.0.1:{settings.alerts_port}"
-    yield w
-    await producer.stop()
-    service.stop.set()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(task, 15)
+    try:
+        yield w
+    finally:
+        await producer.stop()
+        service.stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def ward(settings):
+    """A ward whose unacknowledged alarms escalate after 1.5 s (escalation tests)."""
+    async with running_ward(settings, 1.5) as w:
+        yield w
+
+
+@pytest.fixture
+async def calm_ward(settings):
+    """A ward whose alarms do not escalate during a test (what a nurse sees before escalation)."""
+    async with running_ward(settings, 3600) as w:
+        yield w
 
 
 def raised(patient: str, condition: str = "spo2_low", onset: int = 1_000, priority: Priority = Priority.high) -> AlertEvent:

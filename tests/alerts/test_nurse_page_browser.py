@@ -71,7 +71,8 @@ async def test_nurse_sees_acknowledges_and_recovers_from_a_dropped_feed(ward, sh
         await nurse_b.wait_for_selector(selector, timeout=1000)
         await nurse_a.screenshot(path=str(ARTIFACTS / "nurse-alarm.png"), full_page=True)
 
-        await nurse_a.click(f"{selector} button[data-act=ack]")
+        await asyncio.sleep(1.6)  # the bed's Acknowledge takes only alarms shown long enough to have been seen
+        await nurse_a.click("[data-testid=bed-group][data-patient=p1] [data-testid=ack-bed]")
         await nurse_b.wait_for_selector(f"{selector}[data-state=acknowledged]", timeout=3000)
         assert "acknowledged by nurse-tester" in await nurse_b.inner_text(selector)
         await nurse_b.screenshot(path=str(ARTIFACTS / "nurse-phone-acknowledged.png"), full_page=True)

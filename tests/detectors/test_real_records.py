@@ -37,7 +37,7 @@ def test_engine_turns_the_a103l_chunk_into_a_technical_alarm_not_asystole(a103l)
     events = DetectorEngine().waveform("p1", w[:, 0], w[:, 2], FS, t_end_ms=1_700_000_016_000)
     assert [(e.alert.condition, e.alert.kind.value, e.alert.priority.value) for e in events] == [
         ("ecg_signal_poor", "technical", "low")]
-    assert "pleth pulse 12" in events[0].alert.message
+    assert "the pleth shows a pulse of 12" in events[0].alert.message and "check the ECG leads" in events[0].alert.message
 
 
 def test_without_a_pulse_on_the_pleth_the_same_ecg_raises_asystole(a103l):
@@ -83,7 +83,7 @@ def test_mimic_desaturation_raises_a_high_priority_alarm_that_says_why(shared_da
     out = DetectorEngine(stale_after_ms=10**12).process(mimic_columns(rec))
     spo2 = [e for e in out.events if e.alert.condition == "spo2_low" and e.type.value == "raised"]
     assert spo2 and spo2[0].alert.priority.value == "high"
-    assert spo2[0].alert.message.startswith("SpO2 ") and "below 90 %" in spo2[0].alert.message
+    assert spo2[0].alert.message.startswith("SpO₂ low: ") and "for 15 s (alarm limit 90%)" in spo2[0].alert.message
     assert spo2[0].alert.values["spo2"] < 90
 
 

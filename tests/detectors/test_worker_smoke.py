@@ -21,7 +21,7 @@ async def test_worker_stores_readings_and_publishes_an_alarm(settings):
     events, worker = await run_worker_until_alerts(settings, bus, items, 2)
     # SpO2 84 % is below both limits: the critical one (5 s delay) alarms first, then the 90 % one (15 s).
     assert [(e.type.value, e.alert.condition) for e in events] == [("raised", "spo2_critical"), ("raised", "spo2_low")]
-    assert events[0].alert.priority.value == "high" and events[0].alert.message == "SpO2 84 % below 85 % for 5s"
+    assert events[0].alert.priority.value == "high" and events[0].alert.message == "SpO₂ critically low: 84% for 5 s (alarm limit 85%)"
     store = InfluxStore(settings)
     rows = await store.query_series("vitals", "p1", now - 1, now + 120_000, fields=["value"])
     store.close()
