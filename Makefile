@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(WW) demo
 
 test: services
-	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-test-packages.sh
 	$(PY) -m pytest
 
 test-faults: services

@@ -4,7 +4,7 @@ Kafka runs on Java 17+ (``java``; ``javac`` compiles the small ACL runner) and i
 Maven Central through ``mvn``; InfluxDB 1.8 is built from source with ``go``. A tool already on
 PATH is used as it is (``/usr/local/go/bin/go`` counts as on PATH: that is where Go's own
 installer puts it); only a missing one is installed, with ``apt-get`` (through ``sudo`` when not
-root), the way ``scripts/ensure-chromium.sh`` installs Chromium. Where that is impossible the
+root), the way ``scripts/ensure-test-packages.sh`` installs Chromium and nginx. Where that is impossible the
 error says what to install by hand.
 """
 
