@@ -39,6 +39,7 @@ from wardwatch.models import RejectedInput, WaveformChunk
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
+from .early_warning.drift import EarlyWarningDrift
 from .engine import DetectorEngine, EngineOutput
 
 log = logging.getLogger("wardwatch.detect")
@@ -65,6 +66,7 @@ class WorkerMetrics:
         self.quarantined = Counter("wardwatch_detect_quarantined_total",
                                    "records the engine could not process (dead-lettered)", registry=r)
         self.rewinds = Counter("wardwatch_detect_rewinds_total", "checkpoints aborted and replayed", registry=r)
+        self.drift = EarlyWarningDrift(r)  # the risk's distribution and alert episodes per patient-day
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -428,6 +430,7 @@ class DetectorWorker:
         self.metrics.late.inc(out.late)
         self.metrics.batch.observe(time.perf_counter() - t0)
         self.metrics.patients.set(len(self.engine.table))
+        self.metrics.drift.observe(self.engine, out)
         self._last_progress = time.monotonic()
 
     async def _tick(self) -> None:
