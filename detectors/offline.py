@@ -1,7 +1,9 @@
 """Score a CinC 2019 file offline through the live worker's detector engine (``wardwatch score``).
 
-Writes one row per input row: ``patient, ICULOS, risk, news2, alert, priority``; ``alert`` is 1 while
-a medium- or high-priority physiological alarm is active for that patient at that hour. The
+Writes one row per input row: ``patient, ICULOS, risk, news2, alert, priority, no_data``; ``alert`` is 1
+while a medium- or high-priority physiological alarm is active for that patient at that hour. Every
+row has a risk: before a patient's first vital sign it is the prior (the training patients' base
+rate at that hour of stay) and ``no_data`` is 1, so a reader shows "no data", never "low risk". The
 SepsisLabel column, if present, is never read.
 """
 
@@ -29,9 +31,9 @@ def score_file(input: str, output: str) -> int:
     res = score_frame(read_cinc(input))
     with open(output, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["patient", "ICULOS", "risk", "news2", "alert", "priority"])
-        for row in zip(res.patient, res.iculos, res.risk, res.news2, res.alert, res.priority):
-            p, h, r, n, a, pr = row
-            w.writerow([p, int(h), "" if np.isnan(r) else f"{r:.4f}", "" if np.isnan(n) else int(n), int(a), pr])
+        w.writerow(["patient", "ICULOS", "risk", "news2", "alert", "priority", "no_data"])
+        for row in zip(res.patient, res.iculos, res.risk, res.news2, res.alert, res.priority, res.no_data):
+            p, h, r, n, a, pr, nd = row
+            w.writerow([p, int(h), "" if np.isnan(r) else f"{r:.4f}", "" if np.isnan(n) else int(n), int(a), pr, int(nd)])
     print(f"scored {len(res.patient)} rows of {len(set(res.patient.tolist()))} patients in {time.time() - t0:.0f}s")
     return 0

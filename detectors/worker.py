@@ -42,6 +42,7 @@ from wardwatch.models import RejectedInput, WaveformChunk
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 
+from .early_warning.drift import EarlyWarningDrift
 from .engine import DetectorEngine, EngineOutput
 from .state_records import StateRecord, read_record
 
@@ -76,6 +77,7 @@ class WorkerMetrics:
         self.checkpoint = Histogram("wardwatch_detect_checkpoint_seconds",
                                     "time the loop spends taking one state checkpoint (the rest is in the background)",
                                     registry=r)
+        self.drift = EarlyWarningDrift(r)  # the risk's distribution and alert episodes per patient-day
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -474,6 +476,7 @@ class DetectorWorker:
         self.metrics.late.inc(out.late)
         self.metrics.batch.observe(time.perf_counter() - t0)
         self.metrics.patients.set(len(self.engine.table))
+        self.metrics.drift.observe(self.engine, out)
         self._last_progress = time.monotonic()
 
     async def _tick(self) -> None:

@@ -33,17 +33,22 @@ class LimitRule:
 
 
 # Ordered: the index of a rule is its column in the limit alarms' condition arrays.
+# Priorities are one alarm budget with the learned risk (docs/early-warning.md, "Alarm policy"):
+# the limits a nurse must answer at once stay medium or high (SpO2 < 90 and < 85 %, HR < 40,
+# RR < 8, SBP < 90); tachycardia, tachypnoea, hypertension and hypothermia are shown at low priority
+# (an information signal, IEC 60601-1-8), since on tune patients they cost more false alerts than
+# the learned risk, which sees the same vitals, earns.
 DEFAULT_RULES: tuple[LimitRule, ...] = (
     LimitRule("spo2_low", Metric.spo2, "low", 90, Priority.high, 15_000, 2),
     LimitRule("spo2_critical", Metric.spo2, "low", 85, Priority.high, 5_000, 2),
-    LimitRule("hr_high", Metric.heart_rate, "high", 130, Priority.medium, 20_000, 5),
+    LimitRule("hr_high", Metric.heart_rate, "high", 130, Priority.low, 20_000, 5),
     LimitRule("hr_low", Metric.heart_rate, "low", 40, Priority.high, 10_000, 3),
-    LimitRule("rr_high", Metric.resp_rate, "high", 24, Priority.medium, 30_000, 2),
+    LimitRule("rr_high", Metric.resp_rate, "high", 24, Priority.low, 30_000, 2),
     LimitRule("rr_low", Metric.resp_rate, "low", 8, Priority.high, 15_000, 1),
     LimitRule("sbp_low", Metric.sbp, "low", 90, Priority.medium, 10_000, 5),
-    LimitRule("sbp_high", Metric.sbp, "high", 220, Priority.medium, 10_000, 10),
+    LimitRule("sbp_high", Metric.sbp, "high", 220, Priority.low, 10_000, 10),
     LimitRule("temp_high", Metric.temperature, "high", 39.0, Priority.low, 0, 0.3),
-    LimitRule("temp_low", Metric.temperature, "low", 35.0, Priority.medium, 0, 0.3),
+    LimitRule("temp_low", Metric.temperature, "low", 35.0, Priority.low, 0, 0.3),
 )
 
 

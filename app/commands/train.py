@@ -13,9 +13,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", default="../shared/data/cinc2019/cinc2019_setB_dev.csv.gz")
     p.add_argument("--out", default=str(Path(training.__file__).parent / "artefacts"))
     p.add_argument("--seed", type=int, default=training.SEED)
+    p.add_argument("--cache", default=None,
+                   help="keep the replayed feature matrix in this folder (default: none, replay from scratch)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if missing_extra("train", "train", {"sklearn": "scikit-learn"}):
+    if missing_extra("train", "train", {"sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl"}):
         return 2
-    return training.train(args.input, args.out, args.seed)
+    return training.train(args.input, args.out, args.seed, args.cache)

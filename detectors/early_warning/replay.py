@@ -31,6 +31,9 @@ class ReplayResult:
     news2: np.ndarray
     alert: np.ndarray
     priority: np.ndarray
+    no_data: np.ndarray  # 1 before the patient's first vital sign: ``risk`` is then the prior for the hour of stay
+    limits_active: np.ndarray  # rows x limit rules: which limit conditions were active (for tuning the policy)
+    early_warning: np.ndarray  # the early-warning alarm's level per row (0 none, 2 medium, 3 high)
 
 
 def read_cinc(path) -> pd.DataFrame:
@@ -45,6 +48,10 @@ def replay(df: pd.DataFrame, engine: DetectorEngine, base_ms: int = BASE_MS, eve
     news = np.full(n, np.nan)
     alert = np.zeros(n, np.int8)
     prio = np.full(n, "", dtype=object)
+    no_data = np.zeros(n, np.int8)
+    limits_active = np.zeros((n, len(engine.limits.rules)), bool)
+    ew = np.zeros(n, np.int8)
+    risk_stage = next((s for s in engine.stages if getattr(s, "name", "") == "risk" and s.model is not None), None)
     medium_rules = np.array([r.priority in (Priority.medium, Priority.high) for r in engine.limits.rules])
     last_risk: dict[str, float] = {}
     last_news: dict[str, float] = {}
@@ -78,12 +85,21 @@ def replay(df: pd.DataFrame, engine: DetectorEngine, base_ms: int = BASE_MS, eve
             news[i] = last_news.get(p, np.nan)
             r = engine.table.index.get(p)
             if r is None:
+                no_data[i] = 1
                 continue
             level = int(engine.early_warning.score_active[r])
+            ew[i] = level
+            limits_active[i] = engine.limits.cond_active[r]
             limit_hit = bool((engine.limits.cond_active[r] & medium_rules).any())
             if level >= 2 or limit_hit:
                 alert[i] = 1
                 high = level == 3 or any(engine.limits.cond_active[r, j] and engine.limits.rules[j].priority is Priority.high
                                          for j in range(len(engine.limits.rules)))
                 prio[i] = "high" if high else "medium"
-    return ReplayResult(df["patient"].astype(str).to_numpy(), df["ICULOS"].to_numpy(), risk, news, alert, prio)
+    iculos = df["ICULOS"].to_numpy()
+    no_data |= np.isnan(risk).astype(np.int8) & (risk_stage is not None)
+    if risk_stage is not None:  # before the first vital sign: the base rate for the hour of stay, never blank
+        blank = np.isnan(risk)
+        risk[blank] = risk_stage.prior(iculos[blank])
+    return ReplayResult(df["patient"].astype(str).to_numpy(), iculos, risk, news, alert, prio, no_data,
+                        limits_active, ew)

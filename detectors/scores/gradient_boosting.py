@@ -32,6 +32,14 @@ class TreeModel:
         return cls(arrays, meta)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raw = self.margin(X)
+        cal = self.meta.get("calibration")
+        if cal:  # Platt scaling fitted on tune patients: the trees' margin -> a probability that means what it says
+            raw = cal["a"] * raw + cal["b"]
+        return 1.0 / (1.0 + np.exp(-raw))
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """The trees' raw log-odds, before calibration."""
         raw = np.full(len(X), self.baseline)
         rows = np.arange(len(X))
         a = self.a
@@ -47,4 +55,4 @@ class TreeModel:
                 left = np.where(np.isnan(x), a["missing_left"][g], x <= a["threshold"][g])
                 node = np.where(leaf, node, np.where(left, a["left"][g], a["right"][g]))
             raw += a["value"][base + node]
-        return 1.0 / (1.0 + np.exp(-raw))
+        return raw

@@ -18,6 +18,7 @@ diagnosis.
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,14 @@ ARTEFACTS = Path(__file__).resolve().parents[1] / "artefacts"
 
 @dataclass
 class RiskThresholds:
+    """Risk alarm levels: medium and high raise, and a raised alarm clears only below ``clear``."""
+
     medium: float
     high: float
+    clear: float | None = None
+
+    def __post_init__(self) -> None:
+        self.clear = self.medium if self.clear is None else min(self.clear, self.medium)
 
 
 class RiskStage(RowState):
@@ -67,7 +74,7 @@ class RiskStage(RowState):
         >>> res = replay(df, DetectorEngine(stages=[RiskStage.shipped()], stale_after_ms=10**15))
         >>> import numpy as np
         >>> len(res.risk), round(float(np.nanmax(res.risk)), 3), len(set(res.patient[res.alert == 1]))
-        (752, 0.885, 14)
+        (752, 0.394, 8)
     """
 
     name = "risk"
@@ -86,6 +93,21 @@ class RiskStage(RowState):
         self.iforest = iforest
         self.trend = TrendScore()
         self.thresholds = thresholds or (RiskThresholds(**model.meta["thresholds"]) if model else None)
+        # Hourly predictions not yet read by the live worker's drift metrics (bounded: nobody may read).
+        self._predicted: deque[np.ndarray] = deque(maxlen=10_000)
+
+    def drain_predictions(self) -> list[np.ndarray]:
+        """The risks predicted since the last call (for :mod:`detectors.early_warning.drift`)."""
+        out = list(self._predicted)
+        self._predicted.clear()
+        return out
+
+    def prior(self, hour_of_stay: np.ndarray) -> np.ndarray:
+        """The base rate of the training patients' label at each hour of stay (1-based): the risk of a
+        patient before any vital sign is measured; the last entry holds beyond the table."""
+        table = np.asarray(self.model.meta.get("prior_by_hour") or [np.nan], float)
+        idx = np.clip(np.asarray(hour_of_stay, np.int64) - 1, 0, len(table) - 1)
+        return table[idx]
 
     @classmethod
     def shipped(cls) -> "RiskStage":
@@ -160,13 +182,15 @@ class RiskStage(RowState):
             p = self.model.predict_proba(X[due])
             th = self.thresholds
             self.risk[r_due] = p
-            self.level[r_due] = np.where(p >= th.high, 3, np.where(p >= th.medium, 2, 0))
+            self._predicted.append(p)
+            # Level 1 ("low") between the clear and the medium threshold raises nothing but keeps a
+            # raised alarm on: hysteresis, so a risk hovering at the threshold is one episode.
+            self.level[r_due] = np.where(p >= th.high, 3, np.where(p >= th.medium, 2, np.where(p >= th.clear, 1, 0)))
             self.pred_hour[r_due] = hour[due]
         risk, level = self.risk[rows], self.level[rows]
-        k = X.shape[1]
         cond = np.where(level == 3, "risk_high", np.where(level == 2, "risk_medium", "")).astype(object)
         partial = np.isnan(X[:, :len(VITALS)]).any(axis=1)
-        return StageScores(rows, {"risk": risk, "iforest": X[:, k - 2], "trend": X[:, k - 1]},
+        return StageScores(rows, {"risk": risk, "iforest": X[:, _IFOREST], "trend": X[:, _TREND]},
                            {"risk": partial, "iforest": partial, "trend": partial}, level, cond, _Reasons(X, risk))
 
 
@@ -201,3 +225,4 @@ class _Reasons:
 
 
 _NAMES = feature_names()
+_IFOREST, _TREND = _NAMES.index("iforest"), _NAMES.index("trend")

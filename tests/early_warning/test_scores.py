@@ -103,8 +103,9 @@ def test_score_writes_one_row_per_input_row_and_never_reads_the_label(heldout, t
     assert outs[0] == outs[1]
     rows = list(csv.DictReader(outs[0].splitlines()))
     assert len(rows) == len(few)
-    assert list(rows[0]) == ["patient", "ICULOS", "risk", "news2", "alert", "priority"]
+    assert list(rows[0]) == ["patient", "ICULOS", "risk", "news2", "alert", "priority", "no_data"]
     assert {r["alert"] for r in rows} <= {"0", "1"}
+    assert all(r["risk"] != "" for r in rows), "a risk on every row"
 
 
 def test_isolation_forest_as_arrays_scores_like_scikit_learn():
@@ -138,3 +139,87 @@ def test_engine_stores_risk_anomaly_and_trend_scores_with_reasons(heldout):
     replay(one.drop(columns=["SepsisLabel"]), engine)
     for name in ("news2", "risk", "iforest", "trend"):
         assert name in engine.scores and not np.isnan(engine.scores[name][0]), name
+
+
+def test_every_row_has_a_risk_and_rows_before_the_first_vital_sign_say_no_data(heldout):
+    from detectors.offline import score_frame
+    from detectors.scores.risk import RiskStage
+
+    res = score_frame(heldout.drop(columns=["SepsisLabel"]))
+    assert not np.isnan(res.risk).any()
+    vital_cols = ["HR", "O2Sat", "Temp", "SBP", "MAP", "Resp", "DBP", "EtCO2"]
+    measured = heldout[vital_cols].notna().any(axis=1).to_numpy()
+    before_first = ~pd.Series(measured).groupby(heldout["patient"].to_numpy()).cummax().to_numpy()
+    assert before_first.any(), "these patients include hours before their first vital sign"
+    assert np.array_equal(res.no_data.astype(bool), before_first)
+    prior = RiskStage.shipped().prior(res.iculos[before_first])
+    assert np.allclose(res.risk[before_first], prior)
+    assert not res.alert[before_first].any(), "no data raises no alarm"
+
+
+def test_the_risk_is_calibrated_on_held_out_patients(heldout):
+    """Among 400 held-out patients the mean risk of each broad band is near its observed rate."""
+    from detectors.early_warning.metrics import brier, reliability
+    from detectors.offline import score_frame
+
+    res = score_frame(heldout.drop(columns=["SepsisLabel"]))
+    y = heldout["SepsisLabel"].to_numpy()
+    assert brier(y, res.risk) < brier(y, np.full(len(y), y.mean()))
+    for b in reliability(y, res.risk, edges=(0, 0.02, 0.1, 1.0)):
+        assert abs(b["predicted"] - b["observed"]) < max(0.5 * b["predicted"], 0.01), b
+
+
+def test_bootstrap_intervals_hold_the_point_estimate_and_are_reproducible(heldout):
+    from detectors.early_warning.metrics import bootstrap
+    from detectors.offline import score_frame
+
+    few = heldout[heldout["patient"].isin(heldout["patient"].unique()[:150])]
+    res = score_frame(few.drop(columns=["SepsisLabel"]))
+    y = few["SepsisLabel"].to_numpy()
+    point = evaluate(res.patient, y, res.risk, res.alert)
+    ci = bootstrap(res.patient, y, res.risk, res.alert, n=50)
+    assert ci == bootstrap(res.patient, y, res.risk, res.alert, n=50)
+    for k in ("auroc", "utility", "episodes_per_patient_day"):
+        lo, hi = ci[k]
+        assert lo <= point[k] <= hi and lo < hi, k
+
+
+def test_the_risk_resumes_from_a_checkpoint_as_if_never_stopped(heldout):
+    from detectors.early_warning.replay import replay
+    from detectors.engine import DetectorEngine
+
+    one = heldout[heldout["patient"] == heldout.groupby("patient").size().idxmax()].drop(columns=["SepsisLabel"])
+    half = len(one) // 2
+    straight = replay(one, DetectorEngine(stale_after_ms=10**15))
+    first = DetectorEngine(stale_after_ms=10**15)
+    replay(one.iloc[:half], first)
+    resumed = DetectorEngine(stale_after_ms=10**15)
+    pid = str(one["patient"].iloc[0])
+    resumed.load_state(pid, first.state_dict(pid))
+    second = replay(one.iloc[half:], resumed)
+    seen = second.no_data == 0  # (an hour without readings before the resumed replay's first has no carried risk)
+    assert seen.sum() > 10 and np.allclose(second.risk[seen], straight.risk[half:][seen])
+
+
+def test_drift_metrics_count_the_risks_predicted_and_the_alert_episodes(heldout):
+    from prometheus_client import CollectorRegistry
+
+    from detectors.early_warning.drift import EarlyWarningDrift
+    from detectors.early_warning.replay import replay
+    from detectors.engine import DetectorEngine, EngineOutput
+
+    registry = CollectorRegistry()
+    drift = EarlyWarningDrift(registry)
+    few = heldout[heldout["patient"].isin(heldout["patient"].unique()[:40])].drop(columns=["SepsisLabel"])
+    engine, events = DetectorEngine(stale_after_ms=10**15), []
+    res = replay(few, engine, events=events)
+    drift.observe(engine, EngineOutput(events=events))
+    scored_hours = int((~res.no_data.astype(bool)).sum())  # one prediction per patient-hour with a reading
+    hours = registry.get_sample_value("wardwatch_early_warning_patient_hours_total")
+    assert 0 < hours <= scored_hours
+    assert registry.get_sample_value("wardwatch_early_warning_risk_count") == hours
+    raised = sum(1 for e in events if e.type.value == "raised" and e.alert.kind.value == "physiological"
+                 and e.alert.priority.value in ("medium", "high"))
+    assert raised > 0
+    assert registry.get_sample_value("wardwatch_early_warning_alert_episodes_per_patient_day") == pytest.approx(
+        raised / (hours / 24))
