@@ -288,8 +288,13 @@ class DetectorEngine:
                     arr = self.scores[name] = grown
                 arr[rows] = vals
         if self.score_alarms:
-            self.early_warning.update(rows, level, cond, _ChosenReasons(results, chosen), t_rows, self.table.ids,
-                                      events)
+            # The alarm moves only where the level differs from the one it shows: the other rows are
+            # left out, so their reasons (the risk's features, for a row not scored afresh) are never built.
+            moving = np.flatnonzero(level != self.early_warning.score_active[rows])
+            if len(moving):
+                self.early_warning.update(rows[moving], level[moving], cond[moving],
+                                          _ChosenReasons(results, chosen, moving), t_rows[moving], self.table.ids,
+                                          events)
 
     # ------------------------------------------------------------------ time-driven rules
 
@@ -359,12 +364,13 @@ class DetectorEngine:
 class _ChosenReasons:
     """Per row, the reasons of the stage whose alarm level won, built only for the rows read (events)."""
 
-    def __init__(self, results: list[StageScores], chosen: np.ndarray) -> None:
-        self.results, self.chosen = results, chosen
+    def __init__(self, results: list[StageScores], chosen: np.ndarray, index: np.ndarray) -> None:
+        self.results, self.chosen, self.index = results, chosen, index  # index: position in the stage's rows
 
     def __getitem__(self, i: int) -> list[str]:
-        j = int(self.chosen[i])
-        return list(self.results[j].reasons[i]) if j >= 0 and self.results[j].reasons else []
+        k = int(self.index[i])
+        j = int(self.chosen[k])
+        return list(self.results[j].reasons[k]) if j >= 0 and self.results[j].reasons else []
 
 
 def _default_stages(every_round: bool = False) -> list[ScoreStage]:
