@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from wardwatch.identifiers import is_identifier
+from wardwatch.lineprotocol import RAW_FIELDS
 from wardwatch.metrics_catalog import CATALOG, Metric
 
 MAX_POINTS = 1000
@@ -38,15 +39,23 @@ def choose_every(start_ms: int, stop_ms: int, requested: int | None = None) -> i
     return None if every <= 1000 else int(every)
 
 
+async def read_vitals(store, patient: str, start_ms: int, stop_ms: int, every_ms: int | None,
+                      fields=RAW_FIELDS) -> dict[str, list[list]]:
+    """``{field: [[t, v], ...]}`` of a patient's vitals points (one point per reading time, a field per
+    metric: ``wardwatch.lineprotocol``); the raw values by default, ``CLEAN_FIELDS`` for the clean ones."""
+    out: dict[str, list[list]] = {}
+    for r in await store.query_series("vitals", patient, start_ms, stop_ms, every_ms, fields=list(fields)):
+        out.setdefault(r["field"], []).append([r["time"], r["value"]])
+    return out
+
+
 async def patient_history(store, patient: str, start_ms: int, stop_ms: int, every_ms: int | None = None) -> dict[str, Any]:
     every = choose_every(start_ms, stop_ms, every_ms)
-    vitals = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=["value"])
+    vitals = await read_vitals(store, patient, start_ms, stop_ms, every)
     scores = await store.query_series("scores", patient, start_ms, stop_ms, every, fields=["value"])
     alarms = await store.query_series("alerts", patient, start_ms, stop_ms, None, fields=["alert_id", "message"])
     out: dict[str, Any] = {"patient": patient, "start": start_ms, "stop": stop_ms, "every_ms": every,
-                           "vitals": {}, "scores": {}, "alarms": []}
-    for r in vitals:
-        out["vitals"].setdefault(r.get("metric", "?"), []).append([r["time"], r["value"]])
+                           "vitals": vitals, "scores": {}, "alarms": []}
     for r in scores:
         out["scores"].setdefault(r.get("score", "?"), []).append([r["time"], r["value"]])
     by_time: dict[tuple, dict] = {}

@@ -68,7 +68,7 @@ def runs():
     for name, every in (("when_due", False), ("every_round", True)):
         risk = CountingRisk(every)
         engine = DetectorEngine(stages=[News2Stage(alarms=False), risk], stale_after_ms=10**12, every_round=every)
-        events, score_lines, patient_hours, rounds = [], [], set(), 0
+        events, score_lines, patient_hours = [], [], set()
         for cols in ward_stream():
             o = engine.process(cols)
             events += o.events
