@@ -115,17 +115,20 @@ class VitalsLines:
     """
 
     def __init__(self) -> None:
-        self._heads: dict[str, str] = {}
+        self._heads: dict[str, str] = {}  # patient -> escaped head
+        self._key_heads: list[str | None] = []  # stable key -> escaped head (see ``build``)
         self._devices: dict[str, str] = {}
 
     def build(self, patient: np.ndarray, metric: np.ndarray, value: np.ndarray, clean: np.ndarray,
               quality: np.ndarray, device: np.ndarray, ts: np.ndarray, keys: np.ndarray | None = None) -> list[str]:
         """``metric`` indexes wardwatch.metrics_catalog.METRICS; ``clean`` and ``quality`` are NaN
-        where there is none; ``keys`` (optional) an integer per patient, to group without sorting strings."""
+        where there is none; ``keys`` (optional) a small integer per patient that always means the same
+        patient for this builder (the engine's patient rows): points are grouped and heads cached by it."""
         n = len(value)
         if n == 0:
             return []
-        if keys is None:
+        stable = keys is not None
+        if not stable:
             _, keys = np.unique(np.asarray(patient).astype(str), return_inverse=True)
         metric = np.asarray(metric, np.int64)
         ts = np.asarray(ts, np.int64)
@@ -134,17 +137,40 @@ class VitalsLines:
         point_end = np.r_[(k[1:] != k[:-1]) | (t[1:] != t[:-1]), True]
         last = point_end | np.r_[m[1:] != m[:-1], True]
         order, m, point_end = order[last], m[last], point_end[last]
-        heads, devs = self._heads, self._devices
-        head = [heads.get(p) or heads.setdefault(p, vitals_head(p)) for p in patient[order[point_end]].tolist()]
-        dev = [devs.get(d) or devs.setdefault(d, escape_str_field(d)) for d in device[order].tolist()]
-        frags = [f"{_K_RAW[c] + repr(v) + ',' if v == v else ''}{_K_CLEAN[c][1:] + repr(cl) + ',' if cl == cl else ''}"
-                 f"{_K_Q[c][1:] + repr(q) + ',' if q == q else ''}{_K_DEV[c][1:]}{d}"
-                 for c, v, cl, q, d in zip(m.tolist(), _finite(value[order]), _finite(clean[order]),
-                                           _finite(quality[order]), dev)]
-        ends = (np.flatnonzero(point_end) + 1).tolist()
-        starts = [0] + ends[:-1]
+        ends = np.flatnonzero(point_end)
+        head = self._heads_of(patient[order[ends]], keys[order[ends]] if stable else None)
+        devices = device[order].tolist()
+        joined = "\x00".join(devices)
+        plain = not any(c in joined for c in '"\\\n\r')  # ids as ingest admits them: quoting is all they need
+        if not plain:
+            cache = self._devices
+            devices = [cache.get(d) or cache.setdefault(d, escape_str_field(d)) for d in devices]
+        q = '"' if plain else ""
+        vals, cleans, quals = _finite(value[order]), _finite(clean[order]), _finite(quality[order])
+        cols = m.tolist()
+        if not np.isnan(quals).all() or np.isnan(vals).any():
+            frags = [f"{_K_RAW[c] + repr(v) + ',' if v == v else ''}{_K_CLEAN[c][1:] + repr(cl) + ',' if cl == cl else ''}"
+                     f"{_K_Q[c][1:] + repr(qv) + ',' if qv == qv else ''}{_K_DEV[c][1:]}{q}{d}{q}"
+                     for c, v, cl, qv, d in zip(cols, vals, cleans, quals, devices)]
+        else:  # the common batch: every raw value finite, no device quality
+            frags = [f"{_K_RAW[c]}{v!r}{_K_CLEAN[c]}{cl!r}{_K_DEV[c]}{q}{d}{q}" if cl == cl
+                     else f"{_K_RAW[c]}{v!r}{_K_DEV[c]}{q}{d}{q}" for c, v, cl, d in zip(cols, vals, cleans, devices)]
+        ends = (ends + 1).tolist()
         return [f"{h} {','.join(frags[a:b])} {tt}"
-                for h, a, b, tt in zip(head, starts, ends, ts[order[point_end]].tolist())]
+                for h, a, b, tt in zip(head, [0] + ends[:-1], ends, ts[order[point_end]].tolist())]
+
+    def _heads_of(self, patients: np.ndarray, keys: np.ndarray | None) -> list[str]:
+        if keys is None:
+            heads = self._heads
+            return [heads.get(p) or heads.setdefault(p, vitals_head(p)) for p in patients.tolist()]
+        cache = self._key_heads
+        kl = keys.tolist()
+        if max(kl) >= len(cache):
+            cache.extend([None] * (max(kl) + 1 - len(cache)))
+        out = [cache[x] for x in kl]
+        for i in (i for i, h in enumerate(out) if h is None):
+            out[i] = cache[kl[i]] = vitals_head(patients[i])
+        return out
 
 
 def vitals_line(patient: str, metric: str, value: float, device: str, clean: float | None, quality: float | None,

@@ -35,11 +35,14 @@ def one_point_per_patient_time(readings) -> list[str]:
     return lines
 
 
-def build(readings, builder=None) -> list[str]:
+def build(readings, builder=None, rows: dict | None = None) -> list[str]:
+    """The batch builder on ``readings``; with ``rows`` (patient -> row, kept across batches, as the
+    engine's patient table) grouped by those stable keys."""
     p, m, v, c, q, d, t = (list(x) for x in zip(*readings)) if readings else ([],) * 7
+    keys = None if rows is None else np.array([rows.setdefault(x, len(rows)) for x in p], np.int64)
     return (builder or VitalsLines()).build(np.array(p, object), np.array(m, np.int64), np.array(v, float),
                                             np.array(c, float), np.array(q, float), np.array(d, object),
-                                            np.array(t, np.int64))
+                                            np.array(t, np.int64), keys=keys)
 
 
 @settings(max_examples=300, deadline=None)
@@ -53,9 +56,11 @@ def test_the_batch_builder_equals_one_line_per_point_built_reading_by_reading(re
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.lists(reading, max_size=15), max_size=4))
 def test_cached_tags_and_devices_never_leak_between_batches(batches):
-    builder = VitalsLines()
+    builder, by_key, rows = VitalsLines(), VitalsLines(), {}
     for readings in batches:
-        assert sorted(build(readings, builder)) == sorted(one_point_per_patient_time(readings))
+        want = sorted(one_point_per_patient_time(readings))
+        assert sorted(build(readings, builder)) == want
+        assert sorted(build(readings, by_key, rows)) == want
 
 
 def test_not_finite_values_are_left_out_and_a_reading_keeps_its_device():
