@@ -66,15 +66,26 @@ class Snapshots(RowState):
         none = [None] * len(r)
         news = scores["news2"][r].tolist() if "news2" in scores else none
         risk = scores["risk"][r].tolist() if "risk" in scores else none
+        # Only the metrics some due patient has (a watch sends three of nine) are turned into lists.
+        has, has_spark = clean_ts[r] >= 0, self.spark_ts[r] >= 0
+        c = np.flatnonzero(has.any(axis=0) | has_spark.any(axis=0) | off_active[r].any(axis=0))
+        names = [METRIC_NAMES[j] for j in c]
+        spark = self.spark[r][:, c]
+        gap = np.isnan(spark)
+        if (gap[..., 1:] <= gap[..., :-1]).all():  # as always in the hot path: NaN only before the first value
+            n_spark = (SPARK_LEN - gap.sum(axis=-1)).tolist()
+            trends = [[sp[SPARK_LEN - k:] for sp, k in zip(row, ks)] for row, ks in zip(spark.tolist(), n_spark)]
+        else:
+            trends = [[[x for x in sp if x == x] for sp in row] for row in spark.tolist()]
         out = []
-        for row, ts, vals, has, off, spark, has_spark, n2, rk in zip(
-                r.tolist(), t_due.tolist(), clean[r].tolist(), (clean_ts[r] >= 0).tolist(), off_active[r].tolist(),
-                self.spark[r].tolist(), (self.spark_ts[r] >= 0).tolist(), news, risk):
+        for row, ts, vals, h, off, trend, hs, n2, rk in zip(
+                r.tolist(), t_due.tolist(), clean[r][:, c].tolist(), has[:, c].tolist(), off_active[r][:, c].tolist(),
+                trends, has_spark[:, c].tolist(), news, risk):
             doc = {"patient": ids[row], "ts": ts,
-                   "values": {name: v for name, v, h in zip(METRIC_NAMES, vals, has) if h},
+                   "values": {name: v for name, v, ok in zip(names, vals, h) if ok},
                    "news2": n2 if n2 == n2 else None, "news2_partial": True,  # NaN (not scored) is None
                    "risk": rk if rk == rk else None,
-                   "stale_metrics": [name for name, o in zip(METRIC_NAMES, off) if o],
-                   "trend": {name: [x for x in sp if x == x] for name, sp, h in zip(METRIC_NAMES, spark, has_spark) if h}}
+                   "stale_metrics": [name for name, o in zip(names, off) if o],
+                   "trend": {name: sp for name, sp, ok in zip(names, trend, hs) if ok}}
             out.append(Snapshot(doc["patient"], orjson.dumps(doc)))
         return out

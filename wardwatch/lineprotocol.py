@@ -23,7 +23,7 @@ _NOT_IN_STRINGS = ("\n", "\r")
 
 
 def _refuse(value: str, bad: tuple[str, ...], what: str) -> str:
-    if any(c in value for c in bad):
+    if any(map(value.__contains__, bad)):
         raise ValueError(f"a {what} with a backslash or line break cannot be written to line protocol")
     return value
 
