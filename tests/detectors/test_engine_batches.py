@@ -93,3 +93,19 @@ def test_a_disabled_alarm_comes_back_on_by_itself_when_the_disable_ends():
     assert [e for e in low() if e.alert.condition.startswith("spo2")] == []  # switched off, as the clinician asked
     engine.tick(now + 6_000)  # the disable's end has passed
     assert {e.alert.condition for e in low()} >= {"spo2_low", "spo2_critical"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(float("nan")),
+                                   st.sampled_from([0.0, -0.0, 80.0, 1e308, -1e308])), min_size=7, max_size=7),
+                min_size=1, max_size=20))
+def test_the_filters_median_is_numpys_nanmedian_exactly(windows):
+    import warnings
+
+    from detectors.filters import nanmedian_rows
+
+    a = np.array(windows, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows and overflow, both answered NaN/inf
+        want = np.nanmedian(a, axis=1)
+    np.testing.assert_array_equal(nanmedian_rows(a), want)
