@@ -18,6 +18,7 @@ from typing import Any
 from wardwatch import alarm_texts
 from wardwatch.alarm_rules import DEFAULT_RULES, apply_override, disabled_until
 from wardwatch.identifiers import is_identifier
+from wardwatch.lineprotocol import CLEAN_FIELDS, RAW_FIELDS
 from wardwatch.metrics_catalog import CATALOG, Metric
 
 MAX_POINTS = 1000
@@ -52,23 +53,11 @@ REASONS_MAX_SPAN_MS = 2 * 86_400_000  # score reasons are text (not averaged): r
 
 
 async def read_vitals(store, patient: str, start_ms: int, stop_ms: int, every: int | None) -> dict[str, dict]:
-    """``{metric: {"raw": [[t, v]], "clean": [[t, v]]}}``: THE one place that knows the stored
-    vitals schema. This reads the schema main writes now (one point per reading, tag ``metric``,
-    fields ``value`` and ``clean``); :func:`read_vitals_wide` reads the one-point-per-time schema
-    (docs: /work/briefs/schema.md), to swap in here when the writer moves to it."""
-    rows = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=["value", "clean"])
-    out: dict[str, dict] = {}
-    for r in rows:
-        series = out.setdefault(r.get("metric", "?"), {"raw": [], "clean": []})
-        series["raw" if r["field"] == "value" else "clean"].append([r["time"], r["value"]])
-    return out
-
-
-async def read_vitals_wide(store, patient: str, start_ms: int, stop_ms: int, every: int | None) -> dict[str, dict]:
-    """The same from ``vitals,patient=<id> <metric>=..,<metric>_clean=..`` (numeric fields only:
-    ``_dev`` is a string and ``_q`` is not charted)."""
-    fields = [m.value for m in Metric] + [f"{m.value}_clean" for m in Metric]
-    rows = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=fields)
+    """``{metric: {"raw": [[t, v]], "clean": [[t, v]]}}``: THE one place that knows the stored vitals
+    schema, ``vitals,patient=<id> <metric>=..,<metric>_clean=..`` (``wardwatch.lineprotocol``; numeric
+    fields only: ``_dev`` is a string and ``_q`` is not charted). With a window each field is averaged
+    on its own, so a clean mean never holds an artefact or a sensor-off zero."""
+    rows = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=[*RAW_FIELDS, *CLEAN_FIELDS])
     out: dict[str, dict] = {}
     for r in rows:
         f = r["field"]

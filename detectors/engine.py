@@ -29,9 +29,9 @@ import orjson
 
 from wardwatch.alarm_rules import DEFAULT_RULES, LimitRule
 from wardwatch.columns import ReadingColumns
-from wardwatch.lineprotocol import alert_line, escape_str_field, score_line, vitals_lines, vitals_prefix
+from wardwatch.lineprotocol import VitalsLines, alert_line, score_lines, scores_head
 from wardwatch.metrics_catalog import METRICS
-from wardwatch.models import AlertEvent, AlertEventType, AlertKind, Priority, VitalsSnapshot
+from wardwatch.models import AlertEvent, AlertEventType, AlertKind, Priority
 
 from .alarms.asystole import WaveformCrossCheck
 from .alarms.device_silence import DeviceSilence
@@ -42,7 +42,7 @@ from .alarms.sensor_off import SensorOffAlarms
 from .filters import SignalFilter
 from .protocol import Round, RowState
 from .scores.base import ScoreStage, StageScores
-from .snapshots import Snapshots
+from .snapshots import Snapshot, Snapshots
 from .state_records import StateLayout, StateRecord
 
 M = len(METRICS)
@@ -56,7 +56,7 @@ class EngineOutput:
     score_lines: list[str] = field(default_factory=list)
     alert_lines: list[str] = field(default_factory=list)
     events: list[AlertEvent] = field(default_factory=list)
-    snapshots: list[VitalsSnapshot] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
     late: int = 0  # readings stored but not driving alarms (late, duplicate, out of order)
 
     @property
@@ -109,8 +109,13 @@ class DetectorEngine:
     """The full detector stack for many patients; see the module docstring."""
 
     def __init__(self, stages: list[ScoreStage] | None = None, rules: tuple[LimitRule, ...] = DEFAULT_RULES,
-                 stale_after_ms: int = 60_000, score_alarms: bool = True) -> None:
-        self.stages = list(stages) if stages is not None else _default_stages()
+                 stale_after_ms: int = 60_000, score_alarms: bool = True, every_round: bool = False) -> None:
+        # every_round: the score stages compute everything in every round, as before scores were
+        # computed when due (the reference the tests compare the schedule with; same events, slower).
+        self.stages = list(stages) if stages is not None else _default_stages(every_round)
+        for stage in self.stages:
+            if every_round and hasattr(stage, "every_round"):
+                stage.every_round = True
         self.score_alarms = score_alarms
         self.table = PatientTable()
         self.filters = SignalFilter()
@@ -126,8 +131,8 @@ class DetectorEngine:
                                           self.early_warning, self._written]
         self.capacity = 0
         self.scores: dict[str, np.ndarray] = {}  # score name -> latest value per patient row
-        self._prefix: dict[int, str] = {}
-        self._devices: dict[str, str] = {}
+        self._vitals = VitalsLines()
+        self._score_heads: list[str] = []  # per patient row: its escaped ``scores,patient=`` start
         self._layout: StateLayout | None = None
 
     # Read-only views kept for callers of the single-class engine.
@@ -225,36 +230,35 @@ class DetectorEngine:
         touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
         if len(touched_rows):
             events.extend(self.silence.clear(touched_rows, ids))
-            changed = {e.alert.patient for e in events}
-            out.snapshots = self.snapshots.emit(touched_rows, self.silence.last_seen[touched_rows], changed, ids,
-                                                self.filters.clean, self.filters.clean_ts, self.sensor_off.stale,
-                                                self.scores)
+            changed = np.zeros(self.capacity, bool)
+            changed[[self.table.index[e.alert.patient] for e in events]] = True
+            out.snapshots = self.snapshots.emit(touched_rows, self.silence.last_seen[touched_rows],
+                                                changed[touched_rows], ids, self.filters.clean, self.filters.clean_ts,
+                                                self.sensor_off.off_active, self.scores)
         out.events = events
         out.vitals_lines = self._vitals_lines(rows, metric, cols, clean_out)
         out.alert_lines = [alert_line(e) for e in events]
         return out
 
     def _vitals_lines(self, rows, metric, cols: ReadingColumns, clean) -> list[str]:
-        """Line protocol for every reading (late ones too); tag prefixes and device fields are
-        escaped once per (patient, metric) and device: this is the hottest loop of the worker."""
-        prefix, devices = self._prefix, self._devices
-        prefixes = []
-        for k in (rows * M + metric).tolist():
-            p = prefix.get(k)
-            if p is None:
-                r, m = divmod(k, M)
-                p = prefix[k] = vitals_prefix(self.table.ids[r], METRIC_NAMES[m])
-            prefixes.append(p)
-        dev = []
-        for d in cols.device.tolist():
-            f = devices.get(d)
-            if f is None:
-                f = devices[d] = escape_str_field(d)
-            dev.append(f)
-        return vitals_lines(prefixes, dev, cols.value.tolist(), clean.tolist(),
-                            cols.quality.astype(np.float64).tolist(), cols.ts.tolist())
+        """One point per patient and reading time for every reading (late ones too), the metrics as
+        fields (:class:`wardwatch.lineprotocol.VitalsLines`, grouped by the patient's row)."""
+        # Device quality is float32; rounded so that 0.93 is stored as 0.93, not 0.9300000071525879.
+        quality = np.round(cols.quality.astype(np.float64), 6)
+        return self._vitals.build(cols.patient, metric, cols.value, clean, quality, cols.device, cols.ts, keys=rows)
+
+    def _heads(self, rows: np.ndarray) -> list[str]:
+        """The escaped ``scores,patient=<id>`` start of each row's score points (built once per patient)."""
+        heads, ids = self._score_heads, self.table.ids
+        for r in range(len(heads), len(ids)):
+            heads.append(scores_head(ids[r]))
+        return [heads[r] for r in rows.tolist()]
 
     def _scores(self, rows, events, out) -> None:
+        """Every stage scores the round's rows (a stage computes only what is due, see
+        :class:`detectors.scores.risk.RiskStage`); the highest alarm level of any stage drives the
+        early-warning alarm; scores are stored at most every 10 s of reading time per patient, or,
+        for a stage that says which rows it scored afresh (``fresh``), exactly when they were."""
         latest, latest_ts = self.filters.clean[rows], self.filters.clean_ts[rows]
         t_rows = self.silence.last_seen[rows]
         now = int(t_rows.max())
@@ -263,20 +267,19 @@ class DetectorEngine:
         write = t_rows - written[rows] >= SCORE_WRITE_EVERY_MS
         level = np.zeros(len(rows), np.int8)
         cond = np.full(len(rows), "", dtype=object)
-        reasons: list[list[str]] = [[] for _ in rows]
-        ids = self.table.ids
-        for res in results:
+        chosen = np.full(len(rows), -1, np.int64)  # which stage's reasons explain each row's level
+        for j, res in enumerate(results):
             better = res.alarm_level > level
             level = np.where(better, res.alarm_level, level)
             cond = np.where(better, res.alarm_condition, cond)
-            for i in np.flatnonzero(better):
-                reasons[i] = res.reasons[i] if res.reasons else []
-            for name, vals in res.scores.items():
-                part = res.partial.get(name, np.zeros(len(rows), bool))
-                for i in np.flatnonzero(write & ~np.isnan(vals)):
-                    out.score_lines.append(score_line(ids[rows[i]], name, float(vals[i]), bool(part[i]),
-                                                      "; ".join(res.reasons[i]) if res.reasons else "",
-                                                      int(t_rows[i])))
+            chosen[better] = j
+            store = np.flatnonzero(write if res.fresh is None else res.fresh)
+            if len(store):
+                heads = self._heads(rows[store])
+                why = ["; ".join(res.reasons[i]) for i in store.tolist()] if res.reasons else [""] * len(store)
+                for name, vals in res.scores.items():
+                    part = res.partial.get(name, np.zeros(len(rows), bool))
+                    out.score_lines.extend(score_lines(heads, name, vals[store], part[store], why, t_rows[store]))
         written[rows[write]] = t_rows[write]
         for res in results:
             for name, vals in res.scores.items():
@@ -288,7 +291,13 @@ class DetectorEngine:
                     arr = self.scores[name] = grown
                 arr[rows] = vals
         if self.score_alarms:
-            self.early_warning.update(rows, level, cond, reasons, t_rows, ids, events)
+            # The alarm moves only where the level differs from the one it shows: the other rows are
+            # left out, so their reasons (the risk's features, for a row not scored afresh) are never built.
+            moving = np.flatnonzero(level != self.early_warning.score_active[rows])
+            if len(moving):
+                self.early_warning.update(rows[moving], level[moving], cond[moving],
+                                          _ChosenReasons(results, chosen, moving), t_rows[moving], self.table.ids,
+                                          events)
 
     # ------------------------------------------------------------------ time-driven rules
 
@@ -445,12 +454,24 @@ class DetectorEngine:
                 s.load_state(np.array([r]), doc["stages"][s.name])
 
 
-def _default_stages() -> list[ScoreStage]:
+class _ChosenReasons:
+    """Per row, the reasons of the stage whose alarm level won, built only for the rows read (events)."""
+
+    def __init__(self, results: list[StageScores], chosen: np.ndarray, index: np.ndarray) -> None:
+        self.results, self.chosen, self.index = results, chosen, index  # index: position in the stage's rows
+
+    def __getitem__(self, i: int) -> list[str]:
+        k = int(self.index[i])
+        j = int(self.chosen[k])
+        return list(self.results[j].reasons[k]) if j >= 0 and self.results[j].reasons else []
+
+
+def _default_stages(every_round: bool = False) -> list[ScoreStage]:
     """NEWS2 scored and shown; the learned risk (when its artefact ships) raises the early-warning alarm,
     since it beats NEWS2 >= 5 on held-out patients (docs/early-warning.md)."""
     from .scores.news2 import News2Stage
     from .scores.risk import ARTEFACTS, RiskStage
 
     if (ARTEFACTS / "risk.npz").exists():
-        return [News2Stage(alarms=False), RiskStage.shipped()]
+        return [News2Stage(alarms=False), RiskStage.shipped(every_round)]
     return [News2Stage()]

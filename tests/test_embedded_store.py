@@ -3,7 +3,7 @@
 import pytest
 
 from wardwatch.embedded_store import EmbeddedStore, parse_line
-from wardwatch.lineprotocol import line
+from wardwatch.lineprotocol import line, vitals_line
 
 
 def test_line_protocol_round_trips_escapes_and_types():
@@ -18,14 +18,14 @@ def test_line_protocol_round_trips_escapes_and_types():
 async def test_writes_are_idempotent_and_windows_match_influx_semantics(tmp_path):
     store = EmbeddedStore(tmp_path / "s.sqlite3")
     base = 1_700_000_040_000
-    lines = [line("vitals", {"patient": "p9", "metric": "heart_rate"}, {"value": float(60 + i % 60)}, base + 1000 * i)
+    lines = [vitals_line("p9", "heart_rate", float(60 + i % 60), "mon", None, None, base + 1000 * i)
              for i in range(600)]
     await store.write_lines(lines)
     await store.write_lines(lines[:100])  # a resend overwrites
     assert store.count("vitals") == 600
-    per_minute = await store.query_series("vitals", "p9", base, base + 600_000, every_ms=60_000, fields=["value"])
+    per_minute = await store.query_series("vitals", "p9", base, base + 600_000, every_ms=60_000, fields=["heart_rate"])
     assert len(per_minute) == 10
     assert all(r["value"] == pytest.approx(89.5) for r in per_minute)
-    assert per_minute[0]["time"] == base + 60_000 and per_minute[0]["metric"] == "heart_rate"
+    assert per_minute[0]["time"] == base + 60_000 and per_minute[0]["field"] == "heart_rate"
     other = await store.query_series("vitals", "p8", base, base + 600_000)
     assert other == []

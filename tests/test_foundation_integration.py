@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from wardwatch.kafka import ensure_topics, make_consumer, make_producer, send_batch, topics_for
-from wardwatch.lineprotocol import line
+from wardwatch.lineprotocol import vitals_line
 from wardwatch.models import Reading
 from wardwatch.store import InfluxStore, flux_string
 
@@ -49,12 +49,13 @@ async def test_readings_round_trip_through_kafka_into_influxdb(settings):
     assert p3 == sorted(p3)
 
     store = InfluxStore(settings)
-    lines = [line("vitals", {"patient": r.patient, "metric": r.metric.value}, {"value": r.value}, r.ts) for r in got]
+    lines = [vitals_line(r.patient, r.metric.value, r.value, r.device, None, None, r.ts) for r in got]
     await store.write_lines(lines)
     await store.write_lines(lines[:500])  # a resend overwrites: idempotent
     rows = await store.query(
         f'from(bucket: {flux_string(settings.influx_bucket)}) |> range(start: 0)'
         f' |> filter(fn: (r) => r._measurement == "vitals" and r.patient == {flux_string("p3")})'
+        ' |> filter(fn: (r) => r._field == "spo2" or r._field == "heart_rate" or r._field == "resp_rate")'
     )
     store.close()
     expected = {(r.ts, r.value) for r in readings if r.patient == "p3"}
@@ -74,16 +75,16 @@ async def test_history_series_is_downsampled_by_influxdb(settings):
     store = InfluxStore(settings)
     base = 1_700_000_040_000  # minute-aligned, as InfluxDB aligns windows to the epoch
     # One hour of 1 Hz heart rate, 60..119 repeating each minute: every 1-minute mean is 89.5.
-    lines = [line("vitals", {"patient": "p9", "metric": "heart_rate"}, {"value": float(60 + i % 60)}, base + 1000 * i)
+    lines = [vitals_line("p9", "heart_rate", float(60 + i % 60), "mon", None, None, base + 1000 * i)
              for i in range(3600)]
     await store.write_lines(lines)
-    raw = await store.query_series("vitals", "p9", base, base + 3_600_000)
-    per_minute = await store.query_series("vitals", "p9", base, base + 3_600_000, every_ms=60_000, fields=["value"])
+    raw = await store.query_series("vitals", "p9", base, base + 3_600_000, fields=["heart_rate"])
+    per_minute = await store.query_series("vitals", "p9", base, base + 3_600_000, every_ms=60_000, fields=["heart_rate"])
     store.close()
     assert len(raw) == 3600
     assert len(per_minute) == 60
     assert all(row["value"] == pytest.approx(89.5) for row in per_minute)
-    assert per_minute[0]["metric"] == "heart_rate"
+    assert per_minute[0]["field"] == "heart_rate"
 
 
 async def test_memory_bus_keeps_offsets_per_group_like_kafka(settings):

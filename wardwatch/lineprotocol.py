@@ -7,9 +7,12 @@ or alert id, which would explode series cardinality.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
+import numpy as np
 import orjson
+
+from .metrics_catalog import METRICS
 
 _TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _MEAS_ESCAPE = str.maketrans({",": r"\,", " ": r"\ "})
@@ -20,7 +23,7 @@ _NOT_IN_STRINGS = ("\n", "\r")
 
 
 def _refuse(value: str, bad: tuple[str, ...], what: str) -> str:
-    if any(c in value for c in bad):
+    if any(map(value.__contains__, bad)):
         raise ValueError(f"a {what} with a backslash or line break cannot be written to line protocol")
     return value
 
@@ -65,38 +68,138 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
 # engine, the detector worker, the alert service) and the readers (the history API) agree on the
 # measurement, tag and field names:
 #
-#   vitals  patient, metric                          value, device, clean, quality
+#   vitals  patient                                  <metric>, <metric>_clean, <metric>_q, <metric>_dev
 #   scores  patient, score                           value, partial, reasons
 #   alerts  patient, kind, priority, condition, event  alert_id, message, state, by, values
+#
+# A vitals point is one patient at one reading time, each metric read then a field (its name a
+# wardwatch.metrics_catalog.Metric value): the raw value as received; ``_clean`` where the signal
+# filters passed it (absent for artefacts and sensor-off); ``_q`` the device's signal quality when
+# known; ``_dev`` the device id.
 
-def vitals_prefix(patient: str, metric: str) -> str:
-    """The measurement and tags of a reading's point; cache it per (patient, metric)."""
-    return series_key("vitals", {"patient": patient, "metric": metric})
+METRIC_NAMES = [m.value for m in METRICS]
+RAW_FIELDS = tuple(METRIC_NAMES)  # the raw value of each metric: what the history API reads
+CLEAN_FIELDS = tuple(f"{m}_clean" for m in METRIC_NAMES)
+_K_RAW = [f"{escape_tag(m)}=" for m in METRIC_NAMES]
+_K_CLEAN = [f",{escape_tag(m)}_clean=" for m in METRIC_NAMES]
+_K_Q = [f",{escape_tag(m)}_q=" for m in METRIC_NAMES]
+_K_DEV = [f",{escape_tag(m)}_dev=" for m in METRIC_NAMES]
 
 
-def vitals_lines(prefixes: list[str], devices: list[str], values: list[float], clean: list[float],
-                 quality: list[float], ts: list[int]) -> list[str]:
-    """One point per reading (its raw ``value``) and, where the filters passed it, its ``clean`` value.
+def vitals_head(patient: str) -> str:
+    """The measurement and tag of a patient's vitals points; cache it per patient."""
+    return series_key("vitals", {"patient": patient})
 
-    The hottest loop of the worker, so columns in, no per-field calls: ``prefixes`` from
-    :func:`vitals_prefix`, ``devices`` already escaped with :func:`escape_str_field`, NaN meaning
-    "no clean value" or "no quality".
 
-    >>> vitals_lines([vitals_prefix("p 1", "spo2")], [escape_str_field("ox")], [97.0], [float("nan")],
-    ...              [0.9], [1000])
-    ['vitals,metric=spo2,patient=p\\\\ 1 value=97.0,device="ox",quality=0.9 1000']
+def _finite(a: np.ndarray) -> list[float]:
+    """The column as Python floats, NaN wherever it is not finite (such a field is left out)."""
+    a = np.asarray(a, np.float64)
+    return np.where(np.isfinite(a), a, np.nan).tolist()
+
+
+class VitalsLines:
+    """The vitals points of a whole batch: readings grouped per (patient, reading time), one line
+    each, the metrics as fields (see the table above). Escaped patient tags and device fields are
+    cached (bounded sets: the ward's patients and devices), everything else is columns in, one
+    formatted fragment per reading and one join per point out.
+
+    Of repeated readings of the same patient, time and metric in one batch the last one wins, as a
+    later write of the same field would. Values that are not finite are left out.
+
+    >>> VitalsLines().build(np.array(["p 1", "p 1", "p2"], object), np.array([2, 0, 2]),
+    ...                     np.array([97.0, 72.0, 95.5]), np.array([97.0, np.nan, 95.5]),
+    ...                     np.array([0.9, np.nan, np.nan]), np.array(["ox", "ecg", "ox"], object),
+    ...                     np.array([1000, 1000, 1000]))
+    ['vitals,patient=p\\\\ 1 heart_rate=72.0,heart_rate_dev="ecg",spo2=97.0,spo2_clean=97.0,spo2_q=0.9,spo2_dev="ox" 1000', \
+'vitals,patient=p2 spo2=95.5,spo2_clean=95.5,spo2_dev="ox" 1000']
     """
-    return [f"{p} value={v!r},device={d}{f',clean={c!r}' if c == c else ''}{f',quality={q!r}' if q == q else ''} {t}"
-            for p, d, v, c, q, t in zip(prefixes, devices, values, clean, quality, ts)]
+
+    def __init__(self) -> None:
+        self._heads: dict[str, str] = {}  # patient -> escaped head
+        self._key_heads: list[str | None] = []  # stable key -> escaped head (see ``build``)
+        self._devices: dict[str, str] = {}
+
+    def build(self, patient: np.ndarray, metric: np.ndarray, value: np.ndarray, clean: np.ndarray,
+              quality: np.ndarray, device: np.ndarray, ts: np.ndarray, keys: np.ndarray | None = None) -> list[str]:
+        """``metric`` indexes wardwatch.metrics_catalog.METRICS; ``clean`` and ``quality`` are NaN
+        where there is none; ``keys`` (optional) a small integer per patient that always means the same
+        patient for this builder (the engine's patient rows): points are grouped and heads cached by it."""
+        n = len(value)
+        if n == 0:
+            return []
+        stable = keys is not None
+        if not stable:
+            _, keys = np.unique(np.asarray(patient).astype(str), return_inverse=True)
+        metric = np.asarray(metric, np.int64)
+        ts = np.asarray(ts, np.int64)
+        order = np.lexsort((np.arange(n), metric, ts, keys))
+        k, t, m = keys[order], ts[order], metric[order]
+        point_end = np.r_[(k[1:] != k[:-1]) | (t[1:] != t[:-1]), True]
+        last = point_end | np.r_[m[1:] != m[:-1], True]
+        order, m, point_end = order[last], m[last], point_end[last]
+        ends = np.flatnonzero(point_end)
+        head = self._heads_of(patient[order[ends]], keys[order[ends]] if stable else None)
+        devices = device[order].tolist()
+        joined = "\x00".join(devices)
+        plain = not any(c in joined for c in '"\\\n\r')  # ids as ingest admits them: quoting is all they need
+        if not plain:
+            cache = self._devices
+            devices = [cache.get(d) or cache.setdefault(d, escape_str_field(d)) for d in devices]
+        q = '"' if plain else ""
+        vals, cleans, quals = _finite(value[order]), _finite(clean[order]), _finite(quality[order])
+        cols = m.tolist()
+        if not np.isnan(quals).all() or np.isnan(vals).any():
+            frags = [f"{_K_RAW[c] + repr(v) + ',' if v == v else ''}{_K_CLEAN[c][1:] + repr(cl) + ',' if cl == cl else ''}"
+                     f"{_K_Q[c][1:] + repr(qv) + ',' if qv == qv else ''}{_K_DEV[c][1:]}{q}{d}{q}"
+                     for c, v, cl, qv, d in zip(cols, vals, cleans, quals, devices)]
+        else:  # the common batch: every raw value finite, no device quality
+            frags = [f"{_K_RAW[c]}{v!r}{_K_CLEAN[c]}{cl!r}{_K_DEV[c]}{q}{d}{q}" if cl == cl
+                     else f"{_K_RAW[c]}{v!r}{_K_DEV[c]}{q}{d}{q}" for c, v, cl, d in zip(cols, vals, cleans, devices)]
+        ends = (ends + 1).tolist()
+        return [f"{h} {','.join(frags[a:b])} {tt}"
+                for h, a, b, tt in zip(head, [0] + ends[:-1], ends, ts[order[point_end]].tolist())]
+
+    def _heads_of(self, patients: np.ndarray, keys: np.ndarray | None) -> list[str]:
+        if keys is None:
+            heads = self._heads
+            return [heads.get(p) or heads.setdefault(p, vitals_head(p)) for p in patients.tolist()]
+        cache = self._key_heads
+        kl = keys.tolist()
+        if max(kl) >= len(cache):
+            cache.extend([None] * (max(kl) + 1 - len(cache)))
+        out = [cache[x] for x in kl]
+        for i in (i for i, h in enumerate(out) if h is None):
+            out[i] = cache[kl[i]] = vitals_head(patients[i])
+        return out
 
 
 def vitals_line(patient: str, metric: str, value: float, device: str, clean: float | None, quality: float | None,
                 ts_ms: int) -> str:
-    """One reading's point (see :func:`vitals_lines`)."""
+    """One reading's point (see :class:`VitalsLines`)."""
     nan = float("nan")
-    return vitals_lines([vitals_prefix(patient, metric)], [escape_str_field(device)], [float(value)],
-                        [nan if clean is None else float(clean)], [nan if quality is None else float(quality)],
-                        [ts_ms])[0]
+    return VitalsLines().build(np.array([patient], object), np.array([METRIC_NAMES.index(metric)]),
+                               np.array([float(value)]), np.array([nan if clean is None else float(clean)]),
+                               np.array([nan if quality is None else float(quality)]), np.array([device], object),
+                               np.array([ts_ms]))[0]
+
+
+def score_lines(heads: Sequence[str], score: str, values: np.ndarray, partial: np.ndarray, reasons: Sequence[str],
+                ts: np.ndarray) -> list[str]:
+    """One score of many patients (NaN values left out): ``heads`` from :func:`scores_head`, ``reasons``
+    in words (one string per row). Equal to :func:`score_line` of each row.
+
+    >>> score_lines([scores_head("p 1")], "news2", np.array([5.0]), np.array([True]), ["spo2 +2"], np.array([1000]))
+    ['scores,patient=p\\\\ 1,score=news2 value=5.0,partial=true,reasons="spo2 +2" 1000']
+    """
+    key = f",score={escape_tag(score)} value="
+    return [f"{h}{key}{v!r},partial={'true' if p else 'false'},reasons={escape_str_field(r)} {t}"
+            for h, v, p, r, t in zip(heads, _finite(values), np.asarray(partial, bool).tolist(), reasons,
+                                     np.asarray(ts, np.int64).tolist()) if v == v]
+
+
+def scores_head(patient: str) -> str:
+    """``scores,patient=<id>``: the start of a patient's score points; cache it per patient."""
+    return series_key("scores", {"patient": patient})
 
 
 def score_line(patient: str, score: str, value: float, partial: bool, reasons: str, ts_ms: int) -> str:

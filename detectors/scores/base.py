@@ -17,6 +17,9 @@ class StageScores:
     alarm_level: np.ndarray  # int8 per row: 0 none, 1 low, 2 medium, 3 high
     alarm_condition: np.ndarray  # object per row: condition name or ""
     reasons: list[list[str]] = field(default_factory=list)  # per row, in words
+    # None: scored afresh every round (stored at most every 10 s); else the rows scored afresh in this
+    # call (the others repeat their last value): those are stored now, and only those.
+    fresh: np.ndarray | None = None
 
 
 class ScoreStage(Protocol):

@@ -83,12 +83,14 @@ class RiskStage(RowState):
     V = len(VITALS)
     ARRAYS = {"hist": ((H, V), np.float64, np.nan), "hour": ((), np.int64, -1), "first": ((), np.int64, -1),
               "pred_hour": ((), np.int64, -1), "base_sum": ((V,), np.float64, 0.0), "base_sq": ((V,), np.float64, 0.0),
-              "base_n": ((V,), np.float64, 0.0), "risk": ((), np.float64, np.nan), "level": ((), np.int8, 0)}
+              "base_n": ((V,), np.float64, 0.0), "risk": ((), np.float64, np.nan), "level": ((), np.int8, 0),
+              "iforest_score": ((), np.float64, np.nan), "trend_score": ((), np.float64, np.nan)}
     ROW_ARRAYS = tuple(ARRAYS)  # saved and rolled back by the engine
 
     def __init__(self, model: TreeModel | None = None, thresholds: RiskThresholds | None = None,
-                 iforest: IsolationForestScore | None = None) -> None:
+                 iforest: IsolationForestScore | None = None, every_round: bool = False) -> None:
         super().__init__()
+        self.every_round = every_round
         self.model = model
         self.iforest = iforest
         self.trend = TrendScore()
@@ -110,14 +112,16 @@ class RiskStage(RowState):
         return table[idx]
 
     @classmethod
-    def shipped(cls) -> "RiskStage":
-        return cls(TreeModel.load(ARTEFACTS / "risk"), iforest=IsolationForestScore.load(ARTEFACTS / "iforest.npz"))
+    def shipped(cls, every_round: bool = False) -> "RiskStage":
+        return cls(TreeModel.load(ARTEFACTS / "risk"), iforest=IsolationForestScore.load(ARTEFACTS / "iforest.npz"),
+                   every_round=every_round)
 
     def state_dict(self, rows: np.ndarray) -> dict:
         r = int(rows[0])
         return {"hist": np.where(np.isnan(self.hist[r]), None, self.hist[r]).tolist(), "hour": int(self.hour[r]),
                 "first": int(self.first[r]), "pred_hour": int(self.pred_hour[r]),
                 "risk": None if np.isnan(self.risk[r]) else float(self.risk[r]), "level": int(self.level[r]),
+                "scores": [None if np.isnan(x) else float(x) for x in (self.iforest_score[r], self.trend_score[r])],
                 "base": [self.base_sum[r].tolist(), self.base_sq[r].tolist(), self.base_n[r].tolist()]}
 
     def load_state(self, rows: np.ndarray, state: dict) -> None:
@@ -126,23 +130,46 @@ class RiskStage(RowState):
         self.hour[r], self.first[r] = state["hour"], state["first"]
         self.pred_hour[r], self.level[r] = state.get("pred_hour", -1), state.get("level", 0)
         self.risk[r] = np.nan if state.get("risk") is None else state["risk"]
+        iso, trend = state.get("scores", (None, None))
+        self.iforest_score[r], self.trend_score[r] = (np.nan if x is None else x for x in (iso, trend))
         if "base" in state:
             self.base_sum[r], self.base_sq[r], self.base_n[r] = (np.asarray(x, float) for x in state["base"])
 
-    def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
+    def advance(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
+        """Every round, for every row: the hourly history moves on at a new hour, the current hour's
+        slot takes the latest values, and the first hours feed the patient's baseline. Cheap (a few
+        column assignments); the features themselves are computed only when a prediction is due.
+        Returns the latest values of :data:`VITALS` (NaN where missing or stale)."""
         t_row = latest_ts.max(axis=1)
         v = latest[:, VCOLS].copy()
         v[(t_row[:, None] - latest_ts[:, VCOLS]) > STALE_MS] = np.nan
         hour = t_row // HOUR_MS
         first = self.first[rows]
         self.first[rows] = np.where(first < 0, t_row, first)
-        shift = np.where(self.hour[rows] < 0, 0, np.clip(hour - self.hour[rows], 0, H))
+        known = self.hour[rows]
+        shift = np.where(known < 0, 0, np.clip(hour - known, 0, H))
         for s in np.unique(shift[shift > 0]):
             rs = rows[shift == s]
             self.hist[rs, :-s] = self.hist[rs, s:]
             self.hist[rs, -s:] = np.nan
-        self.hour[rows] = np.maximum(self.hour[rows], hour)
+        self.hour[rows] = np.maximum(known, hour)
         self.hist[rows, -1] = v
+        # The patient's own baseline: mean and spread of the first hours, one sample per hour.
+        hours = (t_row - self.first[rows]) / HOUR_MS
+        in_base = np.flatnonzero((hours < BASELINE_H) & ((shift > 0) | (self.base_n[rows].sum(axis=1) == 0)))
+        if len(in_base):
+            rb, vb = rows[in_base], v[in_base]
+            ok = ~np.isnan(vb)
+            with np.errstate(over="ignore", invalid="ignore"):  # absurd values overflow: they are data, not errors
+                self.base_sum[rb] += np.where(ok, vb, 0)
+                self.base_sq[rb] += np.where(ok, vb * vb, 0)
+            self.base_n[rb] += ok
+        return v
+
+    def features(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray) -> np.ndarray:
+        """The feature matrix of ``rows`` (after :meth:`advance` of this round); reads state, changes none."""
+        t_row = latest_ts.max(axis=1)
+        v = self.hist[rows, -1]
         h = self.hist[rows]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -153,13 +180,6 @@ class RiskStage(RowState):
             total, _, comps = news2(latest)
             hours = ((t_row - self.first[rows]) / HOUR_MS)[:, None]
             shock = (v[:, 0] / v[:, 3])[:, None]
-            # The patient's own baseline: mean and spread of the first hours, one sample per hour.
-            new_hour = shift > 0
-            in_base = (hours[:, 0] < BASELINE_H) & (new_hour | (self.base_n[rows].sum(axis=1) == 0))
-            ok = in_base[:, None] & ~np.isnan(v)
-            self.base_sum[rows] += np.where(ok, v, 0)
-            self.base_sq[rows] += np.where(ok, v * v, 0)
-            self.base_n[rows] += ok
             n = self.base_n[rows]
             mean = self.base_sum[rows] / np.maximum(n, 1)
             std = np.sqrt(np.maximum(self.base_sq[rows] / np.maximum(n, 1) - mean ** 2, 0))
@@ -169,45 +189,68 @@ class RiskStage(RowState):
         return np.hstack(parts + [hours, total[:, None], comps, shock, z, iso, trend])
 
     def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
-        X = self.features(rows, latest, latest_ts)
+        """The history advances every round; features, the anomaly and trend scores and the model run
+        only for the rows whose hour changed (a new hour, or a new patient): the risk cannot change
+        in between, so neither can its alarm. ``every_round`` computes the features for every row of
+        every round, as before this schedule (the reference the tests compare with)."""
+        v = self.advance(rows, latest, latest_ts)
         n = len(rows)
+        hour = latest_ts.max(axis=1) // HOUR_MS
+        due = hour != self.pred_hour[rows]
+        idx = np.arange(n) if self.every_round else np.flatnonzero(due)
+        X = self.features(rows[idx], latest[idx], latest_ts[idx]) if len(idx) else np.empty((0, len(_NAMES)))
+        k = X.shape[1]
+        # The anomaly and trend scores are features: they are stored as of the last time they were computed.
+        self.iforest_score[rows[idx]], self.trend_score[rows[idx]] = X[:, k - 2], X[:, k - 1]
+        partial = np.isnan(v).any(axis=1)
         if self.model is None:
             nan = np.full(n, np.nan)
             return StageScores(rows, {"risk": nan}, {"risk": np.zeros(n, bool)}, np.zeros(n, np.int8),
                                np.full(n, "", object), [])
-        hour = latest_ts.max(axis=1) // HOUR_MS
-        due = hour != self.pred_hour[rows]
-        if due.any():
-            r_due = rows[due]
-            p = self.model.predict_proba(X[due])
+        d = due[idx]
+        if d.any():
+            r_due = rows[idx[d]]
+            p = self.model.predict_proba(X[d])
             th = self.thresholds
             self.risk[r_due] = p
             self._predicted.append(p)
             # Level 1 ("low") between the clear and the medium threshold raises nothing but keeps a
             # raised alarm on: hysteresis, so a risk hovering at the threshold is one episode.
-            self.level[r_due] = np.where(p >= th.high, 3, np.where(p >= th.medium, 2, np.where(p >= th.clear, 1, 0)))
-            self.pred_hour[r_due] = hour[due]
+            clear = th.medium if th.clear is None else th.clear
+            self.level[r_due] = np.where(p >= th.high, 3, np.where(p >= th.medium, 2, np.where(p >= clear, 1, 0)))
+            self.pred_hour[r_due] = hour[idx[d]]
         risk, level = self.risk[rows], self.level[rows]
         cond = np.where(level == 3, "risk_high", np.where(level == 2, "risk_medium", "")).astype(object)
-        partial = np.isnan(X[:, :len(VITALS)]).any(axis=1)
-        return StageScores(rows, {"risk": risk, "iforest": X[:, _IFOREST], "trend": X[:, _TREND]},
-                           {"risk": partial, "iforest": partial, "trend": partial}, level, cond, _Reasons(X, risk))
+        fresh = due if not self.every_round else None
+        return StageScores(rows, {"risk": risk, "iforest": self.iforest_score[rows], "trend": self.trend_score[rows]},
+                           {"risk": partial, "iforest": partial, "trend": partial}, level, cond,
+                           _Reasons(self, rows, latest, latest_ts, idx, X, risk), fresh=fresh)
 
 
 class _Reasons:
-    """The vitals and trends behind a risk, in words, built only when read."""
+    """The vitals and trends behind a risk, in words, built only when read. The features of a row
+    that was not scored this round are computed then (same round, same state: the same words)."""
 
-    def __init__(self, X: np.ndarray, risk: np.ndarray) -> None:
-        self.X, self.risk = X, risk
+    def __init__(self, stage: RiskStage, rows, latest, latest_ts, idx: np.ndarray, X: np.ndarray,
+                 risk: np.ndarray) -> None:
+        self.stage, self.rows, self.latest, self.latest_ts, self.risk = stage, rows, latest, latest_ts, risk
+        self.pos = dict(zip(idx.tolist(), range(len(idx))))
+        self.X = X
 
     def __len__(self) -> int:
-        return len(self.X)
+        return len(self.rows)
 
     def __bool__(self) -> bool:
         return True
 
+    def _x(self, i: int) -> np.ndarray:
+        j = self.pos.get(i)
+        if j is not None:
+            return self.X[j]
+        return self.stage.features(self.rows[i:i + 1], self.latest[i:i + 1], self.latest_ts[i:i + 1])[0]
+
     def __getitem__(self, i: int) -> list[str]:
-        x = self.X[i]
+        x = self._x(i)
         k = len(VITALS)
         out = [f"risk {self.risk[i]:.2f}"]
         labels = ("HR", "SpO2", "temperature", "SBP", "MAP", "RR")

@@ -71,23 +71,29 @@ def test_the_vendored_files_are_the_pinned_releases_named_in_their_checksums():
         assert f"v{version}" in (folder / first).read_text()[:200], (first, version)
 
 
-async def test_both_schema_readers_give_the_chart_the_same_series():
-    """read_vitals (one point per reading, as main writes now) and read_vitals_wide (one point per
-    patient-time, the schema the writer moves to) on the same readings, in the embedded store."""
-    from alerts.history import read_vitals, read_vitals_wide
-    from wardwatch.embedded_store import EmbeddedStore
-    from wardwatch.lineprotocol import vitals_line
+async def test_the_chart_reads_raw_and_clean_series_as_the_engine_writes_them():
+    """read_vitals on points written by the engine's own line builder (one point per patient-time):
+    the sensor-off zero and the artefact stay raw marks, never a clean value, and a window averages
+    the clean field on its own."""
+    import numpy as np
 
+    from alerts.history import read_vitals
+    from wardwatch.embedded_store import EmbeddedStore
+    from wardwatch.lineprotocol import VitalsLines
+    from wardwatch.metrics_catalog import METRICS
+
+    names = [m.value for m in METRICS]
     readings = [(1000, "heart_rate", 72.0, 72.0), (1000, "spo2", 0.0, None), (2000, "heart_rate", 250.0, None),
                 (2000, "spo2", 97.0, 97.0)]
-    old, wide = EmbeddedStore(), EmbeddedStore()
-    old.write_lines_sync([vitals_line("p1", m, v, "mon-1", c, 0.9, t) for t, m, v, c in readings])
-    by_time: dict[int, list[str]] = {}
-    for t, m, v, c in readings:
-        by_time.setdefault(t, []).append(f"{m}={v!r},{m}_q=0.9,{m}_dev=\"mon-1\"" + (f",{m}_clean={c!r}" if c is not None else ""))
-    wide.write_lines_sync([f"vitals,patient=p1 {','.join(f)} {t}" for t, f in by_time.items()])
-    for every in (None, 10_000):
-        a = await read_vitals(old, "p1", 0, 60_000, every)
-        b = await read_vitals_wide(wide, "p1", 0, 60_000, every)
-        assert a == b and set(a) == {"heart_rate", "spo2"}
-    assert (await read_vitals(old, "p1", 0, 60_000, None))["spo2"] == {"raw": [[1000, 0.0], [2000, 97.0]], "clean": [[2000, 97.0]]}
+    nan = float("nan")
+    lines = VitalsLines().build(np.array(["p1"] * 4, object), np.array([names.index(m) for _, m, _, _ in readings]),
+                                np.array([v for _, _, v, _ in readings]), np.array([nan if c is None else c for *_, c in readings]),
+                                np.full(4, 0.9), np.array(["mon-1"] * 4, object), np.array([t for t, *_ in readings]))
+    assert len(lines) == 2, "one point per patient-time"
+    store = EmbeddedStore()
+    store.write_lines_sync(lines)
+    got = await read_vitals(store, "p1", 0, 60_000, None)
+    assert got["spo2"] == {"raw": [[1000, 0.0], [2000, 97.0]], "clean": [[2000, 97.0]]}
+    assert got["heart_rate"] == {"raw": [[1000, 72.0], [2000, 250.0]], "clean": [[1000, 72.0]]}
+    windowed = await read_vitals(store, "p1", 0, 60_000, 10_000)
+    assert [v for _, v in windowed["spo2"]["clean"]] == [97.0]

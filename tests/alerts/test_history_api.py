@@ -8,7 +8,7 @@ import io
 import httpx
 import pytest
 
-from wardwatch.lineprotocol import line
+from wardwatch.lineprotocol import line, vitals_line
 from wardwatch.store import InfluxStore
 
 pytestmark = pytest.mark.integration
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 async def test_history_is_downsampled_exported_and_guarded(ward):
     store = InfluxStore(ward.settings)
     base = 1_700_000_040_000
-    lines = [line("vitals", {"patient": "p1", "metric": "heart_rate"}, {"value": 70.0 + (i % 10)}, base + 1000 * i)
+    lines = [vitals_line("p1", "heart_rate", 70.0 + (i % 10), "mon-1", 70.0 + (i % 10), 0.9, base + 1000 * i)
              for i in range(7200)]  # two hours at 1 Hz
     lines += [line("alerts", {"patient": "p1", "kind": "physiological", "priority": "high", "condition": "spo2_low",
                               "event": "raised"}, {"alert_id": "al-1", "message": "SpO2 86 below 90"}, base + 60_000)]

@@ -113,7 +113,10 @@ def test_late_duplicate_and_out_of_order_readings_are_stored_but_do_not_drive_al
     assert first.late == 0 and len(first.vitals_lines) == 20
     # A late desaturation from the past, a duplicate, and the same time twice in one batch.
     late = e.process(columns("p", "spo2", [80] * 20 + [97, 97], [base + 1000 * i for i in range(20)] + [base + 30_000] * 2))
-    assert late.late == 21 and len(late.vitals_lines) == 22
+    # Every one is stored; the two readings of one time are one point (patient-time), its last value.
+    assert late.late == 21 and len(late.vitals_lines) == 21
+    assert all(ln.split(" ")[1].startswith("spo2=80.0,") for ln in late.vitals_lines[:20])
+    assert late.vitals_lines[20].split(" ")[1].startswith("spo2=97.0,")
     assert not late.events
 
 
@@ -141,7 +144,7 @@ def test_each_patient_snapshot_carries_its_own_scores_whatever_the_batch_holds()
     out = e.process(columns(["a"] * 6 + ["b"] * 2, ["spo2", "resp_rate"] * 3 + ["spo2", "resp_rate"],
                             [97, 16, 97, 16, 97, 16, 91, 26], [base, base, base + 1000, base + 1000, base + 2000,
                                                                 base + 2000, base, base]))
-    snaps = {s.patient: s for s in out.snapshots}
+    snaps = {s.patient: s.model() for s in out.snapshots}
     assert snaps["a"].news2 == 0
     assert snaps["b"].news2 == 6  # SpO2 91 % (+3) and RR 26 (+3)
     assert snaps["b"].values == {"spo2": 91.0, "resp_rate": 26.0}

@@ -20,11 +20,13 @@ from wardwatch.bus import open_bus
 from wardwatch.columns import ReadingColumns
 from devservices import free_port
 from wardwatch.models import AlertEvent, Reading
+from wardwatch.lineprotocol import RAW_FIELDS
 from wardwatch.store import InfluxStore, flux_string
 
 from .helpers import spawn_worker
 
 pytestmark = pytest.mark.integration
+RAW = " or ".join(f"r._field == {flux_string(f)}" for f in RAW_FIELDS)  # a vitals point's raw values: one per reading
 
 N_PATIENTS, SECONDS = 30, 120
 
@@ -71,7 +73,8 @@ async def read_alert_topic(bus) -> dict[str, str]:
 
 async def total_points(store: InfluxStore, bucket: str) -> int:
     rows = await store.query(f'from(bucket: {flux_string(bucket)}) |> range(start: 0)'
-                             ' |> filter(fn: (r) => r._measurement == "vitals" and r._field == "value")'
+                             ' |> filter(fn: (r) => r._measurement == "vitals")'
+                             f' |> filter(fn: (r) => {RAW})'
                              ' |> group() |> count()')
     return int(rows[0]["_value"]) if rows else 0
 

@@ -23,7 +23,7 @@ async def test_worker_stores_readings_and_publishes_an_alarm(settings):
     assert [(e.type.value, e.alert.condition) for e in events] == [("raised", "spo2_critical"), ("raised", "spo2_low")]
     assert events[0].alert.priority.value == "high" and events[0].alert.message == "SpO₂ critically low: 84% for 5 s (alarm limit 85%)"
     store = InfluxStore(settings)
-    rows = await store.query_series("vitals", "p1", now - 1, now + 120_000, fields=["value"])
+    rows = await store.query_series("vitals", "p1", now - 1, now + 120_000, fields=["spo2"])
     store.close()
     assert len(rows) == 60
     assert worker.metrics.rejected.labels("malformed_json")._value.get() == 1

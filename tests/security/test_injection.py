@@ -21,7 +21,7 @@ from ingest.formats.hl7v2 import split_messages
 from tests.ingest.test_formats import PCD01
 from tests.ingest.test_fuzz import collect
 from wardwatch.identifiers import REASON, is_identifier
-from wardwatch.lineprotocol import line
+from wardwatch.lineprotocol import line, vitals_line
 from wardwatch.models import Reading, RejectedInput
 from wardwatch.store import InfluxStore
 
@@ -61,7 +61,7 @@ async def test_line_protocol_stores_arbitrary_strings_identically_or_refuses_the
 async def test_history_refuses_bad_ids_with_400_and_never_leaks_other_patients(ward):
     store = InfluxStore(ward.settings)
     base = 1_700_000_040_000
-    await store.write_lines([line("vitals", {"patient": p, "metric": "heart_rate"}, {"value": 60.0 + i}, base + 1000)
+    await store.write_lines([vitals_line(p, "heart_rate", 60.0 + i, "mon", None, None, base + 1000)
                              for i, p in enumerate(["p1", "p2"])])
     # Escaping alone already stops the injection (defence in depth behind the identifier rule).
     assert await store.query_series("vitals", "${r.patient}", base, base + 60_000) == []
