@@ -32,7 +32,7 @@ from pathlib import Path
 from wardwatch.kafka import ensure_topics, topics_for
 from wardwatch.settings import Settings
 
-from .feed_probe import start_alert_service, topic_latency, websocket_latency
+from .feed_probe import raised_at, start_alert_service, topic_latency, websocket_latency
 from .load import Ward, prefill, produce_live
 from .measure import GroupWatch, ProcSampler, drain_rate, latency_stats
 from .wardwatch_build import start_detectors
@@ -95,6 +95,7 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
     # Nothing goes silent or escalates during a run: only the alarms of the load are timed.
     env = dict(os.environ, **_settings_env(settings), WARDWATCH_STALE_AFTER_S="3600", WARDWATCH_ESCALATE_AFTER_S="3600")
     lat: list[tuple[int, float]] = []
+    topic_lat: list[tuple[int, float]] = []  # the same alarms on the alerts topic, before the alert service
     stop = asyncio.Event()
     total = await prefill(settings, readings, ward, args.prefill_seconds)
     budget = args.prefill_seconds * 6 + args.seconds + 120
@@ -104,11 +105,12 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
         cmd = [sys.executable, "-m", "benchmarks.pipeline.peers", PEER_CMD[build], "--in", readings, "--out", out,
                "--group", settings.consumer_group, "--seconds", str(budget)]
         procs = {build: _spawn(cmd, env, workdir / f"{build}.log")}
-    probe = None
+    probes = []
     if LATENCY_AT[build] == "websocket":
         service = start_alert_service(settings, env, workdir)
         procs["alerts"] = service.proc
-        probe = asyncio.create_task(websocket_latency(service, stop, lat))
+        probes = [asyncio.create_task(websocket_latency(service, stop, lat)),
+                  asyncio.create_task(topic_latency(settings, topics_for(settings).alerts, stop, topic_lat, raised_at))]
     sampler = ProcSampler({name: p.pid for name, p in procs.items()})
     sampler.start()
     watch = await GroupWatch(settings, settings.consumer_group, readings,
@@ -122,8 +124,8 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
             if done >= end:
                 break
             await asyncio.sleep(0.5)
-        if probe is None:  # the topic probe starts after the capacity phase: it would compete with it
-            probe = asyncio.create_task(topic_latency(settings, out, stop, lat))
+        if not probes:  # the pass-through's probe starts after the capacity phase: it would compete with it
+            probes = [asyncio.create_task(topic_latency(settings, out, stop, lat))]
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
         before, _ = await watch.consumed()
@@ -134,21 +136,25 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
         after, end = await watch.consumed()
         died = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
         stop.set()
-        await asyncio.wait_for(probe, 30)
+        await asyncio.wait_for(asyncio.gather(*probes), 30)
     finally:
         stop.set()
         resources = await sampler.stop()
         await watch.stop()
         _stop(list(procs.values()))
+    since = live_start_ms + int(args.warmup_seconds * 1000)
     result = {
         "readings_per_s": round(capacity["readings_per_s"]),
         "offered_readings_per_s": round(offered / live_s),
         "sustained_readings_per_s": round((after - before) / (live_s + 3.0)),
         "lag_at_end": int(end - after),
-        **latency_stats(lat, live_start_ms + int(args.warmup_seconds * 1000)),
+        **latency_stats(lat, since),
         "latency_at": LATENCY_AT[build],
         "processes": resources,
     }
+    if topic_lat:
+        on_topic = latency_stats(topic_lat, since)
+        result["alerts_topic"] = {k: on_topic[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "samples")}
     if died:  # fail loud: a build that crashed has no figures worth comparing
         result["error"] = ", ".join(f"{n} exited with {rc} (see {workdir / (n + '.log')})" for n, rc in died.items())
     return result
@@ -168,13 +174,19 @@ def _ms(v) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
 
+def _topic(r: dict) -> str:
+    t = r.get("alerts_topic")
+    return f"{_ms(t['p50_ms'])}/{_ms(t['p99_ms'])}" if t else ""
+
+
 def _table(results: dict) -> str:
-    rows = ["build              readings/s  sustained/offered    lag      p50 ms  p99 ms  p99.9 ms  max ms  alarms  timed at",
-            "-----------------  ----------  -----------------  -------  ------  ------  --------  ------  ------  ---------"]
+    rows = ["build              readings/s  sustained/offered    lag      p50 ms  p99 ms  p99.9 ms  max ms  alarms  timed at   (alerts topic p50/p99)",
+            "-----------------  ----------  -----------------  -------  ------  ------  --------  ------  ------  ---------  ----------------------"]
     for b, r in results.items():
         rows.append(f"{b:<17}  {r['readings_per_s']:>10,}  {r['sustained_readings_per_s']:>8,}/{r['offered_readings_per_s']:<8,}"
                     f"  {r['lag_at_end']:>7,}  {_ms(r['p50_ms']):>6}  {_ms(r['p99_ms']):>6}  {_ms(r['p999_ms']):>8}"
-                    f"  {_ms(r['max_ms']):>6}  {r['samples']:>6}  {r['latency_at']}{'  ERROR: ' + r['error'] if 'error' in r else ''}")
+                    f"  {_ms(r['max_ms']):>6}  {r['samples']:>6}  {r['latency_at']:<9}  {_topic(r)}"
+                    f"{'  ERROR: ' + r['error'] if 'error' in r else ''}")
     return "\n".join(rows)
 
 

@@ -1,6 +1,7 @@
 """Where the pipeline benchmark times alarms: the alert service (``wardwatch alerts``, the same
 process for every build that raises alarms) and a nurse's websocket on it, or, for the raw
-pass-through that raises none, the output topic.
+pass-through that raises none, the output topic. The alerts topic is timed too, for every build
+that raises alarms: the part of the latency before the alert service.
 
 Each probe appends ``(at, latency)`` pairs: the reading time behind an event (the gateway's
 wall-clock time of the reading that raised it) and the milliseconds until the probe had it.
@@ -74,8 +75,20 @@ async def websocket_latency(service: AlertService, stop: asyncio.Event, lat: lis
         await ws.close()
 
 
-async def topic_latency(settings: Settings, topic: str, stop: asyncio.Event, lat: list[tuple[int, float]]) -> None:
-    """Every record on ``topic`` (the pass-through's copies of the readings), timed on arrival."""
+def reading_time(value: bytes) -> int | None:
+    """A pass-through's copy of a reading: its time."""
+    return orjson.loads(value)["ts"]
+
+
+def raised_at(value: bytes) -> int | None:
+    """An alarm event on the alerts topic: the reading time of a physiological alarm raised, else None."""
+    e = orjson.loads(value)
+    return e["at"] if e["type"] == "raised" and e["alert"]["kind"] == "physiological" else None
+
+
+async def topic_latency(settings: Settings, topic: str, stop: asyncio.Event, lat: list[tuple[int, float]],
+                        pick=reading_time) -> None:
+    """Records on ``topic`` timed on arrival: ``pick`` gives the reading time behind one (None: not timed)."""
     from wardwatch.kafka import make_consumer
 
     c = make_consumer(settings, topic, auto_offset_reset="latest")
@@ -86,7 +99,7 @@ async def topic_latency(settings: Settings, topic: str, stop: asyncio.Event, lat
             now = time.time() * 1000
             for msgs in batches.values():
                 for m in msgs:
-                    ts = orjson.loads(m.value)["ts"]
-                    lat.append((ts, now - ts))
+                    if (at := pick(m.value)) is not None:
+                        lat.append((at, now - at))
     finally:
         await c.stop()

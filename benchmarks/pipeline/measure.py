@@ -43,21 +43,26 @@ class GroupWatch:
         return committed, sum(ends.values())
 
 
-async def drain_rate(watch: GroupWatch, total: int, timeout: float) -> dict:
-    """Watch a group consume ``total`` prefilled records; rate between 10 % and 90 % (start-up excluded)."""
+async def drain_rate(watch: GroupWatch, total: int, timeout: float, poll_s: float = 0.1) -> dict:
+    """Watch a group consume ``total`` prefilled records; rate between 10 % and 90 % (start-up excluded).
+
+    A build that drains faster than it is polled crosses both marks between two polls: the rate is
+    then taken from the last poll before the 10 % mark."""
     t_lo = t_hi = None
     c_lo = c_hi = 0
-    deadline = time.monotonic() + timeout
+    t_prev, c_prev = time.monotonic(), 0
+    deadline = t_prev + timeout
     committed = 0
     while time.monotonic() < deadline:
         committed, _end = await watch.consumed()
         now = time.monotonic()
         if t_lo is None and committed >= 0.1 * total:
-            t_lo, c_lo = now, committed
+            t_lo, c_lo = (now, committed) if committed < 0.9 * total else (t_prev, c_prev)
         if committed >= 0.9 * total:
             t_hi, c_hi = now, committed
             break
-        await asyncio.sleep(0.25)
+        t_prev, c_prev = now, committed
+        await asyncio.sleep(poll_s)
     if t_lo is None:
         return {"readings_per_s": 0.0, "drained": committed}
     if t_hi is None:  # did not reach 90 % in time: rate over what it did

@@ -2,7 +2,8 @@
 
 * ``quixstreams_store`` does WardWatch's job: per-patient state in Quix Streams' RocksDB store, the
   engine's limit rules (``DEFAULT_RULES``, the same delays and hysteresis), NEWS2 once per patient
-  and reading time with :func:`detectors.scores.news2.news2`, every reading and, as often as the
+  and reading time (:mod:`.news2_table`, the points of :func:`detectors.scores.news2.news2`), every
+  reading and, as often as the
   engine writes them (``detectors.engine.SCORE_WRITE_EVERY_MS``), every score written to InfluxDB
   through :class:`.influx_sink.InfluxLineSink` (flushed at every checkpoint, before the commit),
   and alarms as ``AlertEvent`` JSON on the alerts topic, which the alert service reads.
@@ -16,18 +17,14 @@ from __future__ import annotations
 import tempfile
 import threading
 
-import numpy as np
-
 from wardwatch.kafka import librdkafka_options
-from wardwatch.lineprotocol import score_line, vitals_line
-from wardwatch.metrics_catalog import METRIC_INDEX, METRICS
+from wardwatch.lineprotocol import escape_str_field, score_line, vitals_lines, vitals_prefix
 from wardwatch.settings import Settings
 from wardwatch.topics import Topics
 
 from detectors.engine import SCORE_WRITE_EVERY_MS
-from detectors.scores.news2 import LazyReasons, news2
-
 from ..naive import PatientRules
+from . import news2_table
 from .alarms import RULES, alert_event
 
 COMMIT_INTERVAL_S = 1.0  # a checkpoint (sink flush, then commit) every second
@@ -56,13 +53,19 @@ def rules_step(value: dict, state) -> list[bytes]:
     return events
 
 
-def news2_of(latest: dict[str, float]) -> tuple[float, bool, str]:
-    """NEWS2 of a patient's latest values (metric -> value): total, partial, reasons as stored."""
-    row = np.full((1, len(METRICS)), np.nan)
-    for metric, v in latest.items():
-        row[0, METRIC_INDEX[metric]] = v
-    total, partial, parts = news2(row)
-    return float(total[0]), bool(partial[0]), "; ".join(LazyReasons(parts)[0])
+_prefixes: dict[tuple[str, str], str] = {}
+_devices: dict[str, str] = {}
+
+
+def _vitals_line(patient: str, metric: str, v: float, device: str, quality: float | None, ts: int) -> str:
+    """The engine's point for a reading, with its caches of escaped tags and device fields."""
+    prefix = _prefixes.get((patient, metric))
+    if prefix is None:
+        prefix = _prefixes[(patient, metric)] = vitals_prefix(patient, metric)
+    dev = _devices.get(device)
+    if dev is None:
+        dev = _devices[device] = escape_str_field(device)
+    return vitals_lines([prefix], [dev], [v], [v], [float("nan") if quality is None else float(quality)], [ts])[0]
 
 
 def store_step(value: dict, state) -> dict:
@@ -72,12 +75,12 @@ def store_step(value: dict, state) -> dict:
     reading of a later time comes (on the values of the time that is complete), once a time."""
     s = state.get("p") or {"rules": None, "latest": {}, "t": None, "written": None}
     patient, metric, v, ts = value["patient"], value["metric"], float(value["value"]), int(value["ts"])
-    lines = [vitals_line(patient, metric, v, value["device"], v, value.get("quality"), ts)]
+    lines = [_vitals_line(patient, metric, v, value["device"], value.get("quality"), ts)]
     t = s["t"]
     if t is not None and ts > t:
-        total, partial, reasons = news2_of(s["latest"])
+        total, partial, parts = news2_table.score(s["latest"])
         if s["written"] is None or t - s["written"] >= SCORE_WRITE_EVERY_MS:
-            lines.append(score_line(patient, "news2", total, partial, reasons, t))
+            lines.append(score_line(patient, "news2", total, partial, "; ".join(news2_table.reasons(parts)), t))
             s["written"] = t
     if t is None or ts > t:
         s["t"] = ts
