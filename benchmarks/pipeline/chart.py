@@ -15,6 +15,7 @@ def chart(results: dict, paths: list[Path], args: argparse.Namespace) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     names = list(results)
@@ -28,6 +29,7 @@ def chart(results: dict, paths: list[Path], args: argparse.Namespace) -> None:
     cap.annotate(f"{OFFERED} {args.patients * 3:,}/s", (x[-1] + 0.4, args.patients * 3), ha="right", va="bottom",
                  fontsize=8, color="#555")
     cap.set_title("capacity: readings/s drained from a backlog")
+    cap.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     cap.set_xticks(x, names, rotation=15)
 
     w = 0.27
@@ -37,7 +39,10 @@ def chart(results: dict, paths: list[Path], args: argparse.Namespace) -> None:
         lat.bar(x + (k - 1) * w, vals, w, label=label, color=color)
     for ms, label in AIMS_MS:
         lat.axhline(ms, color="#333", ls="--", lw=1)
-        lat.annotate(label, (x[0] - 0.45, ms), va="bottom", fontsize=8)
+        lat.annotate(label, (x[-1] + 0.45, ms), ha="right", va="bottom", fontsize=8)
+    for i, n in enumerate(names):
+        if results[n]["p50_ms"] is None:  # no alarm after the warm-up (or the build fell too far behind)
+            lat.annotate("no alarm\ntimed", (i, 100), ha="center", va="bottom", fontsize=8, color="#c44536")
     lat.set_yscale("log")
     lat.set_ylabel("ms (log scale)")
     lat.set_title(f"reading -> alarm latency, after a {args.warmup_seconds:g} s warm-up")
