@@ -106,5 +106,7 @@ def run(build: str, settings: Settings, inp: str, group: str, seconds: float) ->
         out = sdf.apply(store_step, stateful=True)
         out.apply(lambda o: o["lines"]).sink(InfluxLineSink(settings))  # branch 1: InfluxDB
         out.apply(lambda o: o["alarms"], expand=True).to_topic(alerts)  # branch 2: the alerts topic
-    threading.Timer(seconds, app.stop).start()
+    timer = threading.Timer(seconds, app.stop)
+    timer.daemon = True  # a build stopped earlier (SIGTERM) exits at once, not when the timer fires
+    timer.start()
     app.run()
