@@ -35,8 +35,9 @@ test: services
 test-faults: services
 	$(PY) -m pytest -m faults
 
+# The chart is also written under docs/, where docs/benchmarks.md embeds it (bench-results/ is not committed).
 bench: services
-	$(WW) bench pipeline
+	$(WW) bench pipeline --chart-copy docs/benchmarks.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench-results test-artifacts

@@ -2,9 +2,9 @@
 ``bench detectors`` (beside the vectorised engine) and by the pipeline's per-message and Quix peers.
 
 A rule is a limit on one metric's side held for a delay in reading time: crossing it and staying
-out for ``delay_ms`` raises one alarm; going back inside the limit clears it. State is plain dicts
-and sets per patient, the obvious implementation. The rules are data: ``bench detectors`` runs the
-engine's own ``wardwatch.alarm_rules.DEFAULT_RULES``; the pipeline runs ``PIPELINE_RULES``.
+out for ``delay_ms`` raises one alarm; going back inside the limit by its hysteresis clears it.
+State is plain dicts per patient, the obvious implementation. The rules are data: every benchmark
+runs the engine's own table, ``wardwatch.alarm_rules.DEFAULT_RULES``, through :func:`by_metric`.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ class Rule(NamedTuple):
     side: str  # "low" or "high"
     limit: float
     delay_ms: int
+    hysteresis: float = 0.0  # back inside by this margin clears an active alarm
 
 
-# The pipeline benchmark's rule set (a limit held for 15 s raises an alarm).
-PIPELINE_RULES = (
-    Rule("spo2_low", "spo2", "low", 90.0, 15_000),
-    Rule("heart_rate_low", "heart_rate", "low", 40.0, 15_000),
-    Rule("heart_rate_high", "heart_rate", "high", 130.0, 15_000),
-    Rule("resp_rate_low", "resp_rate", "low", 8.0, 15_000),
-    Rule("resp_rate_high", "resp_rate", "high", 24.0, 15_000),
-)
+class Change(NamedTuple):
+    """An alarm this reading raised or cleared; ``onset`` is the reading time its condition began
+    (the alarm's identity, as in :func:`wardwatch.models.alert_id`)."""
+
+    type: str  # "raised" or "cleared"
+    rule: Rule
+    onset: int
+    value: float
+    ts: int
 
 
 def by_metric(rules) -> dict[str, tuple[Rule, ...]]:
@@ -37,49 +39,51 @@ def by_metric(rules) -> dict[str, tuple[Rule, ...]]:
     out: dict[str, list[Rule]] = defaultdict(list)
     for r in rules:
         metric = getattr(r.metric, "value", r.metric)
-        out[metric].append(Rule(r.condition, metric, r.side, float(r.limit), int(r.delay_ms)))
+        out[metric].append(Rule(r.condition, metric, r.side, float(r.limit), int(r.delay_ms), float(r.hysteresis)))
     return {m: tuple(rs) for m, rs in out.items()}
 
 
-PIPELINE = by_metric(PIPELINE_RULES)
-
-
 class PatientRules:
-    """One patient's alarm state: onset time per condition out of its limit, and the active conditions."""
+    """One patient's alarm state, the obvious way: when each condition went out of its limit, and the
+    active alarms with their onsets. The behaviour is the engine's limit alarms
+    (:class:`detectors.alarms.limits.LimitAlarms`): out of the limit for the delay raises once, any
+    reading back inside restarts the delay, back inside by the hysteresis margin clears."""
 
     __slots__ = ("onset", "active")
 
     def __init__(self) -> None:
-        self.onset: dict[str, int] = {}
-        self.active: set[str] = set()
+        self.onset: dict[str, int] = {}  # condition -> reading time it went out of its limit
+        self.active: dict[str, int] = {}  # condition -> onset of its raised alarm
 
     def to_dict(self) -> dict:
-        return {"onset": self.onset, "active": sorted(self.active)}
+        return {"onset": self.onset, "active": self.active}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "PatientRules":
         r = cls()
         if d:
             r.onset = dict(d.get("onset", {}))
-            r.active = set(d.get("active", []))
+            r.active = dict(d.get("active", {}))
         return r
 
-    def update(self, rules: dict[str, tuple[Rule, ...]], metric: str, value: float, ts: int) -> list[str]:
-        """``"raised:<condition>"`` / ``"cleared:<condition>"`` for each alarm this reading changes
-        (under ``PIPELINE_RULES``, one limit a side and every delay above zero, at most one)."""
-        changes: list[str] = []
+    def update(self, rules: dict[str, tuple[Rule, ...]], metric: str, value: float, ts: int) -> list[Change]:
+        """The alarms this reading raises or clears."""
+        changes: list[Change] = []
         for rule in rules.get(metric, ()):
-            outside = value < rule.limit if rule.side == "low" else value > rule.limit
-            if outside:
-                onset = self.onset.setdefault(rule.condition, ts)
-                if rule.condition not in self.active and ts - onset >= rule.delay_ms:
-                    self.active.add(rule.condition)
-                    changes.append(f"raised:{rule.condition}")
+            if rule.side == "low":
+                outside, back_in = value < rule.limit, value >= rule.limit + rule.hysteresis
             else:
-                self.onset.pop(rule.condition, None)
-                if rule.condition in self.active:
-                    self.active.discard(rule.condition)
-                    changes.append(f"cleared:{rule.condition}")
+                outside, back_in = value > rule.limit, value <= rule.limit - rule.hysteresis
+            c = rule.condition
+            if outside:
+                onset = self.onset.setdefault(c, ts)
+                if c not in self.active and ts - onset >= rule.delay_ms:
+                    self.active[c] = onset
+                    changes.append(Change("raised", rule, onset, value, ts))
+            else:
+                self.onset.pop(c, None)
+                if back_in and c in self.active:
+                    changes.append(Change("cleared", rule, self.active.pop(c), value, ts))
         return changes
 
 

@@ -1,18 +1,20 @@
 """The full-pipeline benchmark (``make bench`` / ``wardwatch bench pipeline``).
 
-Starts the real Kafka and InfluxDB, then for each build of the same pipeline:
+Starts the real Kafka (SASL/SCRAM, as the tests) and InfluxDB, then for each build of the same
+pipeline, on its own topic prefix:
 
 1. capacity: prefill the readings topic with ``--prefill-seconds`` of the ward's data and time how
    fast the build's consumer group drains it (10 % to 90 %, so start-up is not counted);
 2. latency: simulated gateways produce ``--patients`` x 3 vitals at 1 Hz for ``--seconds`` with
-   wall-clock timestamps; a share of patients desaturates; the time from a reading produced to its
-   alarm arriving (on a websocket client for WardWatch, on the output topic for the peers) is the
-   end-to-end latency; consumer lag at the end and CPU/memory per process are sampled.
+   wall-clock timestamps; a share of patients desaturates after the warm-up; the time from a reading
+   produced to its alarm on a nurse's websocket (the same alert service process for every build) is
+   the end-to-end latency, counted for readings after ``--warmup-seconds``; consumer lag at the end
+   and CPU/memory per process are sampled.
 
-Builds: ``wardwatch`` (detector worker + alert service + websocket clients), ``per_message`` (the
-obvious per-message build), ``quixstreams`` (Quix Streams 3, per-key RocksDB state) and
-``raw_aiokafka`` (a pass-through: the upper limit). Results: ``bench-results/latest.json`` and a
-PNG chart beside it.
+Builds: ``wardwatch`` (detector workers + alert service), ``quixstreams_store`` (Quix Streams 3 doing
+the same job: state, rules, NEWS2, InfluxDB), ``quixstreams`` and ``per_message`` (the rules only,
+no storage) and ``raw_aiokafka`` (a pass-through, the ceiling; it raises no alarms, so its latency
+is taken on its output topic). Results: ``bench-results/latest.json`` and a PNG chart beside it.
 """
 
 from __future__ import annotations
@@ -27,23 +29,34 @@ import time
 import uuid
 from pathlib import Path
 
-from wardwatch.kafka import ensure_topics
+from wardwatch.kafka import ensure_topics, topics_for
 from wardwatch.settings import Settings
 
+from .feed_probe import raised_at, start_alert_service, topic_latency, websocket_latency
 from .load import Ward, prefill, produce_live
 from .measure import GroupWatch, ProcSampler, drain_rate, latency_stats
+from .wardwatch_build import start_detectors
 
-BUILDS = ("wardwatch", "per_message", "quixstreams", "raw_aiokafka")
-PEER_CMD = {"per_message": "per_message", "quixstreams": "quix", "raw_aiokafka": "raw"}
+BUILDS = ("wardwatch", "quixstreams_store", "quixstreams", "per_message", "raw_aiokafka")
+PEER_CMD = {"quixstreams_store": "quixstreams_store", "quixstreams": "quixstreams", "per_message": "per_message",
+            "raw_aiokafka": "raw"}
+# Where each build's alarms are timed: the raw pass-through raises none, so its copies of the
+# readings are timed on its output topic instead (a floor, not a like-for-like figure).
+LATENCY_AT = {b: "topic" if b == "raw_aiokafka" else "websocket" for b in BUILDS}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patients", type=int, default=10_000)
-    p.add_argument("--seconds", type=float, default=30.0, help="length of the live (latency) phase")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the live (latency) phase")
+    p.add_argument("--warmup-seconds", type=float, default=30.0,
+                   help="latency statistics leave out alarms of readings from the live phase's first seconds")
     p.add_argument("--prefill-seconds", type=int, default=10, help="seconds of ward data for the capacity phase")
     p.add_argument("--builds", default=",".join(BUILDS))
-    p.add_argument("--workers", type=int, default=1, help="detector workers in the WardWatch build")
+    p.add_argument("--workers", type=int, default=1, help="detector processes (`wardwatch detect`) in the WardWatch build")
+    p.add_argument("--processes", type=int, default=None,
+                   help="passed on as `wardwatch detect --processes N` (default: detect's own default)")
     p.add_argument("--out", default="bench-results")
+    p.add_argument("--chart-copy", default=None, help="also write the chart here (e.g. docs/benchmarks.png)")
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -64,49 +77,40 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-async def _peer_latency(settings: Settings, topic: str, stop: asyncio.Event, lat: list[float]) -> None:
-    import orjson
-
-    from wardwatch.kafka import make_consumer
-
-    c = make_consumer(settings, topic, auto_offset_reset="latest")
-    await c.start()
-    try:
-        while not stop.is_set():
-            batches = await c.getmany(timeout_ms=200, max_records=20000)
-            now = time.time() * 1000
-            for msgs in batches.values():
-                for m in msgs:
-                    ev = orjson.loads(m.value)
-                    if str(ev.get("event", "raised")).startswith("raised") and "ts" in ev:
-                        lat.append(now - ev["ts"])
-    finally:
-        await c.stop()
+def _sick_window(args: argparse.Namespace) -> tuple[float, float]:
+    """Deteriorations start so that their alarms (5-30 s later) fall after the warm-up."""
+    lo = max(2.0, args.warmup_seconds - 10.0)
+    return lo, max(lo + 1.0, args.seconds - 18.0)
 
 
 async def run_build(build: str, base: Settings, args: argparse.Namespace, workdir: Path) -> dict:
     tag = uuid.uuid4().hex[:6]
-    settings = base.model_copy(update={"topic_prefix": f"bench-{build}-{tag}.", "consumer_group": f"bench-{build}-{tag}"})
-    topics = settings.topic_prefix
-    readings, out = f"{topics}readings", f"{topics}out"
-    await ensure_topics(settings, {readings: settings.readings_partitions, out: settings.readings_partitions})
-    ward = Ward(args.patients, sick_window=(2.0, max(3.0, args.seconds - 18.0)))
-    env = dict(os.environ, **{k.upper(): str(v) for k, v in _settings_env(settings).items()})
-    procs: dict[str, subprocess.Popen] = {}
-    latency_task = None
-    lat: list[float] = []
+    settings = base.model_copy(update={"topic_prefix": f"bench-{build}-{tag}.", "consumer_group": f"bench-{build}-{tag}",
+                                       "data_dir": base.data_dir / f"{build}-{tag}", "alerts_instance": tag})
+    readings, out = topics_for(settings).readings, f"{settings.topic_prefix}out"
+    await ensure_topics(settings)
+    if build == "raw_aiokafka":
+        await ensure_topics(settings, {out: settings.readings_partitions})
+    ward = Ward(args.patients, sick_window=_sick_window(args))
+    # Nothing goes silent or escalates during a run: only the alarms of the load are timed.
+    env = dict(os.environ, **_settings_env(settings), WARDWATCH_STALE_AFTER_S="3600", WARDWATCH_ESCALATE_AFTER_S="3600")
+    lat: list[tuple[int, float]] = []
+    topic_lat: list[tuple[int, float]] = []  # the same alarms on the alerts topic, before the alert service
     stop = asyncio.Event()
     total = await prefill(settings, readings, ward, args.prefill_seconds)
     budget = args.prefill_seconds * 6 + args.seconds + 120
     if build == "wardwatch":
-        from .wardwatch_build import start_wardwatch, wardwatch_latency
-
-        procs = await start_wardwatch(settings, env, workdir, args.workers)
-        latency_task = asyncio.create_task(wardwatch_latency(settings, stop, lat, ward))
+        procs = start_detectors(env, workdir, args.workers, args.processes)
     else:
-        cmd = [sys.executable, "-m", "benchmarks.pipeline.peers", PEER_CMD[build], "--in", readings, "--out", out, "--group", settings.consumer_group,
-               "--seconds", str(budget)]
+        cmd = [sys.executable, "-m", "benchmarks.pipeline.peers", PEER_CMD[build], "--in", readings, "--out", out,
+               "--group", settings.consumer_group, "--seconds", str(budget)]
         procs = {build: _spawn(cmd, env, workdir / f"{build}.log")}
+    probes = []
+    if LATENCY_AT[build] == "websocket":
+        service = start_alert_service(settings, env, workdir)
+        procs["alerts"] = service.proc
+        probes = [asyncio.create_task(websocket_latency(service, stop, lat)),
+                  asyncio.create_task(topic_latency(settings, topics_for(settings).alerts, stop, topic_lat, raised_at))]
     sampler = ProcSampler({name: p.pid for name, p in procs.items()})
     sampler.start()
     watch = await GroupWatch(settings, settings.consumer_group, readings,
@@ -120,32 +124,39 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
             if done >= end:
                 break
             await asyncio.sleep(0.5)
-        if latency_task is None:
-            latency_task = asyncio.create_task(_peer_latency(settings, out, stop, lat))
+        if not probes:  # the pass-through's probe starts after the capacity phase: it would compete with it
+            probes = [asyncio.create_task(topic_latency(settings, out, stop, lat))]
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
         before, _ = await watch.consumed()
-        from .wardwatch_build import LIVE_START_MS
-
-        LIVE_START_MS[0] = int(time.time() * 1000)
+        live_start_ms = int(time.time() * 1000)
         offered = await produce_live(settings, readings, ward, args.seconds)
         live_s = time.monotonic() - t0
         await asyncio.sleep(3.0)  # grace for the last alarms
         after, end = await watch.consumed()
+        died = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
         stop.set()
-        await asyncio.wait_for(latency_task, 30)
+        await asyncio.wait_for(asyncio.gather(*probes), 30)
     finally:
+        stop.set()
         resources = await sampler.stop()
         await watch.stop()
         _stop(list(procs.values()))
+    since = live_start_ms + int(args.warmup_seconds * 1000)
     result = {
         "readings_per_s": round(capacity["readings_per_s"]),
         "offered_readings_per_s": round(offered / live_s),
         "sustained_readings_per_s": round((after - before) / (live_s + 3.0)),
         "lag_at_end": int(end - after),
-        **latency_stats(lat),
+        **latency_stats(lat, since),
+        "latency_at": LATENCY_AT[build],
         "processes": resources,
     }
+    if topic_lat:
+        on_topic = latency_stats(topic_lat, since)
+        result["alerts_topic"] = {k: on_topic[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "samples")}
+    if died:  # fail loud: a build that crashed has no figures worth comparing
+        result["error"] = ", ".join(f"{n} exited with {rc} (see {workdir / (n + '.log')})" for n, rc in died.items())
     return result
 
 
@@ -153,41 +164,40 @@ def _settings_env(s: Settings) -> dict[str, str]:
     return {**s.kafka_env(), "WARDWATCH_BACKEND": s.backend,
             "WARDWATCH_TOPIC_PREFIX": s.topic_prefix, "WARDWATCH_CONSUMER_GROUP": s.consumer_group,
             "WARDWATCH_INFLUX_URL": s.influx_url, "WARDWATCH_INFLUX_TOKEN": s.influx_token,
-            "WARDWATCH_INFLUX_BUCKET": s.influx_bucket, "WARDWATCH_READINGS_PARTITIONS": str(s.readings_partitions),
-            "WARDWATCH_DATA_DIR": str(s.data_dir)}
+            "WARDWATCH_INFLUX_ORG": s.influx_org, "WARDWATCH_INFLUX_BUCKET": s.influx_bucket,
+            "WARDWATCH_INFLUX_BATCH_SIZE": str(s.influx_batch_size),
+            "WARDWATCH_READINGS_PARTITIONS": str(s.readings_partitions),
+            "WARDWATCH_DATA_DIR": str(s.data_dir), "WARDWATCH_ALERTS_INSTANCE": s.alerts_instance}
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _topic(r: dict) -> str:
+    t = r.get("alerts_topic")
+    return f"{_ms(t['p50_ms'])}/{_ms(t['p99_ms'])}" if t else ""
 
 
 def _table(results: dict) -> str:
-    rows = ["build          readings/s  sustained/offered   lag     p50 ms   p99 ms   max ms  alarms",
-            "-------------  ----------  -----------------  ------  -------  -------  -------  ------"]
+    rows = ["build              readings/s  sustained/offered    lag      p50 ms  p99 ms  p99.9 ms  max ms  alarms  timed at   (alerts topic p50/p99)",
+            "-----------------  ----------  -----------------  -------  ------  ------  --------  ------  ------  ---------  ----------------------"]
     for b, r in results.items():
-        rows.append(f"{b:<13}  {r['readings_per_s']:>10,}  {r['sustained_readings_per_s']:>8,}/{r['offered_readings_per_s']:<8,}"
-                    f"  {r['lag_at_end']:>6,}  {r['p50_ms'] or '-':>7}  {r['p99_ms'] or '-':>7}  {r['max_ms'] or '-':>7}  {r['alarms']:>6}")
+        rows.append(f"{b:<17}  {r['readings_per_s']:>10,}  {r['sustained_readings_per_s']:>8,}/{r['offered_readings_per_s']:<8,}"
+                    f"  {r['lag_at_end']:>7,}  {_ms(r['p50_ms']):>6}  {_ms(r['p99_ms']):>6}  {_ms(r['p999_ms']):>8}"
+                    f"  {_ms(r['max_ms']):>6}  {r['samples']:>6}  {r['latency_at']:<9}  {_topic(r)}"
+                    f"{'  ERROR: ' + r['error'] if 'error' in r else ''}")
     return "\n".join(rows)
-
-
-def _chart(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(results)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.bar(names, [results[n]["readings_per_s"] for n in names], color="#2a6f97")
-    a.set_title("capacity (readings/s)")
-    b.bar(names, [results[n]["p99_ms"] or 0 for n in names], color="#c44536")
-    b.set_title("p99 reading-to-alarm latency (ms)")
-    b.set_yscale("log")
-    for ax in (a, b):
-        ax.tick_params(axis="x", rotation=20)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 async def _main(args: argparse.Namespace) -> int:
     from devservices import bench_services
 
+    from .chart import chart
+    from .quix_peers import COMMIT_INTERVAL_S
+
+    if args.seconds <= args.warmup_seconds:
+        raise SystemExit(f"--seconds ({args.seconds:g}) must be longer than --warmup-seconds ({args.warmup_seconds:g})")
     services = bench_services()
     workdir = Path(args.out)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -195,33 +205,42 @@ async def _main(args: argparse.Namespace) -> int:
     results: dict[str, dict] = {}
     try:
         for build in [b for b in args.builds.split(",") if b]:
+            if build not in BUILDS:
+                raise SystemExit(f"unknown build {build!r}: one of {', '.join(BUILDS)}")
             print(f"[bench] {build} ...", file=sys.stderr, flush=True)
             results[build] = await run_build(build, base, args, workdir)
-            print(f"[bench] {build}: {results[build]['readings_per_s']:,} readings/s, p99 {results[build]['p99_ms']} ms",
-                  file=sys.stderr, flush=True)
+            r = results[build]
+            print(f"[bench] {build}: {r['readings_per_s']:,} readings/s, p99 {r['p99_ms']} ms ({r['latency_at']})"
+                  f"{', ERROR: ' + r['error'] if 'error' in r else ''}", file=sys.stderr, flush=True)
     finally:
         if services:
             services.stop()
     ww = results.get("wardwatch")
     ratios = {}
     if ww:
-        for peer in ("per_message", "quixstreams", "raw_aiokafka"):
+        for peer in BUILDS[1:]:
             if peer in results and results[peer]["readings_per_s"]:
                 ratios[f"wardwatch_vs_{peer}"] = round(ww["readings_per_s"] / results[peer]["readings_per_s"], 2)
     doc = {**results, "ratios": ratios,
            "setup": {"patients": args.patients, "vitals": 3, "live_seconds": args.seconds,
-                     "prefill_seconds": args.prefill_seconds, "cpus": os.cpu_count(),
-                     "loadavg_at_end": list(os.getloadavg())}}
+                     "warmup_seconds": args.warmup_seconds, "prefill_seconds": args.prefill_seconds,
+                     "workers": args.workers, "processes": args.processes,
+                     "kafka_security_protocol": base.kafka_security_protocol,
+                     "kafka_sasl_mechanism": base.kafka_sasl_mechanism,
+                     "quixstreams_store_sink": {"influx_batch_size": base.influx_batch_size,
+                                                "commit_interval_s": COMMIT_INTERVAL_S},
+                     "cpus": os.cpu_count(), "loadavg_at_end": list(os.getloadavg())}}
     (workdir / "latest.json").write_text(json.dumps(doc, indent=2))
-    _chart(results, workdir / "latest.png")
+    charts = [workdir / "latest.png"] + ([Path(args.chart_copy)] if args.chart_copy else [])
+    chart(results, charts, args)
     if args.json:
         print(json.dumps(doc))
     else:
         print(_table(results))
         for k, v in ratios.items():
             print(f"{k}: {v}x")
-        print(f"written: {workdir / 'latest.json'}, {workdir / 'latest.png'}")
-    return 0
+        print(f"written: {workdir / 'latest.json'}, {', '.join(map(str, charts))}")
+    return 1 if any("error" in r for r in results.values()) else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -43,21 +43,26 @@ class GroupWatch:
         return committed, sum(ends.values())
 
 
-async def drain_rate(watch: GroupWatch, total: int, timeout: float) -> dict:
-    """Watch a group consume ``total`` prefilled records; rate between 10 % and 90 % (start-up excluded)."""
+async def drain_rate(watch: GroupWatch, total: int, timeout: float, poll_s: float = 0.1) -> dict:
+    """Watch a group consume ``total`` prefilled records; rate between 10 % and 90 % (start-up excluded).
+
+    A build that drains faster than it is polled crosses both marks between two polls: the rate is
+    then taken from the last poll before the 10 % mark."""
     t_lo = t_hi = None
     c_lo = c_hi = 0
-    deadline = time.monotonic() + timeout
+    t_prev, c_prev = time.monotonic(), 0
+    deadline = t_prev + timeout
     committed = 0
     while time.monotonic() < deadline:
         committed, _end = await watch.consumed()
         now = time.monotonic()
         if t_lo is None and committed >= 0.1 * total:
-            t_lo, c_lo = now, committed
+            t_lo, c_lo = (now, committed) if committed < 0.9 * total else (t_prev, c_prev)
         if committed >= 0.9 * total:
             t_hi, c_hi = now, committed
             break
-        await asyncio.sleep(0.25)
+        t_prev, c_prev = now, committed
+        await asyncio.sleep(poll_s)
     if t_lo is None:
         return {"readings_per_s": 0.0, "drained": committed}
     if t_hi is None:  # did not reach 90 % in time: rate over what it did
@@ -74,23 +79,32 @@ class ProcSampler:
     cpu: dict[str, list[float]] = field(default_factory=dict)
     rss: dict[str, list[float]] = field(default_factory=dict)
     _task: asyncio.Task | None = None
+    _seen: dict[int, psutil.Process] = field(default_factory=dict)
 
     async def _loop(self) -> None:
         procs = {}
         for name, pid in self.pids.items():
             try:
                 procs[name] = psutil.Process(pid)
-                procs[name].cpu_percent(None)
             except psutil.Error:
                 pass
         while True:
             await asyncio.sleep(1.0)
             for name, p in procs.items():
-                try:
-                    self.cpu.setdefault(name, []).append(p.cpu_percent(None))
-                    self.rss.setdefault(name, []).append(p.memory_info().rss / 2**20)
-                except psutil.Error:
-                    pass
+                # A process and its children (``detect --processes N`` forks its workers).
+                cpu = rss = 0.0
+                for q in [p, *_children(p)]:
+                    try:
+                        cpu += self._cpu_since_last(q)
+                        rss += q.memory_info().rss / 2**20
+                    except psutil.Error:
+                        pass
+                self.cpu.setdefault(name, []).append(cpu)
+                self.rss.setdefault(name, []).append(rss)
+
+    def _cpu_since_last(self, q: psutil.Process) -> float:
+        seen = self._seen.setdefault(q.pid, q)  # psutil measures CPU since the previous call on the same object
+        return seen.cpu_percent(None)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
@@ -106,9 +120,19 @@ class ProcSampler:
                        "rss_mb": round(float(np.max(self.rss.get(name) or [0])), 1)} for name in self.pids}
 
 
-def latency_stats(latencies_ms: list[float]) -> dict:
-    if not latencies_ms:
-        return {"p50_ms": None, "p99_ms": None, "max_ms": None, "alarms": 0}
-    a = np.asarray(latencies_ms)
-    return {"p50_ms": round(float(np.percentile(a, 50)), 1), "p99_ms": round(float(np.percentile(a, 99)), 1),
-            "max_ms": round(float(a.max()), 1), "alarms": int(len(a))}
+def _children(p: psutil.Process) -> list[psutil.Process]:
+    try:
+        return p.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def latency_stats(samples: list[tuple[int, float]], since_ms: int) -> dict:
+    """p50/p99/p99.9/max of the latencies of events whose reading time is ``since_ms`` or later (the
+    warm-up before it is left out), and how many there were."""
+    a = np.asarray([lat for at, lat in samples if at >= since_ms], dtype=float)
+    if not len(a):
+        return {"p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None, "samples": 0}
+    p50, p99, p999 = np.percentile(a, [50, 99, 99.9])
+    return {"p50_ms": round(float(p50), 1), "p99_ms": round(float(p99), 1), "p999_ms": round(float(p999), 1),
+            "max_ms": round(float(a.max()), 1), "samples": int(len(a))}

@@ -1,51 +1,73 @@
 """The peer builds of the pipeline benchmark, each run as its own process.
 
-    python -m benchmarks.pipeline.peers raw|per_message|quix --in T --out T2 --group G --seconds S
+    python -m benchmarks.pipeline.peers raw|per_message|quixstreams|quixstreams_store --in T [--out T2] --group G --seconds S
 
-Kafka connection and security settings come from the ``WARDWATCH_*`` environment, like every service.
+Kafka, InfluxDB and security settings come from the ``WARDWATCH_*`` environment, like every
+service; alarms go, as ``AlertEvent`` JSON, to the alerts topic of ``WARDWATCH_TOPIC_PREFIX``.
 
-* ``raw``: aiokafka pass-through (consume a batch, decode, send_batch, commit): the upper limit.
+* ``raw``: aiokafka pass-through to ``--out`` (consume, decode, send, commit), the upper limit: the
+  batch API, one batch a partition fired without waiting, its acknowledgements awaited once a
+  fetch while the next fetch is decoded, the partition of each key cached.
 * ``per_message``: the obvious build: one message at a time, pydantic validation, dict state,
   an awaited send per alarm, commit every 1,000 messages.
-* ``quix``: the same rules on Quix Streams 3 (per-key state in its RocksDB store).
+* ``quixstreams`` and ``quixstreams_store``: Quix Streams 3 (:mod:`.quix_peers`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 
 import orjson
 
-from wardwatch.kafka import librdkafka_options, make_consumer, make_producer
+from wardwatch.kafka import make_consumer, make_producer, partition_for
 from wardwatch.settings import get_settings
+from wardwatch.topics import Topics
 
-from ..naive import PIPELINE, PatientRules
+from ..naive import PatientRules
+from .alarms import RULES, alert_event
 
 
 async def run_raw(a: argparse.Namespace) -> None:
-    from wardwatch.kafka import send_batch
-
     settings = get_settings()
     consumer = make_consumer(settings, a.inp, group_id=a.group)
     producer = make_producer(settings)
     await consumer.start()
     await producer.start()
     parts = sorted(await producer.partitions_for(a.out))
+    partition_of: dict[bytes, int] = {}  # key -> partition: murmur2 once per patient, not per record
+    in_flight: tuple[list, dict] | None = None  # the last fetch's send futures and its offsets
     deadline = time.monotonic() + a.seconds
     try:
         while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200, max_records=20000)
-            items = []
-            for msgs in batches.values():
+            batches = await consumer.getmany(timeout_ms=200, max_records=50_000)
+            futures, offsets = [], {}
+            by_part: dict[int, list] = {}
+            for tp, msgs in batches.items():
                 for m in msgs:
-                    r = orjson.loads(m.value)
-                    items.append((m.key, orjson.dumps(r)))
-            if items:
-                await send_batch(producer, a.out, items, parts)
-                await consumer.commit()
+                    orjson.loads(m.value)  # a pass-through still reads what it forwards
+                    part = partition_of.get(m.key)
+                    if part is None:
+                        part = partition_of[m.key] = parts[partition_for(m.key, len(parts))]
+                    by_part.setdefault(part, []).append(m)
+                offsets[tp] = msgs[-1].offset + 1
+            for part, msgs in by_part.items():
+                batch = producer.create_batch()
+                for m in msgs:
+                    if batch.append(key=m.key, value=m.value, timestamp=None) is None:
+                        futures.append(await producer.send_batch(batch, a.out, partition=part))
+                        batch = producer.create_batch()
+                        batch.append(key=m.key, value=m.value, timestamp=None)
+                futures.append(await producer.send_batch(batch, a.out, partition=part))
+            # The previous fetch's records are acknowledged while this one was read: commit it.
+            if in_flight is not None:
+                await asyncio.gather(*in_flight[0])
+                await consumer.commit(in_flight[1])
+            in_flight = (futures, offsets) if offsets else None
+        if in_flight is not None:
+            await asyncio.gather(*in_flight[0])
+            await consumer.commit(in_flight[1])
     finally:
         await consumer.stop()
         await producer.stop()
@@ -55,6 +77,7 @@ async def run_per_message(a: argparse.Namespace) -> None:
     from wardwatch.models import Reading
 
     settings = get_settings()
+    alerts = Topics(settings.topic_prefix).alerts
     # The obvious build keeps the client defaults (no tuned fetch sizes or batching), only the security.
     consumer = make_consumer(settings, a.inp, group_id=a.group, max_partition_fetch_bytes=1 << 20,
                              fetch_max_bytes=50 << 20)
@@ -71,9 +94,8 @@ async def run_per_message(a: argparse.Namespace) -> None:
             except asyncio.TimeoutError:
                 continue
             r = Reading.model_validate_json(m.value)
-            for change in state.setdefault(r.patient, PatientRules()).update(PIPELINE, r.metric.value, r.value, r.ts):
-                await producer.send_and_wait(a.out, orjson.dumps({"patient": r.patient, "event": change, "ts": r.ts}),
-                                             key=m.key)
+            for change in state.setdefault(r.patient, PatientRules()).update(RULES, r.metric.value, r.value, r.ts):
+                await producer.send_and_wait(alerts, alert_event(r.patient, change).to_json(), key=m.key)
             n += 1
             if n % 1000 == 0:
                 await consumer.commit()
@@ -83,49 +105,27 @@ async def run_per_message(a: argparse.Namespace) -> None:
         await producer.stop()
 
 
-def run_quix(a: argparse.Namespace) -> None:
-    from quixstreams import Application
-
-    settings = get_settings()
-    extra = librdkafka_options(settings)
-    app = Application(broker_address=settings.kafka_bootstrap, consumer_extra_config=extra, producer_extra_config=extra,
-                      consumer_group=a.group, auto_offset_reset="earliest",
-                      state_dir=tempfile.mkdtemp(prefix="ww-quix-"), commit_interval=1.0, loglevel="WARNING")
-    src = app.topic(a.inp, value_deserializer="json")
-    dst = app.topic(a.out, value_serializer="json")
-    sdf = app.dataframe(src)
-
-    def rules(value: dict, state) -> dict | None:
-        r = PatientRules.from_dict(state.get("rules"))
-        changes = r.update(PIPELINE, value["metric"], float(value["value"]), int(value["ts"]))
-        state.set("rules", r.to_dict())
-        # At most one change a reading (every pipeline rule has a delay).
-        return {"patient": value["patient"], "event": changes[0], "ts": value["ts"]} if changes else None
-
-    sdf = sdf.apply(rules, stateful=True).filter(lambda v: v is not None)
-    sdf.to_topic(dst)
-    _run_for(app, a.seconds)
-
-
-def _run_for(app, seconds: float) -> None:
-    import threading
-
-    threading.Timer(seconds, app.stop).start()
-    app.run()
+BUILDS = ("raw", "per_message", "quixstreams", "quixstreams_store")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("build", choices=["raw", "per_message", "quix"])
+    ap.add_argument("build", choices=BUILDS)
     ap.add_argument("--in", dest="inp", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="the pass-through's output topic (raw only)")
     ap.add_argument("--group", required=True)
     ap.add_argument("--seconds", type=float, default=60)
     a = ap.parse_args(argv)
-    if a.build == "quix":
-        run_quix(a)
+    if a.build.startswith("quixstreams"):
+        from .quix_peers import run
+
+        run(a.build, get_settings(), a.inp, a.group, a.seconds)
+    elif a.build == "raw":
+        if not a.out:
+            ap.error("raw needs --out")
+        asyncio.run(run_raw(a))
     else:
-        asyncio.run(run_raw(a) if a.build == "raw" else run_per_message(a))
+        asyncio.run(run_per_message(a))
 
 
 if __name__ == "__main__":
