@@ -86,7 +86,7 @@ def _sick_window(args: argparse.Namespace) -> tuple[float, float]:
 async def run_build(build: str, base: Settings, args: argparse.Namespace, workdir: Path) -> dict:
     tag = uuid.uuid4().hex[:6]
     settings = base.model_copy(update={"topic_prefix": f"bench-{build}-{tag}.", "consumer_group": f"bench-{build}-{tag}",
-                                       "data_dir": base.data_dir / f"{build}-{tag}", "alerts_instance": tag})
+                                       "data_dir": base.data_dir / f"{build}-{tag}"})
     readings, out = topics_for(settings).readings, f"{settings.topic_prefix}out"
     await ensure_topics(settings)
     if build == "raw_aiokafka":
@@ -167,7 +167,7 @@ def _settings_env(s: Settings) -> dict[str, str]:
             "WARDWATCH_INFLUX_ORG": s.influx_org, "WARDWATCH_INFLUX_BUCKET": s.influx_bucket,
             "WARDWATCH_INFLUX_BATCH_SIZE": str(s.influx_batch_size),
             "WARDWATCH_READINGS_PARTITIONS": str(s.readings_partitions),
-            "WARDWATCH_DATA_DIR": str(s.data_dir), "WARDWATCH_ALERTS_INSTANCE": s.alerts_instance}
+            "WARDWATCH_DATA_DIR": str(s.data_dir)}
 
 
 def _ms(v) -> str:

@@ -5,6 +5,7 @@ values), so the same alert service and websocket probe time every build's alarms
 
 from __future__ import annotations
 
+from wardwatch import alarm_texts
 from wardwatch.alarm_rules import DEFAULT_RULES
 from wardwatch.models import AlertEvent, AlertEventType, AlertKind
 
@@ -22,8 +23,8 @@ def alert_event(patient: str, change: Change) -> AlertEvent:
     metric = rule.metric.value
     if change.type == "raised":
         return make_event(patient, rule.condition, AlertKind.physiological, rule.priority, change.onset, change.ts,
-                          AlertEventType.raised, rule.message(change.value),
+                          AlertEventType.raised, alarm_texts.limit_raised(rule, change.value, change.rule.limit),
                           {metric: change.value, "limit": change.rule.limit})
     return make_event(patient, rule.condition, AlertKind.physiological, rule.priority, change.onset, change.ts,
-                      AlertEventType.cleared, f"{metric.replace('_', ' ')} back to {change.value:g}",
+                      AlertEventType.cleared, alarm_texts.limit_cleared(rule, change.value),
                       {metric: change.value})

@@ -18,7 +18,7 @@ import tempfile
 import threading
 
 from wardwatch.kafka import librdkafka_options
-from wardwatch.lineprotocol import escape_str_field, score_line, vitals_lines, vitals_prefix
+from wardwatch.lineprotocol import score_line, vitals_line
 from wardwatch.settings import Settings
 from wardwatch.topics import Topics
 
@@ -53,19 +53,9 @@ def rules_step(value: dict, state) -> list[bytes]:
     return events
 
 
-_prefixes: dict[tuple[str, str], str] = {}
-_devices: dict[str, str] = {}
-
-
 def _vitals_line(patient: str, metric: str, v: float, device: str, quality: float | None, ts: int) -> str:
-    """The engine's point for a reading, with its caches of escaped tags and device fields."""
-    prefix = _prefixes.get((patient, metric))
-    if prefix is None:
-        prefix = _prefixes[(patient, metric)] = vitals_prefix(patient, metric)
-    dev = _devices.get(device)
-    if dev is None:
-        dev = _devices[device] = escape_str_field(device)
-    return vitals_lines([prefix], [dev], [v], [v], [float("nan") if quality is None else float(quality)], [ts])[0]
+    """The engine's point for a reading (one point per patient-time: wardwatch.lineprotocol)."""
+    return vitals_line(patient, metric, v, device, v, quality, ts)
 
 
 def store_step(value: dict, state) -> dict:

@@ -31,7 +31,7 @@ def test_a_flush_stores_every_reading_and_score_it_was_given(settings):
     store = InfluxStore(settings)
     try:
         vitals = store.query_sync(f'from(bucket: "{settings.influx_bucket}") |> range(start: -5m)'
-                                  ' |> filter(fn: (r) => r._measurement == "vitals" and r._field == "value")')
+                                  ' |> filter(fn: (r) => r._measurement == "vitals" and r._field == "spo2")')
         scores = store.query_sync(f'from(bucket: "{settings.influx_bucket}") |> range(start: -5m)'
                                   ' |> filter(fn: (r) => r._measurement == "scores" and r._field == "value")')
     finally:

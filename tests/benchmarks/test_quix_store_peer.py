@@ -14,6 +14,7 @@ import numpy as np
 
 from benchmarks.pipeline import _settings_env
 from benchmarks.pipeline.measure import GroupWatch
+from wardwatch.lineprotocol import RAW_FIELDS
 from wardwatch.columns import ReadingColumns
 from wardwatch.codec import encode_readings
 from wardwatch.kafka import ensure_topics, make_consumer, make_producer, send_batch, topics_for
@@ -94,8 +95,10 @@ def test_the_quix_streams_peer_stores_every_reading_and_publishes_the_engines_al
     store = InfluxStore(settings)
     try:
         def count(measurement: str) -> dict[str, int]:
+            # vitals: one point per patient-time, a raw field per metric (wardwatch.lineprotocol)
+            fields = " or ".join(f'r._field == "{f}"' for f in (RAW_FIELDS if measurement == "vitals" else ("value",)))
             rows = store.query_sync(f'from(bucket: "{settings.influx_bucket}") |> range(start: -1h)'
-                                    f' |> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "value")'
+                                    f' |> filter(fn: (r) => r._measurement == "{measurement}" and ({fields}))'
                                     ' |> group(columns: ["patient"]) |> count()')
             return {r["patient"]: r["_value"] for r in rows}
         vitals, scores = count("vitals"), count("scores")

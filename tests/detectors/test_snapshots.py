@@ -20,6 +20,7 @@ def one_model_per_patient(snaps: Snapshots, r, t, ids, clean, clean_ts, off_acti
     return VitalsSnapshot(
         patient=ids[r], ts=int(t),
         values={NAMES[c]: float(clean[r, c]) for c in range(len(NAMES)) if clean_ts[r, c] >= 0},
+        value_ts={NAMES[c]: int(clean_ts[r, c]) for c in range(len(NAMES)) if clean_ts[r, c] >= 0},
         news2=float(news[r]) if news is not None and news[r] == news[r] else None,
         risk=float(risk[r]) if risk is not None and risk[r] == risk[r] else None,
         stale_metrics=[NAMES[c] for c in range(len(NAMES)) if off_active[r, c]],

@@ -20,6 +20,7 @@ from detectors.engine import DetectorEngine
 from detectors.worker import DetectorWorker
 from wardwatch.codec import decode_readings
 from wardwatch.bus import MemoryBus
+from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import AlertEvent, Reading
 from wardwatch.settings import Settings
 from wardwatch.store import StoreHealth
@@ -161,8 +162,11 @@ async def scenario(steps) -> None:
         for _, v in items:
             d = orjson.loads(v)
             expected_points.add((d["patient"], d["metric"], str(d["ts"])))
-    stored = {(k[0].split("patient=")[1].split(",")[0], k[0].split("metric=")[1].split(",")[0], k[1])
-              for k in store.points if k[0].startswith("vitals,")}
+    # One point per patient-time, a raw field per metric read at that time (wardwatch.lineprotocol).
+    names = {m.value for m in METRICS}
+    stored = {(k[0].split("patient=")[1].split(",")[0], f.split("=")[0], k[1])
+              for k, ln in store.points.items() if k[0].startswith("vitals,")
+              for f in ln.split(" ")[1].split(",") if f.split("=")[0] in names}
     assert stored == expected_points
 
     got: dict[str, bytes] = {}

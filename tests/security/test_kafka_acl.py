@@ -117,7 +117,7 @@ async def test_forged_resolve_never_reaches_the_alert_service(as_principal):
     """The issue's attack: a `resolved` produced straight to Kafka. The alert service, running as its
     own principal, sees the detector's alarm; the gateway's forged resolve is refused on both topics,
     so the alarm stays open; the service's own record of a nurse's resolve does reach the topic."""
-    settings = as_principal("alerts", alerts_instance=f"sec{uuid.uuid4().hex[:6]}", alerts_port=free_port())
+    settings = as_principal("alerts", alerts_port=free_port())
     service = AlertService(settings, bus=open_bus(settings))
     ready = asyncio.Event()
     task = asyncio.create_task(service.run("127.0.0.1", settings.alerts_port, ready))
