@@ -29,8 +29,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-def replay_real_patient(shared_data: Path, patient: str):
-    """MIMIC-II s25047 numerics (1/min), at its own pace (1/min), re-timed to end now, through the engine."""
+def replay_s25047(shared_data: Path, patient: str):
+    """MIMIC-II s25047 numerics (1/min), at its own pace, re-timed to end now, through the engine:
+    its output as the worker stores it."""
     rec = wfdb.rdrecord(str(shared_data / "wfdb" / "s25047" / "s25047-2704-05-04-10-44n"))
     names = {"HR": "heart_rate", "SpO2": "spo2", "RESP": "resp_rate", "PULSE": "pulse_rate", "NBPSys": "sbp"}
     base = int(time.time() * 1000) - 60_000 * len(rec.p_signal)
@@ -39,7 +40,12 @@ def replay_real_patient(shared_data: Path, patient: str):
         for j, name in enumerate(rec.sig_name):
             if name in names and not np.isnan(row[j]):
                 ps.append(patient), ms.append(names[name]), vs.append(float(row[j])), ts.append(base + 60_000 * i)
-    out = DetectorEngine(stale_after_ms=10**12).process(columns(ps, ms, vs, ts))
+    return DetectorEngine(stale_after_ms=10**12).process(columns(ps, ms, vs, ts))
+
+
+def replay_real_patient(shared_data: Path, patient: str):
+    """s25047 through the engine (:func:`replay_s25047`), as the nurse page's test uses it."""
+    out = replay_s25047(shared_data, patient)
     return out.events, out.snapshots
 
 

@@ -13,36 +13,19 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-import wfdb
 
-from detectors.engine import DetectorEngine
 from wardwatch import alarm_texts
 from wardwatch.alarm_rules import DEFAULT_RULES
 from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, PatientRecord, Priority, VitalsSnapshot, alert_id
 from wardwatch.registry import Registry
 from wardwatch.store import InfluxStore
 
-from ..detectors.helpers import columns
-from .test_nurse_page_browser import ARGS, ARTIFACTS, CHROMIUM
+from .test_nurse_page_browser import ARGS, ARTIFACTS, CHROMIUM, replay_s25047
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 RULE = {r.condition: r for r in DEFAULT_RULES}
-
-
-def replay_s25047(shared_data: Path, patient: str):
-    """s25047's numerics (1/min) re-timed to end now, through the engine: its output as the worker stores it."""
-    rec = wfdb.rdrecord(str(shared_data / "wfdb" / "s25047" / "s25047-2704-05-04-10-44n"))
-    names = {"HR": "heart_rate", "SpO2": "spo2", "RESP": "resp_rate", "PULSE": "pulse_rate", "NBPSys": "sbp"}
-    base = int(time.time() * 1000) - 60_000 * len(rec.p_signal)
-    ps, ms, vs, ts = [], [], [], []
-    for i, row in enumerate(rec.p_signal):
-        for j, name in enumerate(rec.sig_name):
-            if name in names and not np.isnan(row[j]):
-                ps.append(patient), ms.append(names[name]), vs.append(float(row[j])), ts.append(base + 60_000 * i)
-    return DetectorEngine(stale_after_ms=10**12).process(columns(ps, ms, vs, ts))
 
 
 async def until(page, expression: str, timeout: float = 10.0) -> None:
