@@ -8,6 +8,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 DT_EARLY, DT_OPTIMAL, DT_LATE = -12, -6, 3
 MAX_U_TP, MIN_U_FN, U_FP, U_TN = 1.0, -2.0, -0.05, 0.0
+# The challenge's utility lines (slope, intercept) in hours from onset: early true positive, late
+# true positive, late false negative; shared by the reference loop and the vectorised rows.
+_M1 = MAX_U_TP / (DT_OPTIMAL - DT_EARLY)
+_B1 = -_M1 * DT_EARLY
+_M2 = -MAX_U_TP / (DT_LATE - DT_OPTIMAL)
+_B2 = -_M2 * DT_LATE
+_M3 = MIN_U_FN / (DT_LATE - DT_OPTIMAL)
+_B3 = -_M3 * DT_OPTIMAL
 
 
 def patient_utility(labels: np.ndarray, pred: np.ndarray) -> float:
@@ -15,23 +23,17 @@ def patient_utility(labels: np.ndarray, pred: np.ndarray) -> float:
     n = len(labels)
     septic = bool(labels.any())
     t_sepsis = int(np.argmax(labels)) - DT_OPTIMAL if septic else np.inf
-    m1 = MAX_U_TP / (DT_OPTIMAL - DT_EARLY)
-    b1 = -m1 * DT_EARLY
-    m2 = -MAX_U_TP / (DT_LATE - DT_OPTIMAL)
-    b2 = -m2 * DT_LATE
-    m3 = MIN_U_FN / (DT_LATE - DT_OPTIMAL)
-    b3 = -m3 * DT_OPTIMAL
     u = 0.0
     for t in range(n):
         if t > t_sepsis + DT_LATE:
             continue
         p = bool(pred[t])
         if septic and p:
-            u += max(m1 * (t - t_sepsis) + b1, U_FP) if t <= t_sepsis + DT_OPTIMAL else m2 * (t - t_sepsis) + b2
+            u += max(_M1 * (t - t_sepsis) + _B1, U_FP) if t <= t_sepsis + DT_OPTIMAL else _M2 * (t - t_sepsis) + _B2
         elif not septic and p:
             u += U_FP
         elif septic and not p:
-            u += 0.0 if t <= t_sepsis + DT_OPTIMAL else m3 * (t - t_sepsis) + b3
+            u += 0.0 if t <= t_sepsis + DT_OPTIMAL else _M3 * (t - t_sepsis) + _B3
         else:
             u += U_TN
     return u
@@ -57,15 +59,9 @@ def _utilities(labels: np.ndarray, pred: np.ndarray) -> tuple[float, float, floa
 
 def _row_utility(t: np.ndarray, t_sepsis: np.ndarray, septic: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """:func:`patient_utility`'s terms for every row at once (``t`` the row's hour in its stay)."""
-    m1 = MAX_U_TP / (DT_OPTIMAL - DT_EARLY)
-    b1 = -m1 * DT_EARLY
-    m2 = -MAX_U_TP / (DT_LATE - DT_OPTIMAL)
-    b2 = -m2 * DT_LATE
-    m3 = MIN_U_FN / (DT_LATE - DT_OPTIMAL)
-    b3 = -m3 * DT_OPTIMAL
     d = t - t_sepsis
-    tp = np.where(d <= DT_OPTIMAL, np.maximum(m1 * d + b1, U_FP), m2 * d + b2)
-    fn = np.where(d <= DT_OPTIMAL, 0.0, m3 * d + b3)
+    tp = np.where(d <= DT_OPTIMAL, np.maximum(_M1 * d + _B1, U_FP), _M2 * d + _B2)
+    fn = np.where(d <= DT_OPTIMAL, 0.0, _M3 * d + _B3)
     u = np.where(septic, np.where(pred, tp, fn), np.where(pred, U_FP, U_TN))
     return np.where(septic & (d > DT_LATE), 0.0, u)
 
