@@ -13,11 +13,9 @@ import time
 import numpy as np
 
 from ingest.sources.synthetic import NAMES, SyntheticWard
-from wardwatch.codec import encode_readings
-from wardwatch.columns import ReadingColumns
+from wardwatch.codec import RULES
 from wardwatch.kafka import make_producer, send_batch
 from wardwatch.metrics_catalog import METRIC_INDEX, Metric
-from wardwatch.models import reading_id
 from wardwatch.settings import Settings
 
 METRICS = (("heart_rate", "/min"), ("spo2", "%"), ("resp_rate", "/min"))  # SyntheticWard's vitals, in order
@@ -36,25 +34,39 @@ class Ward:
                                   artefacts=False)
         self.n = n_patients
         self.patients = self.ward.patients.tolist()
+        self._templates()
 
     def records(self, idx: np.ndarray, now_ms: int, t_s: float) -> list[tuple[bytes, bytes]]:
-        values = np.round(self.ward.vitals(t_s, idx), 1)
-        ids, pids, devices, metrics, flat = [], [], [], [], []
-        for j, i in enumerate(idx):
-            pid = self.patients[i]
+        """The readings of patients ``idx`` at ``now_ms``, as the gateway client writes them
+        (``encode_readings(..., checked=True)``'s template: ``test_naive_rules`` checks they are the
+        same bytes). In a hospital the gateways run on machines of their own; here they share the two
+        cores with every build, so they are written straight from per-patient templates: a tick
+        fills in only the id, the value and the times (the id is ``device:vital:time``, unique and
+        stable like ``reading_id``, without its hash)."""
+        values = np.round(self.ward.vitals(t_s, idx), 1).tolist()
+        tail = f'"ts":{now_ms},"received":{now_ms},"quality":null}}'
+        keys, heads, out = self._keys, self._heads, []
+        append = out.append
+        for i, row in zip(idx.tolist(), values):
+            key = keys[i]
+            for (head, mid, unit), v in zip(heads[i], row):
+                append((key, f'{head}{now_ms}{mid}{v!r}{unit}{tail}'.encode()))
+        return out
+
+    def _templates(self) -> None:
+        # Per patient and vital: the JSON up to the id's time, from there to the value, and the unit
+        # (key order and spelling are encode_readings' template).
+        names, units = RULES.names, RULES.units
+        self._keys = [p.encode() for p in self.patients]
+        self._heads = []
+        for pid in self.patients:
             dev = f"{pid}-w"
+            row = []
             for k, (metric, _) in enumerate(METRICS):
-                ids.append(reading_id(dev, metric, now_ms))
-                pids.append(pid)
-                devices.append(dev)
-                metrics.append(METRIC_INDEX[Metric(metric)])
-                flat.append(float(values[j, k]))
-        n = len(pids)
-        cols = ReadingColumns(np.array(ids, dtype=object), np.array(pids, dtype=object), np.array(devices, dtype=object),
-                              np.array(metrics, dtype=np.int8), np.array(flat, dtype=np.float64),
-                              np.full(n, now_ms, dtype=np.int64), np.full(n, now_ms, dtype=np.int64),
-                              np.full(n, np.nan, dtype=np.float32))
-        return encode_readings(cols, received=now_ms)
+                m = METRIC_INDEX[Metric(metric)]
+                row.append((f'{{"id":"{dev}:{k}:', f'","patient":"{pid}","device":"{dev}","metric":"{names[m]}","value":',
+                            f',"unit":"{units[m]}",'))
+            self._heads.append(row)
 
 
 async def produce_live(settings: Settings, topic: str, ward: Ward, seconds: float, ticks_per_s: int = 10) -> int:

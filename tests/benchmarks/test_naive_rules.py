@@ -45,3 +45,18 @@ def test_the_pipeline_ward_raises_an_alarm_for_each_deteriorating_patient_and_no
                     if c.type == "raised":
                         raised.add(d["patient"])
     assert raised == {p for p, sick in zip(ward.patients, ward.ward.sick) if sick} and raised
+
+
+def test_the_pipeline_load_is_byte_for_byte_what_the_gateway_client_encodes():
+    """The load skips the hash in its ids and writes from templates; what reaches the readings topic
+    must still be the gateway client's own template (the worker's decoding of it is what is timed)."""
+    from wardwatch.codec import decode_readings, encode_readings
+
+    ward = Ward(50, deteriorating=0.2, sick_window=(0.0, 3.0))
+    idx = np.arange(3, 40)
+    now = 1_796_000_000_123
+    records = ward.records(idx, now, 5.0)
+    cols, rejected = decode_readings([v for _, v in records], now)
+    assert not rejected and len(cols) == 3 * len(idx)
+    assert encode_readings(cols, received=now, checked=True) == records
+    assert len(set(cols.id.tolist())) == len(cols)  # one id per reading
