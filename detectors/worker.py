@@ -41,6 +41,7 @@ from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
+from wardwatch.token_sync import follow_tokens
 
 from .early_warning.drift import EarlyWarningDrift
 from .engine import DetectorEngine, EngineOutput
@@ -119,6 +120,8 @@ class DetectorWorker:
         self.consumer = None
         self.checkpoint = Checkpoint(max_in_flight=settings.detect_max_in_flight)
         self.supervisor = Supervisor()
+        # /healthz and /metrics take tokens made or revoked on any machine (the tokens topic, followed in start()).
+        self.tokens = TokenStore(settings.tokens_path)
         self._lock = asyncio.Lock()
         # partition -> patient key -> offset its restored state already covers (replays skip below it)
         self._skip: dict[TopicPartition, dict[bytes, int]] = {}
@@ -296,6 +299,7 @@ class DetectorWorker:
                                           listener=_Rebalance(self), max_poll_interval_ms=600_000)
         await self.consumer.start()
         self.supervisor.spawn("limits", self._follow_limits)
+        self.supervisor.spawn("tokens", lambda: follow_tokens(self.bus, self.tokens, asyncio.Event()))
 
     async def step(self, timeout_ms: int = 200) -> int:
         """One fetch: process it, tick the time-driven rules when caught up, commit when due."""
@@ -546,5 +550,5 @@ class DetectorWorker:
         handle's ``close()`` stops it (``await wait_closed()`` waits for that)."""
         from .health import create_app
 
-        return await web.serve(create_app(self, TokenStore(self.settings.tokens_path)), host, port)
+        return await web.serve(create_app(self, self.tokens), host, port)
 

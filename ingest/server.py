@@ -36,6 +36,8 @@ from wardwatch.bus import Bus, BusProducer, open_bus
 from wardwatch.models import PatientRecord, Reading
 from wardwatch.registry import Registry, RegistryView
 from wardwatch.settings import Settings
+from wardwatch.supervisor import Supervisor
+from wardwatch.token_sync import follow_tokens
 
 from . import replies
 from .bounds import Bounds, read_body
@@ -72,6 +74,8 @@ class IngestState:
     ingestor: Ingestor
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     follow: asyncio.Task | None = None
+    # Tokens made or revoked on any machine (the tokens topic), restarted if it fails.
+    token_follower: Supervisor | None = None
 
 
 # ----------------------------------------------------------------------------- request and answer types
@@ -371,6 +375,8 @@ async def lifespan(app: Starlette):
         st.view.apply(rec.patient, rec)
     ready = asyncio.Event()
     st.follow = asyncio.create_task(st.view.follow(st.bus, st.stop, ready))
+    st.token_follower = Supervisor(stop=st.stop)
+    st.token_follower.spawn("tokens", lambda: follow_tokens(st.bus, st.tokens, st.stop))
     try:
         await asyncio.wait_for(ready.wait(), 30)
     except asyncio.TimeoutError:
@@ -381,6 +387,7 @@ async def lifespan(app: Starlette):
         st.stop.set()
         if st.follow is not None:
             await asyncio.gather(st.follow, return_exceptions=True)
+        await st.token_follower.stop()
         await st.producer.stop()
 
 
