@@ -88,6 +88,19 @@ class PatientTable:
         return len(self.ids)
 
     def rows_for(self, patients: np.ndarray) -> np.ndarray:
+        # Known patients by one dict lookup each (a batch is mostly patients seen before); new ones
+        # get rows as before: in sorted order of their ids.
+        get = self.index.get
+        try:
+            rows = np.fromiter((get(p, -1) for p in patients.tolist()), np.int64, len(patients))
+        except TypeError:  # an unhashable id: only its text (as before) names the patient
+            return self._add(patients)
+        new = rows < 0
+        if new.any():
+            rows[new] = self._add(patients[new])
+        return rows
+
+    def _add(self, patients: np.ndarray) -> np.ndarray:
         uniq, inv = np.unique(patients.astype(str), return_inverse=True)
         rows = np.empty(len(uniq), np.int64)
         for i, p in enumerate(uniq):

@@ -29,6 +29,7 @@ from .columns import ReadingColumns
 from .identifiers import REASON as BAD_IDENTIFIER, all_identifiers, is_identifier
 from .metrics_catalog import CATALOG, METRIC_INDEX, METRICS, Metric, to_canonical
 from .models import Reading, RejectedInput
+from .readings_template import match_template
 from .settings import Settings
 
 MAX_PAYLOAD_KEEP = 64 << 10  # bytes of an original payload kept in the dead-letter record
@@ -312,40 +313,75 @@ def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source
                     limits: Limits | None = None) -> tuple[ReadingColumns, list[RejectedInput]]:
     """Raw readings-topic message values -> validated columns + rejections (the detector worker's hot path).
 
-    orjson and plain type checks per message for the shape, then ``check_columns`` on the batch. It
-    never raises: every input ends up either in the columns or in the rejections."""
+    The messages our encoder wrote are parsed for the whole batch at once
+    (:mod:`wardwatch.readings_template`), the others one by one as :func:`decode_each` does; then
+    ``check_columns`` runs on the batch. Columns and rejections are those :func:`decode_each` gives.
+    It never raises: every input ends up either in the columns or in the rejections."""
+    limits = limits or DEFAULT_LIMITS
+    fast = match_template(values)
+    if fast is None or not len(fast.index):
+        return decode_each(values, now_ms, registry_view, source, limits)
+    rej: list[RejectedInput] = []
+    n, k = len(values), len(fast.index)
+    cols = ReadingColumns(fast.id, fast.patient, fast.device, fast.metric, fast.value, fast.ts, fast.received,
+                          np.full(k, np.nan, np.float32))
+    src = fast.index
+    if k < n:
+        rest = np.ones(n, bool)
+        rest[fast.index] = False
+        rows = [row for i in np.flatnonzero(rest).tolist() if (row := _per_message(values[i], i, source, rej))]
+        if rows:  # back in the batch's order
+            src = np.concatenate([src, np.array([r[0] for r in rows], np.int64)])
+            order = np.argsort(src, kind="stable")
+            src, cols = src[order], ReadingColumns.concat([cols, _columns(rows)]).take(order)
+    return _checked(cols, src, values, now_ms, registry_view, source, limits, rej)
+
+
+def decode_each(values: list[bytes], now_ms: int, registry_view=None, source: str = "kafka:readings",
+                limits: Limits | None = None) -> tuple[ReadingColumns, list[RejectedInput]]:
+    """:func:`decode_readings` one message at a time (orjson and plain type checks per message for the
+    shape, then ``check_columns`` on the batch): the reference the batch path must agree with."""
     limits = limits or DEFAULT_LIMITS
     rej: list[RejectedInput] = []
-    rows = []  # (index, id, patient, device, metric, value, ts, received, quality) of well-formed messages
-    append, loads, by_name, units, bound = rows.append, orjson.loads, RULES.index, RULES.units, TS_BOUND
-    for i, raw in enumerate(values):
-        # The common case in one try: every field present and of the right type, nothing per field.
-        try:
-            d = loads(raw)
-            m = by_name[d["metric"]]
-            rid, pid, dev, v, t = d["id"], d["patient"], d["device"], d["value"], d["ts"]
-            q, r = d.get("quality"), d.get("received")
-            if (type(t) is int and (type(v) is float or type(v) is int) and d["unit"] == units[m] and q is None
-                    and type(rid) is str and type(pid) is str and type(dev) is str and -bound < t < bound):
-                append((i, rid, pid, dev, m, v, t, r if type(r) is int and 0 <= r < bound else 0, np.nan))
-                continue
-        except Exception:
-            pass
-        row = _careful(raw, i, source, rej)
-        if row is not None:
-            append(row)
+    rows = [row for i, raw in enumerate(values) if (row := _per_message(raw, i, source, rej))]
     if not rows:
         return ReadingColumns.empty(), rej
-    src, ids, patients, devices, metric, value, ts, received, quality = zip(*rows)
-    cols = ReadingColumns(np.array(ids, dtype=object), np.array(patients, dtype=object), np.array(devices, dtype=object),
-                          np.array(metric, dtype=np.int8), np.array(value, dtype=np.float64), np.array(ts, dtype=np.int64),
-                          np.array(received, dtype=np.int64), np.array(quality, dtype=np.float32))
+    return _checked(_columns(rows), [r[0] for r in rows], values, now_ms, registry_view, source, limits, rej)
+
+
+def _checked(cols: ReadingColumns, src, values: list, now_ms: int, registry_view, source: str, limits: Limits,
+             rej: list[RejectedInput]) -> tuple[ReadingColumns, list[RejectedInput]]:
+    """The rows that pass ``check_columns``; the others join ``rej`` (``src``: each row's place in ``values``)."""
     reasons = check_columns(cols, now_ms, limits, registry_view)
     ok = reasons == ""
     if ok.all():
         return cols, rej
     rej += column_rejections(reasons, source, lambda j: values[src[j]], src)
     return cols.take(ok), rej
+
+
+def _columns(rows: list[tuple]) -> ReadingColumns:
+    _, ids, patients, devices, metric, value, ts, received, quality = zip(*rows)
+    return ReadingColumns(np.array(ids, dtype=object), np.array(patients, dtype=object), np.array(devices, dtype=object),
+                          np.array(metric, dtype=np.int8), np.array(value, dtype=np.float64), np.array(ts, dtype=np.int64),
+                          np.array(received, dtype=np.int64), np.array(quality, dtype=np.float32))
+
+
+def _per_message(raw: bytes, i: int, source: str, rej: list[RejectedInput]) -> tuple | None:
+    """One message as a row (index, id, patient, device, metric, value, ts, received, quality), or None
+    with its rejection appended to ``rej``."""
+    # The common case in one try: every field present and of the right type, nothing per field.
+    try:
+        d = orjson.loads(raw)
+        m = RULES.index[d["metric"]]
+        rid, pid, dev, v, t = d["id"], d["patient"], d["device"], d["value"], d["ts"]
+        q, r = d.get("quality"), d.get("received")
+        if (type(t) is int and (type(v) is float or type(v) is int) and d["unit"] == RULES.units[m] and q is None
+                and type(rid) is str and type(pid) is str and type(dev) is str and -TS_BOUND < t < TS_BOUND):
+            return (i, rid, pid, dev, m, v, t, r if type(r) is int and 0 <= r < TS_BOUND else 0, np.nan)
+    except Exception:
+        pass
+    return _careful(raw, i, source, rej)
 
 
 def _careful(raw: bytes, i: int, source: str, rej: list[RejectedInput]) -> tuple | None:

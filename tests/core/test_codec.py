@@ -185,3 +185,83 @@ def test_the_batch_identifier_check_is_the_rule_on_every_value(values):
     from wardwatch.identifiers import all_identifiers
 
     assert all_identifiers(values) == all(map(is_identifier, values))
+
+
+# --- the batch (template) path of decode_readings is the per-message path -----------------------------
+
+def template_message(draw) -> bytes:
+    """A message as our encoder writes it; each field mostly good, now and then of a shape the template
+    must judge (numbers JSON reads differently from a float parser, or not at all)."""
+    m = draw(st.integers(0, len(RULES.metrics) - 1))
+    low, high = float(RULES.low[m]), float(RULES.high[m])
+    value = sometimes(draw, st.floats(low, high).map(repr) | st.decimals(low, high, places=draw(st.integers(0, 16)))
+                      .map(lambda d: format(d, "f")),
+                      st.sampled_from(["0", "-0", "-0.0", "0.0", "01", "00", "1.", ".5", "-", "1e2", "1.5E-3",
+                                       "123456789012345", "1234567890123456", "0.000000000000001", "-12.25", "1.2.3",
+                                       "99.99999999999999", "350.0000000000001", "nan", "true", '"7"', "null", "-01.5"]))
+    ts = sometimes(draw, st.integers(NOW - 3_600_000, NOW + 100_000).map(str),
+                   st.sampled_from(["0", "-0", "-5", "01", "1.0", str(NOW - LIMITS.max_age_ms - 1), "1" * 19,
+                                    "9" * 18, "-" + "9" * 18, str(2**62), "null", f"{NOW}.0"]))
+    received = sometimes(draw, st.sampled_from(["null", str(NOW)]),
+                         st.sampled_from(["0", "-7", "-0", "00", "1.5", "9" * 18, "9" * 19, '"x"', "01"]))
+    unit = sometimes(draw, st.just(RULES.units[m]), st.sampled_from(["/min", "%", "mm[Hg]", "Cel", "", "% "]))
+    metric = sometimes(draw, st.just(RULES.names[m]), st.sampled_from([RULES.names[m] + "x", "SPO2", "", "spo"]))
+    pid = sometimes(draw, st.sampled_from(ADMITTED) | VALID_ID, BAD_ID)
+    dev, rid = (sometimes(draw, VALID_ID, BAD_ID) for _ in range(2))
+    text = lambda s: orjson.dumps(s).decode()  # noqa: E731 (escapes what needs it, as orjson would)
+    body = (f'{{"id":{text(rid)},"patient":{text(pid)},"device":{text(dev)},"metric":{text(metric)},'
+            f'"value":{value},"unit":{text(unit)},"ts":{ts},"received":{received},"quality":null}}')
+    return body.encode()
+
+
+@st.composite
+def a_message(draw) -> bytes:
+    kind = draw(st.integers(0, 6))
+    if kind <= 3:  # the template (sometimes a byte changed, inserted or removed)
+        raw = template_message(draw)
+        if kind == 3 and raw:
+            at = draw(st.integers(0, len(raw) - 1))
+            change = draw(st.sampled_from([b"", b" ", b'"', b"\\", b"\n", b"0", b"-", b".", b",", b"}", b"\xc3\xa9", b"\x00"]))
+            raw = raw[:at] + change + raw[at + draw(st.integers(0, 1)):]
+        return raw
+    d = draw(a_reading())
+    d = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+    if kind == 4:  # another key order, whitespace, a quality, a duplicate key
+        keys = draw(st.permutations(list(d)))
+        body = ", ".join(f"{orjson.dumps(k).decode()}: {orjson.dumps(d[k]).decode()}" for k in keys)
+        if draw(st.booleans()):
+            body += f', "metric": {orjson.dumps(draw(st.sampled_from(RULES.names))).decode()}'
+        return ("{" + body + "}").encode()
+    if kind == 5:  # our orjson encoding of a reading
+        return orjson.dumps(d)
+    return draw(st.binary(max_size=40) | st.sampled_from([b"", b"[]", b"null", b'{"metric":"spo2"}', b"\n\n"]))
+
+
+def without_clock(rejections):
+    return [r.model_copy(update={"received": 0}) for r in rejections]
+
+
+@hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(a_message(), min_size=0, max_size=25), st.booleans())
+def test_the_batch_path_decodes_exactly_as_the_per_message_path(messages, with_registry):
+    from wardwatch.codec import decode_each
+
+    registry = FakeRegistry(ADMITTED) if with_registry else None
+    cols, rejected = decode_readings(messages, NOW, registry, limits=LIMITS)
+    ref_cols, ref_rejected = decode_each(messages, NOW, registry, limits=LIMITS)
+    assert_same_columns(cols, ref_cols)
+    for name in ("value", "ts"):  # the very same doubles: -0.0 is not 0.0 here
+        assert np.signbit(getattr(cols, name)).tolist() == np.signbit(getattr(ref_cols, name)).tolist()
+    assert without_clock(rejected) == without_clock(ref_rejected)
+
+
+def test_the_batch_path_takes_the_template_and_leaves_the_rest():
+    from wardwatch.readings_template import match_template
+
+    good = encode_readings(columns([{"id": "r1", "patient": "p1", "device": "d1", "metric": "spo2", "value": 97.5,
+                                     "unit": "%", "ts": NOW, "received": NOW, "quality": None}]), checked=True)[0][1]
+    batch = [good, good.replace(b'"id":', b'"id" :'), good.replace(b"97.5", b"-0"), good.replace(b"p1", b"p\\u0031"), good]
+    assert match_template(batch).index.tolist() == [0, 2, 4]  # "-0" is a number the template reads (as 0)
+    cols, rejected = decode_readings(batch, NOW, limits=LIMITS)
+    assert rejected == [] and cols.patient.tolist() == ["p1"] * 5 and cols.value.tolist() == [97.5, 97.5, 0.0, 97.5, 97.5]
+    assert not np.signbit(cols.value).any()  # JSON's -0 is the integer 0, not the double -0.0

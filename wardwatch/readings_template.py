@@ -1,0 +1,171 @@
+"""A whole batch of readings-topic messages parsed at once, where they follow our encoder's template.
+
+``wardwatch.codec.encode_readings`` writes every reading with the same keys in the same order, no
+whitespace and no escapes, and (with no device quality) ``"quality":null``::
+
+    {"id":"<id>","patient":"<id>","device":"<id>","metric":"<name>","value":<number>,"unit":"<unit>",
+     "ts":<int>,"received":<int or null>,"quality":null}
+
+Such messages need no JSON parser: the batch is joined into one byte buffer, numpy finds every
+message's 28 quotes, checks the literal text pinned to them (8 bytes at a time) and parses the
+fields as columns. A message that does not follow the template exactly (another key order,
+whitespace, an escape, a quality, a non-ASCII byte, a number with an exponent or many digits, any
+other client) is left to the caller's per-message path, so the outcome is the one that path gives
+(tests/core/test_codec.py checks that both agree on any batch).
+
+What the template admits is chosen so that the parsed value is exactly what JSON decoding gives:
+strings hold only printable ASCII but ``"`` and ``\\`` (JSON text that is the string itself);
+numbers have no exponent and at most 15 digits, so ``digits / 10**k`` divides two exact doubles and
+is the correctly rounded value a JSON parser gives; ``-0`` without a fraction is the integer 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics_catalog import CATALOG, METRIC_INDEX, METRICS
+
+# The template's literal runs, each pinned to one of the message's 28 quotes q[0]..q[27] (the first
+# to the start of the line): (quote, offset from it, text). The fields stand between the runs. A run
+# holds its own quotes at fixed places, so a line of 28 quotes with every run in place is the
+# template, with no quote inside a field.
+QUOTES = 28
+_RUNS = [(None, 0, b'{"id":"'), (3, 0, b'","patient":"'), (7, 0, b'","device":"'), (11, 0, b'","metric":"'),
+         (15, 0, b'","value":'), (18, -1, b',"unit":"'), (21, 0, b'","ts":'), (24, -1, b',"received":'),
+         (26, -1, b',"quality":null}')]
+_END = 15  # the line ends 15 bytes after q[26]
+# Each field from (quote, offset) to (quote, offset), exclusive.
+_FIELDS = {"id": ((2, 1), (3, 0)), "patient": ((6, 1), (7, 0)), "device": ((10, 1), (11, 0)),
+           "metric": ((14, 1), (15, 0)), "value": ((15, 10), (18, -1)), "unit": ((20, 1), (21, 0)),
+           "ts": ((21, 7), (24, -1)), "received": ((24, 11), (26, -1))}
+_MAX_DIGITS = 15  # value: an integer below 2**53 over a power of ten below 10**22, both exact doubles
+_MAX_INT_DIGITS = 18  # ts and received: well inside codec.TS_BOUND (2**62)
+_PAD = 16  # zero bytes after the batch, so that an 8-byte load near its end stays inside the buffer
+
+
+def _chunks(text: bytes) -> list[tuple[int, np.uint64, np.uint64]]:
+    """``text`` as little-endian 8-byte words: (offset, mask, value)."""
+    out = []
+    for o in range(0, len(text), 8):
+        part = text[o:o + 8]
+        out.append((o, np.uint64((1 << (8 * len(part))) - 1), np.uint64(int.from_bytes(part, "little"))))
+    return out
+
+
+_RUN_CHUNKS = [(j, off, _chunks(t)) for j, off, t in _RUNS]
+# A metric's name, then only its canonical unit (the per-message path takes no other), each with
+# the closing quote: the text ends there.
+_METRIC_CHUNKS = [(_chunks(m.value.encode() + b'"'), _chunks(CATALOG[m].unit.encode() + b'"')) for m in METRICS]
+_INDEX = np.array([METRIC_INDEX[m] for m in METRICS], np.int8)
+_NULL = _chunks(b"null")
+
+
+@dataclass
+class TemplateRows:
+    """The batch's template messages as columns; ``index`` their places in the batch (ascending)."""
+
+    index: np.ndarray  # int64
+    id: np.ndarray  # object (str)
+    patient: np.ndarray
+    device: np.ndarray
+    metric: np.ndarray  # int8
+    value: np.ndarray  # float64
+    ts: np.ndarray  # int64, |ts| < 10**18
+    received: np.ndarray  # int64, 0 where null or negative (as the per-message path does)
+
+
+def _joined(values: list) -> bytes | None:
+    """The values one per line (a value holding a line break blanked out), or None if they are not all bytes."""
+    try:
+        joined = b"\n".join(values)
+        if joined.count(b"\n") != len(values) - 1:
+            joined = b"\n".join(b"" if b"\n" in v else v for v in values)
+    except TypeError:
+        return None
+    return joined
+
+
+def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
+    """Whether the text of ``chunks`` stands at ``pos``; ``words[i]`` is the 8 bytes from byte i."""
+    hit = np.ones(len(pos), bool)
+    for o, mask, value in chunks:
+        hit &= (words[pos + o] & mask) == value
+    return hit
+
+
+def _number(a: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
+    """A JSON number without exponent at bytes s..e, at most ``most`` digits: (integer of all its
+    digits, how many of them follow the point, negative, ok). "01", "1.", ".5", "-", "1.2.3" are not ok."""
+    neg = a[s] == ord("-")
+    s = s + neg
+    n = e - s
+    ok = (n > 0) & (n <= most + 1)
+    width = max(1, int(min(n.max(initial=0), most + 1)))
+    idx = s[:, None] + np.arange(width)
+    inside = idx < e[:, None]
+    g = np.where(inside, a[np.minimum(idx, len(a) - 1)], 0)
+    digit = (g >= 48) & (g <= 57)
+    dot = g == 46
+    ok &= (digit | dot | ~inside).all(axis=1)
+    n_dot, n_dig = dot.sum(axis=1), digit.sum(axis=1)
+    n_int = np.where(n_dot > 0, np.argmax(dot, axis=1), n_dig)  # digits before the point
+    frac = n_dig - n_int
+    ok &= (n_dot == 0) | ((n_dot == 1) & (frac > 0) & (n_int > 0))
+    ok &= ((n_int == 1) | (g[:, 0] != 48)) & (n_dig <= most)
+    mant = np.zeros(len(s), np.int64)
+    for o in range(width):
+        mant = np.where(digit[:, o], mant * 10 + (g[:, o].astype(np.int64) - 48), mant)
+    return mant, frac, neg, ok
+
+
+def match_template(values: list) -> TemplateRows | None:
+    """The template messages among ``values`` (None if the batch cannot be joined: a value that is not
+    bytes). Messages holding a line break are never template ones."""
+    n = len(values)
+    joined = _joined(values) if n else None
+    if joined is None:
+        return None
+    buf = joined + bytes(_PAD)
+    a = np.frombuffer(buf, np.uint8)
+    words = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))  # words[i]: bytes i..i+7
+    nl = np.flatnonzero(a == 10)
+    starts, ends = np.r_[0, nl + 1], np.r_[nl, len(joined)]
+    qpos = np.flatnonzero(a == 34)
+    first = np.r_[0, np.searchsorted(qpos, nl)]  # each line's first quote, as an index into qpos
+    cand = np.diff(np.r_[first, len(qpos)]) == QUOTES
+    # Control characters, '\' (an escape) and non-ASCII bytes are never in a template message.
+    body = a[:len(joined)]
+    never = np.flatnonzero(((body - 32) > 94) | (body == 92))
+    cand[np.searchsorted(nl, never[body[never] != 10])] = False
+    lines = np.flatnonzero(cand)
+    q = qpos[first[lines][:, None] + np.arange(QUOTES)]
+    ok = ends[lines] == q[:, 26] + _END
+    for j, off, chunks in _RUN_CHUNKS:
+        ok &= _is(words, (starts[lines] if j is None else q[:, j]) + off, chunks)
+    span = {k: (q[:, j0] + o0, q[:, j1] + o1) for k, ((j0, o0), (j1, o1)) in _FIELDS.items()}
+    metric = np.full(len(q), -1, np.int64)
+    for i, (name, unit) in enumerate(_METRIC_CHUNKS):
+        metric[_is(words, span["metric"][0], name) & _is(words, span["unit"][0], unit)] = i
+    ok &= metric >= 0
+    mant, frac, neg, good = _number(a, *span["value"], _MAX_DIGITS)
+    ok &= good
+    ts, frac_t, ts_neg, good = _number(a, *span["ts"], _MAX_INT_DIGITS)
+    ok &= good & (frac_t == 0)
+    rs, re_ = span["received"]
+    null = (re_ - rs == 4) & _is(words, rs, _NULL)
+    rx, frac_r, rx_neg, good = _number(a, rs, re_, _MAX_INT_DIGITS)
+    ok &= null | (good & (frac_r == 0))
+    keep = np.flatnonzero(ok)
+    if len(keep) < len(q):
+        lines, metric, mant, frac, neg, ts, ts_neg, rx, rx_neg, null = (
+            x[keep] for x in (lines, metric, mant, frac, neg, ts, ts_neg, rx, rx_neg, null))
+        span = {k: (s[keep], e[keep]) for k, (s, e) in span.items()}
+    value = mant / 10.0 ** frac
+    value = np.where(neg & ((frac > 0) | (mant != 0)), -value, value)  # "-0" is the integer 0, "-0.0" a float
+    text = joined.decode("latin-1")  # one character per byte: the offsets stay valid
+    strs = {k: np.array([text[x:y] for x, y in zip(*(p.tolist() for p in span[k]))] or [], object)
+            for k in ("id", "patient", "device")}
+    return TemplateRows(lines.astype(np.int64), strs["id"], strs["patient"], strs["device"], _INDEX[metric],
+                        value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx))
