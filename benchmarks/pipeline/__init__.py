@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="length of the live (latency) phase")
     p.add_argument("--warmup-seconds", type=float, default=30.0,
                    help="latency statistics leave out alarms of readings from the live phase's first seconds")
-    p.add_argument("--prefill-seconds", type=int, default=10, help="seconds of ward data for the capacity phase")
+    p.add_argument("--prefill-seconds", type=int, default=30,
+                   help="seconds of ward data for the capacity phase (900,000 readings at 10,000 patients: enough commits of a build that commits every 5 s for the 10-90 %% window to mean something)")
     p.add_argument("--builds", default=",".join(BUILDS))
     p.add_argument("--workers", type=int, default=1, help="detector processes (`wardwatch detect`) in the WardWatch build")
     p.add_argument("--processes", type=int, default=None,
