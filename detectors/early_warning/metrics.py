@@ -66,6 +66,19 @@ def _row_utility(t: np.ndarray, t_sepsis: np.ndarray, septic: np.ndarray, pred: 
     return np.where(septic & (d > DT_LATE), 0.0, u)
 
 
+def utility_gain(hours_from_onset: np.ndarray) -> np.ndarray:
+    """U(alert) - U(no alert) of one row, ``hours_from_onset`` = the row's hour minus the clinical
+    onset (NaN: a patient who never becomes septic): what an alert at that row earns or costs in
+    the challenge's utility (the utility is a sum over rows, so each row's term stands alone).
+    Positive from 12 h before onset to 3 h after (up to +1 early, +2 at 3 h after: a late alert
+    still avoids most of the missed-onset penalty), -0.05 for a false alarm, 0 after onset + 3 h."""
+    d = np.asarray(hours_from_onset, float)
+    septic = ~np.isnan(d)
+    d0, zero = np.where(septic, d, 0.0), np.zeros(len(d))
+    on = _row_utility(d0, zero, septic, np.ones(len(d), bool))
+    return on - _row_utility(d0, zero, septic, np.zeros(len(d), bool))
+
+
 def per_patient(patient: np.ndarray, labels: np.ndarray, alert: np.ndarray) -> dict[str, np.ndarray]:
     """Per patient (sorted ids): row range in the patient-sorted order, the three utilities, alert
     episodes, rows, septic or not, caught (an alert by 3 h after onset) and the lead time of the first."""

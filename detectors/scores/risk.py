@@ -74,7 +74,7 @@ class RiskStage(RowState):
         >>> res = replay(df, DetectorEngine(stages=[RiskStage.shipped()], stale_after_ms=10**15))
         >>> import numpy as np
         >>> len(res.risk), round(float(np.nanmax(res.risk)), 3), len(set(res.patient[res.alert == 1]))
-        (752, 0.394, 8)
+        (752, 0.229, 10)
     """
 
     name = "risk"

@@ -81,7 +81,9 @@ def runs():
 def test_scores_when_due_raise_the_same_alarm_events_as_scores_every_round(runs):
     due, every = runs["when_due"], runs["every_round"]
     assert [event_key(e) for e in due["events"]] == [event_key(e) for e in every["events"]]
-    assert sum(e.alert.condition == "early_warning" for e in due["events"]) >= 2, "the stream raises risk alarms"
+    # Not vacuous: the stream raises a risk alarm (the utility-trained model of issue 19 raises one
+    # here, at a demo patient; the synthetic ward's 25 minutes are too short for its risk to rise).
+    assert sum(e.alert.condition == "early_warning" for e in due["events"]) >= 1, "the stream raises risk alarms"
     for name in ("risk", "news2"):
         assert np.array_equal(due["engine"].scores[name], every["engine"].scores[name], equal_nan=True), name
 

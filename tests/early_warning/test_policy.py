@@ -77,3 +77,38 @@ def test_per_patient_metrics_follow_the_challenges_own_utility_loop(patients):
         assert (pp["observed"][i], pp["best"][i], pp["inaction"][i]) == pytest.approx(_utilities(y, a))
         starts = a.astype(bool) & ~np.r_[False, a[:-1].astype(bool)]
         assert pp["episodes"][i] == starts.sum()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 60), st.one_of(st.none(), st.integers(0, 59)), st.lists(st.booleans(), min_size=60, max_size=60),
+       st.integers(0, 59))
+def test_the_training_targets_gain_is_what_one_alert_changes_in_the_challenges_utility(n, label_from, pred, t):
+    """The trees are trained on utility_gain: flipping one row's alert must change the challenge's own
+    per-patient utility loop by exactly that row's gain, whatever the other rows predict."""
+    from detectors.early_warning.metrics import patient_utility, utility_gain
+    from detectors.training import utility_targets
+
+    t = t % n
+    y = np.zeros(n, int)
+    septic = label_from is not None and label_from < n
+    if septic:
+        y[label_from:] = 1
+    on, off = np.array(pred[:n]), np.array(pred[:n])
+    on[t], off[t] = True, False
+    d = np.arange(n) - (label_from + 6) if septic else np.full(n, np.nan)
+    gain = utility_gain(d)
+    assert patient_utility(y, on) - patient_utility(y, off) == pytest.approx(gain[t])
+    target, weight = utility_targets(d)
+    assert target[t] == (gain[t] > 0) and weight[t] == pytest.approx(abs(gain[t]))
+
+
+def test_hours_from_onset_counts_from_six_hours_after_the_first_label():
+    import pandas as pd
+
+    from detectors.training import Features, hours_from_onset
+
+    lab = pd.DataFrame({"patient": ["a"] * 10 + ["b"] * 3, "ICULOS": list(range(1, 11)) + [1, 2, 3],
+                        "SepsisLabel": [0] * 4 + [1] * 6 + [0, 0, 0]})
+    f = Features(np.array(["a", "a", "b"]), np.array([2, 10, 3]), np.zeros((3, 1)), None, None, None)
+    d = hours_from_onset(f, lab)
+    assert d[:2].tolist() == [2 - 11, 10 - 11] and np.isnan(d[2])
