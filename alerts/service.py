@@ -41,7 +41,7 @@ from wardwatch.token_sync import follow_tokens
 
 from . import limits as limit_checks
 from . import web
-from .alertlog import AUDIT, DEVICE, EVENT, Ownership, audit_record, copy_inputs, event_record
+from .alertlog import AUDIT, DEVICE, EVENT, FETCH_WAIT_MS, Ownership, audit_record, copy_inputs, event_record
 from .eventlog import EventLog
 from .monitoring import DetectorWatch
 from .feed import Client, Feed, SharedDeflateFactory
@@ -103,7 +103,7 @@ class AlertService:
         the log as it was at start, so a client is never told a seq this instance has not reached."""
         topic = self.bus.topics.alert_log
         tp = TopicPartition(topic, 0)
-        consumer = self.bus.consumer(topic, group_id=None, auto_offset_reset="earliest")
+        consumer = self.bus.consumer(topic, group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_WAIT_MS)
         await consumer.start()
         try:
             consumer.seek(tp, self._log_next)
