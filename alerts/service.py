@@ -41,7 +41,7 @@ from wardwatch.token_sync import follow_tokens
 
 from . import limits as limit_checks
 from . import web
-from .alertlog import AUDIT, DEVICE, EVENT, FETCH_WAIT_MS, Ownership, audit_record, copy_inputs, event_record
+from .alertlog import AUDIT, DEVICE, EVENT, FETCH_WAIT_MS, Ownership, audit_record, copy_inputs, event_record, hold_ownership
 from .eventlog import EventLog
 from .monitoring import DetectorWatch
 from .feed import Client, Feed, SharedDeflateFactory
@@ -230,9 +230,9 @@ class AlertService:
 
     async def escalate(self) -> None:
         """Unacknowledged alarms move up a priority and out to everyone, once per escalation period.
-        Only the instance that copies the alerts topic's partition 0 runs the timers; the event id is
-        made of the alarm, the level and the shared log's time, so even two owners for a moment
-        (a rebalance) write the same event, which the log keeps once."""
+        Only the instance holding the alerts topic's partition 0 in the copier group runs the timers;
+        the event id is made of the alarm, the level and the shared log's time, so even two owners
+        for a moment (a rebalance) write the same event, which the log keeps once."""
         period = self.settings.escalate_after_s
         while not self.stop.is_set():
             if self.ownership.escalates and self.log_ready.is_set():
@@ -518,7 +518,8 @@ class AlertService:
         await self.log_producer.start()
         for name, factory in (("registry", lambda: self.registry.follow(self.bus, self.stop, self.registry_ready)),
                               ("alert-log", self.follow_log),
-                              ("copier", lambda: copy_inputs(self.bus, self.log_producer, self.ownership, self.stop)),
+                              ("copier", lambda: copy_inputs(self.bus, self.log_producer, self.stop)),
+                              ("ownership", lambda: hold_ownership(self.bus, self.ownership, self.stop)),
                               ("tokens", lambda: follow_tokens(self.bus, self.tokens, self.stop)),
                               ("limits", self.follow_limits), ("vitals", self.consume_vitals),
                               ("escalation", self.escalate), ("fanout", lambda: self.feed.run(self.stop)),
