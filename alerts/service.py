@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
 import orjson
@@ -53,6 +54,7 @@ HEARTBEAT_S = 5.0
 LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
 REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
 MAX_ESCALATION = 2
+FOLDED_MAX = 50_000  # stored records remembered by their bytes: minutes of alarms at any plausible rate
 
 
 class AlertService:
@@ -66,6 +68,9 @@ class AlertService:
         self._log_next = 0  # offset of the next alert-log record to fold
         self._waiting: dict[str, asyncio.Future] = {}  # event id -> what record_action waits for
         self._mine: set[str] = set()  # event ids written here: to the outbox once folded
+        # Every instance copies every alarm into the log (alerts/alertlog.py), so most records arrive
+        # again byte for byte: a copy of a stored record is dropped unparsed (its id is stored already).
+        self._folded: OrderedDict[bytes, None] = OrderedDict()
         self.ownership = Ownership(self.bus.topics.alerts, changed=self._owner_changed)
         self.feed = Feed()
         self.registry = RegistryView()
@@ -121,8 +126,11 @@ class AlertService:
     def fold(self, records) -> None:
         """One batch of alert-log records into the view and out to the clients. Audit rows first, so a
         row exists by the time anyone sees the event it explains."""
-        events, seqs, seen = [], [], []
+        events, seqs, seen, raws = [], [], [], []
         for m in records:
+            if m.value in self._folded:
+                self.m_dupes.inc()
+                continue
             kind, body = m.value[:1], m.value[1:]
             try:
                 if kind == AUDIT:
@@ -139,10 +147,15 @@ class AlertService:
                 events.append(ev)
                 seqs.append(m.offset + 1)
                 seen.append(m.timestamp / 1000)
+                raws.append(m.value)
         if records:
             self._log_next = records[-1].offset + 1
         if events:
-            self.ingest_many(events, seqs, seen)
+            for raw, doc in zip(raws, self.ingest_many(events, seqs, seen)):
+                if doc is not None:
+                    self._folded[raw] = None
+            while len(self._folded) > FOLDED_MAX:
+                self._folded.popitem(last=False)
 
     def device_event(self, da: DeviceAlarm, pending: list[AlertEvent] = ()) -> AlertEvent | None:
         """A monitor's report of its own alarm as an event of a ``device`` alarm, kept apart from the
