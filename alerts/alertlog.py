@@ -123,8 +123,8 @@ async def hold_ownership(bus: Bus, ownership: Ownership, stop: asyncio.Event) ->
     consumer = bus.consumer(t.alerts, t.device_alarms, t.actions, group_id=copier_group(t.prefix), listener=ownership,
                             session_timeout_ms=6000, heartbeat_interval_ms=1000)
     ownership.consumer = consumer
-    await consumer.start()
     try:
+        await consumer.start()
         while not stop.is_set():
             await consumer.getmany(timeout_ms=500)  # polling is what keeps it a member (max_poll_interval)
     finally:
