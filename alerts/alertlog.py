@@ -10,11 +10,21 @@ A record's value is one byte saying what it is, then its JSON:
   into an event when folded, the same way on every instance;
 * ``u`` an audit row (who did what, when), written just before the action it explains.
 
-The copier: the instances share one consumer group on the topics others write (alerts,
-device-alarms, and actions for records written before this log existed), so each input partition
-is copied by one instance at a time, and another takes it over when that one dies. A batch copied
-again after a crash (produced, not yet committed) is dropped when folded: events are unique by id.
-The instance that copies the alerts topic's partition 0 also runs the escalation timers.
+The copier: every instance copies every partition of the topics others write (alerts,
+device-alarms, and actions for records written before this log existed), by assignment, not as a
+consumer group. Each alarm is therefore in the log as many times as there are instances, and the
+first copy in the log's order is the one folded (events are unique by id; the others are dropped the
+same way everywhere). What that buys: an instance dying delays no alarm, where a shared group made
+the partitions it copied wait for the group's session timeout (6 s, the least a broker allows by
+default) and a rebalance; and an alarm reaches the log through whichever copier is quicker. What it
+costs: the log takes N copies of each alarm (alarm events, a few a second per ward, not readings).
+Offsets go to one standalone group for all instances, after the log acknowledged the batch: a
+restarted instance resumes from the last any instance committed and repeats, never loses, a batch.
+
+The escalation timers still need one owner: the instances are members of a consumer group on the
+same topics that fetches nothing (its partitions are paused); the one holding the alerts topic's
+partition 0 runs the timers. An escalation written twice during a handover is kept once (its id is
+made of the alarm, its level and the log's time).
 """
 
 from __future__ import annotations
@@ -33,6 +43,11 @@ from wardwatch.models import AlertEvent
 
 log = logging.getLogger("wardwatch.alerts")
 EVENT, DEVICE, AUDIT = b"e", b"d", b"u"
+# aiokafka keeps one fetch in flight per broker and leaves out partitions whose records are not yet
+# consumed, so the next fetch often asks only for idle partitions (device alarms, actions) and the
+# broker holds it for the whole fetch wait while alarms pile up behind it: 500 ms by default, the
+# p99 of the copier hop (measured). A short wait bounds that; an idle poll every 10 ms costs little.
+FETCH_WAIT_MS = 10
 
 
 def event_record(event: AlertEvent) -> tuple[bytes, bytes]:
@@ -46,8 +61,13 @@ def audit_record(who: str, role: str, action: str, target: str, detail: dict, at
 
 def copier_group(topic_prefix: str) -> str:
     # One group per deployment (topic prefix); wardwatch/kafka_acls.py grants the alerts principal
-    # every group starting with "wardwatch-alerts-".
+    # every group starting with "wardwatch-alerts-". Its members hold the escalation timers.
     return f"wardwatch-alerts-{topic_prefix}copier"
+
+
+def copied_group(topic_prefix: str) -> str:
+    # Where the copiers' offsets are kept: no member ever joins it (they assign themselves).
+    return f"wardwatch-alerts-{topic_prefix}copied"
 
 
 @dataclass
@@ -57,6 +77,7 @@ class Ownership(ConsumerRebalanceListener):
     alerts_topic: str
     owned: set[TopicPartition] = field(default_factory=set)
     changed: Callable[[bool], None] = lambda escalates: None
+    consumer: object = None  # the group member: its partitions are paused as soon as assigned
 
     @property
     def escalates(self) -> bool:
@@ -67,19 +88,20 @@ class Ownership(ConsumerRebalanceListener):
         self.changed(self.escalates)
 
     async def on_partitions_assigned(self, assigned) -> None:
+        if self.consumer is not None and assigned:
+            self.consumer.pause(*assigned)  # copy_inputs copies them; this member only holds them
         self.owned |= set(assigned)
         self.changed(self.escalates)
 
 
-async def copy_inputs(bus: Bus, producer: BusProducer, ownership: Ownership, stop: asyncio.Event,
+async def copy_inputs(bus: Bus, producer: BusProducer, stop: asyncio.Event,
                       polled: Callable[[], None] = lambda: None) -> None:
-    """Copy what detectors and monitors send into the alert log, a batch at a time; commit after the
-    log has acknowledged the batch, so a crash repeats a batch (dropped when folded), never loses one."""
+    """Copy what detectors and monitors send into the alert log, a batch at a time, from every input
+    partition; commit after the log has acknowledged the batch, so a crash repeats a batch (dropped
+    when folded), never loses one."""
     t = bus.topics
-    # A short session: when an instance dies, another takes its partitions over within seconds.
-    consumer = bus.consumer(t.alerts, t.device_alarms, t.actions, group_id=copier_group(t.prefix), listener=ownership,
-                            session_timeout_ms=6000, heartbeat_interval_ms=1000)
-    await consumer.start()
+    consumer = await bus.assigned_consumer(t.alerts, t.device_alarms, t.actions, group_id=copied_group(t.prefix),
+                                           fetch_max_wait_ms=FETCH_WAIT_MS)
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
@@ -90,6 +112,21 @@ async def copy_inputs(bus: Bus, producer: BusProducer, ownership: Ownership, sto
                 await producer.send_many(t.alert_log, records)
             if batches:
                 await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def hold_ownership(bus: Bus, ownership: Ownership, stop: asyncio.Event) -> None:
+    """Membership of the copier group, for the escalation timers only: fetches nothing."""
+    t = bus.topics
+    # A short session: when an instance dies, another takes the timers over within seconds.
+    consumer = bus.consumer(t.alerts, t.device_alarms, t.actions, group_id=copier_group(t.prefix), listener=ownership,
+                            session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    ownership.consumer = consumer
+    try:
+        await consumer.start()
+        while not stop.is_set():
+            await consumer.getmany(timeout_ms=500)  # polling is what keeps it a member (max_poll_interval)
     finally:
         ownership.owned.clear()
         ownership.changed(False)

@@ -182,8 +182,11 @@ def fold(current: Alert | None, event: AlertEvent) -> Alert:
         a = a.model_copy(update={"priority": event.alert.priority, "message": event.alert.message,
                                  "values": event.alert.values, "updated_at": event.at})
     elif t is AlertEventType.cleared:
-        # A latched (high-priority) alarm stays shown until a person acknowledges it.
-        if a.state is AlertState.acknowledged or not a.latched:
+        # A latched (high-priority) alarm stays shown until a person acknowledges it. One a person
+        # has resolved stays resolved: the detector's clear comes after the nurse closed it.
+        if a.state is AlertState.resolved:
+            a = a.model_copy(update={"updated_at": event.at})
+        elif a.state is AlertState.acknowledged or not a.latched:
             a = a.model_copy(update={"state": AlertState.resolved, "updated_at": event.at})
         else:
             a = a.model_copy(update={"state": AlertState.cleared, "updated_at": event.at})

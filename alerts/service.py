@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
 import orjson
@@ -41,7 +42,7 @@ from wardwatch.token_sync import follow_tokens
 
 from . import limits as limit_checks
 from . import web
-from .alertlog import AUDIT, DEVICE, EVENT, Ownership, audit_record, copy_inputs, event_record
+from .alertlog import AUDIT, DEVICE, EVENT, FETCH_WAIT_MS, Ownership, audit_record, copy_inputs, event_record, hold_ownership
 from .eventlog import EventLog
 from .monitoring import DetectorWatch
 from .feed import Client, Feed, SharedDeflateFactory
@@ -53,6 +54,7 @@ HEARTBEAT_S = 5.0
 LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
 REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
 MAX_ESCALATION = 2
+FOLDED_MAX = 50_000  # stored records remembered by their bytes: minutes of alarms at any plausible rate
 
 
 class AlertService:
@@ -66,6 +68,9 @@ class AlertService:
         self._log_next = 0  # offset of the next alert-log record to fold
         self._waiting: dict[str, asyncio.Future] = {}  # event id -> what record_action waits for
         self._mine: set[str] = set()  # event ids written here: to the outbox once folded
+        # Every instance copies every alarm into the log (alerts/alertlog.py), so most records arrive
+        # again byte for byte: a copy of a stored record is dropped unparsed (its id is stored already).
+        self._folded: OrderedDict[bytes, None] = OrderedDict()
         self.ownership = Ownership(self.bus.topics.alerts, changed=self._owner_changed)
         self.feed = Feed()
         self.registry = RegistryView()
@@ -103,7 +108,7 @@ class AlertService:
         the log as it was at start, so a client is never told a seq this instance has not reached."""
         topic = self.bus.topics.alert_log
         tp = TopicPartition(topic, 0)
-        consumer = self.bus.consumer(topic, group_id=None, auto_offset_reset="earliest")
+        consumer = self.bus.consumer(topic, group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_WAIT_MS)
         await consumer.start()
         try:
             consumer.seek(tp, self._log_next)
@@ -121,8 +126,11 @@ class AlertService:
     def fold(self, records) -> None:
         """One batch of alert-log records into the view and out to the clients. Audit rows first, so a
         row exists by the time anyone sees the event it explains."""
-        events, seqs, seen = [], [], []
+        events, seqs, seen, raws = [], [], [], []
         for m in records:
+            if m.value in self._folded:
+                self.m_dupes.inc()
+                continue
             kind, body = m.value[:1], m.value[1:]
             try:
                 if kind == AUDIT:
@@ -139,10 +147,15 @@ class AlertService:
                 events.append(ev)
                 seqs.append(m.offset + 1)
                 seen.append(m.timestamp / 1000)
+                raws.append(m.value)
         if records:
             self._log_next = records[-1].offset + 1
         if events:
-            self.ingest_many(events, seqs, seen)
+            for raw, doc in zip(raws, self.ingest_many(events, seqs, seen)):
+                if doc is not None:
+                    self._folded[raw] = None
+            while len(self._folded) > FOLDED_MAX:
+                self._folded.popitem(last=False)
 
     def device_event(self, da: DeviceAlarm, pending: list[AlertEvent] = ()) -> AlertEvent | None:
         """A monitor's report of its own alarm as an event of a ``device`` alarm, kept apart from the
@@ -230,9 +243,9 @@ class AlertService:
 
     async def escalate(self) -> None:
         """Unacknowledged alarms move up a priority and out to everyone, once per escalation period.
-        Only the instance that copies the alerts topic's partition 0 runs the timers; the event id is
-        made of the alarm, the level and the shared log's time, so even two owners for a moment
-        (a rebalance) write the same event, which the log keeps once."""
+        Only the instance holding the alerts topic's partition 0 in the copier group runs the timers;
+        the event id is made of the alarm, the level and the shared log's time, so even two owners
+        for a moment (a rebalance) write the same event, which the log keeps once."""
         period = self.settings.escalate_after_s
         while not self.stop.is_set():
             if self.ownership.escalates and self.log_ready.is_set():
@@ -518,7 +531,8 @@ class AlertService:
         await self.log_producer.start()
         for name, factory in (("registry", lambda: self.registry.follow(self.bus, self.stop, self.registry_ready)),
                               ("alert-log", self.follow_log),
-                              ("copier", lambda: copy_inputs(self.bus, self.log_producer, self.ownership, self.stop)),
+                              ("copier", lambda: copy_inputs(self.bus, self.log_producer, self.stop)),
+                              ("ownership", lambda: hold_ownership(self.bus, self.ownership, self.stop)),
                               ("tokens", lambda: follow_tokens(self.bus, self.tokens, self.stop)),
                               ("limits", self.follow_limits), ("vitals", self.consume_vitals),
                               ("escalation", self.escalate), ("fanout", lambda: self.feed.run(self.stop)),

@@ -70,6 +70,11 @@ class Bus:
         has done and what waits for it (the alert service watches the detector group with it)."""
         raise NotImplementedError
 
+    async def assigned_consumer(self, *topics: str, group_id: str, **overrides):
+        """A started consumer of every partition of ``topics`` by assignment: no group membership, so
+        no rebalance ever pauses it, but its offsets are committed under (and resumed from) ``group_id``."""
+        raise NotImplementedError
+
 
 class KafkaBus(Bus):
     async def ensure_topics(self) -> None:
@@ -91,6 +96,21 @@ class KafkaBus(Bus):
             await reader.stop()
             await admin.close()
         return {tp.partition: (committed[tp].offset if tp in committed else None, end) for tp, end in ends.items()}
+
+    async def assigned_consumer(self, *topics: str, group_id: str, **overrides) -> AIOKafkaConsumer:
+        consumer = make_consumer(self.settings, group_id=group_id, **overrides)
+        await consumer.start()
+        try:
+            cluster = await consumer._client.fetch_all_metadata()
+            tps = [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
+            missing = [t for t in topics if not any(tp.topic == t for tp in tps)]
+            if missing:
+                raise RuntimeError(f"topics not found: {missing}")
+            consumer.assign(tps)
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
 
     def producer(self, **overrides) -> KafkaBusProducer:
         return KafkaBusProducer(self.settings, **overrides)
@@ -166,6 +186,11 @@ class MemoryBus(Bus):
                  listener: ConsumerRebalanceListener | None = None, **overrides) -> "MemoryConsumer":
         return MemoryConsumer(self, topics, group_id, listener, overrides.get("auto_offset_reset", "earliest"))
 
+    async def assigned_consumer(self, *topics: str, group_id: str, **overrides) -> "MemoryConsumer":
+        consumer = self.consumer(*topics, group_id=group_id, **overrides)
+        await consumer.start()
+        return consumer
+
     async def append(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> None:
         parts = self.log(topic)
         now = int(time.time() * 1000)
@@ -208,6 +233,7 @@ class MemoryConsumer:
                  listener: ConsumerRebalanceListener | None, reset: str) -> None:
         self.bus, self.topics, self.group_id, self.listener, self.reset = bus, list(topics), group_id, listener, reset
         self._pos: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
         self._closed = False
 
     async def start(self) -> None:
@@ -227,6 +253,9 @@ class MemoryConsumer:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._pos)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self._paused |= set(tps)
 
     async def rebalance(self) -> None:
         """What a group rebalance does to a member that keeps its partitions: revoke, positions back
@@ -273,6 +302,8 @@ class MemoryConsumer:
         for tp, pos in self._pos.items():
             if budget <= 0:
                 break
+            if tp in self._paused:
+                continue
             part = self.bus.log(tp.topic)[tp.partition]
             pos = max(pos, part.base)
             n = min(part.end - pos, budget)

@@ -327,3 +327,60 @@ async def test_an_action_on_one_instance_is_seen_on_the_other_with_the_same_seq(
             svc.stop.set()
         for t in tasks:
             await asyncio.wait_for(t, 15)
+
+
+async def test_alarms_raised_as_an_instance_dies_reach_the_other_within_2s(settings, tmp_path):
+    """Kill -9 one of two instances; an alarm on every alerts partition reaches a client of the other
+    within 2 s. With one copier per partition (a consumer group) the dead one's partitions waited for
+    the group's 6 s session timeout and a rebalance."""
+    from wardwatch.kafka import partition_for
+
+    await admitted_ward(settings)
+    bus = open_bus(settings)
+    store = TokenStore(tmp_path / "tokens.sqlite3")
+    token, principal = store.create("nurse", "nurse-7")
+    await publish_tokens(bus, [store.row(principal.token_id)])
+    a, port_a = spawn_alerts(settings, tmp_path / "a")
+    b, port_b = spawn_alerts(settings, tmp_path / "b")
+    producer = bus.producer()
+    await producer.start()
+    feed = None
+    try:
+        inputs = 3 * settings.readings_partitions
+        deadline = time.monotonic() + 30  # the escalation group has settled: each holds part of it
+        while time.monotonic() < deadline:
+            docs = [healthz(port_a), healthz(port_b)]
+            if sum(d.get("copying", 0) for d in docs) == inputs and all(d.get("copying") for d in docs):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"the instances did not settle: {docs}")
+        feed = Feed([f"ws://127.0.0.1:{port_b}/ws"], token)
+        await feed.until(lambda: feed.seq is not None, 10, "the survivor's snapshot")
+
+        n = settings.readings_partitions
+        patients, covered = [], set()
+        for i in range(1000):  # one patient per alerts partition
+            p = partition_for(f"x{i}".encode(), n)
+            if p not in covered:
+                covered.add(p)
+                patients.append(f"x{i}")
+            if len(covered) == n:
+                break
+        a.send_signal(signal.SIGKILL)
+        a.wait(10)
+        alarms = [raised(p, onset=int(time.time() * 1000)) for p in patients]
+        t0 = time.monotonic()
+        await producer.send_many(bus.topics.alerts, [(e.alert.patient.encode(), e.to_json()) for e in alarms])
+        await feed.until(lambda: set(feed.ids("raised")) >= {e.alert.id for e in alarms}, 15, "every alarm")
+        took = time.monotonic() - t0
+        assert took < 2.0, f"the alarms took {took:.1f} s to reach the survivor's client"
+        assert sorted(feed.ids("raised")) == sorted(e.alert.id for e in alarms), "each alarm once"
+    finally:
+        if feed is not None:
+            await feed.close()
+        await producer.stop()
+        for p in (a, b):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(15)
