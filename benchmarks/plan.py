@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # loads up to these; beyond, a clustered (Enterprise) or hosted InfluxDB.
     p.add_argument("--influx-node-field-writes", type=float, default=250_000)
     p.add_argument("--influx-node-series", type=float, default=1_000_000)
+    p.add_argument("--fields-per-reading", type=int, default=3,
+                   help="InfluxDB field values a reading writes (the raw value, the clean value, the device; "
+                        "docs/operations.md 'Data kept')")
     p.add_argument("--metrics-per-bed", type=int, default=8, help="series per bed (vitals, scores, alarms)")
 
 
@@ -110,9 +113,9 @@ def plan(a: argparse.Namespace, f: dict[str, float]) -> list[tuple[str, str, str
     row("alert log: events/s vs one instance's fold", "A x headroom of bench events/s (every instance folds all)",
         ("alert_events_per_s",), lambda: f"{A * a.headroom:,.0f} of {f['alert_events_per_s']:,.0f}"
         + ("" if A * a.headroom <= f["alert_events_per_s"] else ": shard by hospital (a topic prefix each)"))
-    writes = D  # field values/s into InfluxDB: every reading (scores and alarms are fewer)
+    writes = D * a.fields_per_reading  # field values/s into InfluxDB: every reading (scores and alarms are fewer)
     series = beds * a.metrics_per_bed
-    rows.append(("InfluxDB field writes/s", "D", f"{writes:,.0f}"))
+    rows.append(("InfluxDB field writes/s", "D x fields per reading", f"{writes:,.0f}"))
     rows.append(("InfluxDB series", "B x metrics per bed", f"{series:,}"))
     nodes = max(writes / a.influx_node_field_writes, series / a.influx_node_series)
     rows.append(("InfluxDB", "one node while writes <= node field writes and series <= node series",
