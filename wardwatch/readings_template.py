@@ -42,6 +42,12 @@ _FIELDS = {"id": ((2, 1), (3, 0)), "patient": ((6, 1), (7, 0)), "device": ((10, 
            "ts": ((21, 7), (24, -1)), "received": ((24, 11), (26, -1))}
 _MAX_DIGITS = 15  # value: an integer below 2**53 over a power of ten below 10**22, both exact doubles
 _MAX_INT_DIGITS = 18  # ts and received: well inside codec.TS_BOUND (2**62)
+_ID_MAX = 64  # wardwatch.identifiers: a letter or digit, then letters, digits and ". _ : -", at most 64
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_ID_FIRST = np.zeros(256, bool)
+_ID_FIRST[list(_ALNUM)] = True
+_ID_REST = _ID_FIRST.copy()
+_ID_REST[list(b"._:-")] = True
 _PAD = 16  # zero bytes after the batch, so that an 8-byte load near its end stays inside the buffer
 
 
@@ -74,6 +80,7 @@ class TemplateRows:
     value: np.ndarray  # float64
     ts: np.ndarray  # int64, |ts| < 10**18
     received: np.ndarray  # int64, 0 where null or negative (as the per-message path does)
+    ids_ok: np.ndarray  # bool: id, patient and device all follow the identifier rule (wardwatch.identifiers)
 
 
 def _joined(values: list) -> bytes | None:
@@ -95,7 +102,16 @@ def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
     return hit
 
 
-def _number(a: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
+def _gather(words: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes from each start ``s`` as a (rows, width) uint8 array: 8-byte loads (a few
+    gathers of whole words, not one per byte); bytes past a field's end are read too, for the caller
+    to mask."""
+    last = len(words) - 1
+    loads = [words[np.minimum(s + 8 * j, last)] for j in range(-(-width // 8))]
+    return np.stack(loads, axis=1).view(np.uint8)[:, :width]
+
+
+def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
     """A JSON number without exponent at bytes s..e, at most ``most`` digits: (integer of all its
     digits, how many of them follow the point, negative, ok). "01", "1.", ".5", "-", "1.2.3" are not ok."""
     neg = a[s] == ord("-")
@@ -103,9 +119,8 @@ def _number(a: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
     n = e - s
     ok = (n > 0) & (n <= most + 1)
     width = max(1, int(min(n.max(initial=0), most + 1)))
-    idx = s[:, None] + np.arange(width)
-    inside = idx < e[:, None]
-    g = np.where(inside, a[np.minimum(idx, len(a) - 1)], 0)
+    inside = np.arange(width) < n[:, None]
+    g = np.where(inside, _gather(words, s, width), 0)
     digit = (g >= 48) & (g <= 57)
     dot = g == 46
     ok &= (digit | dot | ~inside).all(axis=1)
@@ -118,6 +133,17 @@ def _number(a: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
     for o in range(width):
         mant = np.where(digit[:, o], mant * 10 + (g[:, o].astype(np.int64) - 48), mant)
     return mant, frac, neg, ok
+
+
+def _identifiers(words: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Whether the text at bytes s..e follows the identifier rule (template text is printable ASCII,
+    so a byte is a character): :func:`wardwatch.identifiers.is_identifier` on the whole batch at once."""
+    n = e - s
+    ok = (n >= 1) & (n <= _ID_MAX)
+    width = max(1, int(min(n.max(initial=0), _ID_MAX)))
+    g = _gather(words, s, width)
+    ok &= (_ID_REST[g] | (np.arange(width) >= n[:, None])).all(axis=1)
+    return ok & _ID_FIRST[g[:, 0]]
 
 
 def match_template(values: list) -> TemplateRows | None:
@@ -149,13 +175,13 @@ def match_template(values: list) -> TemplateRows | None:
     for i, (name, unit) in enumerate(_METRIC_CHUNKS):
         metric[_is(words, span["metric"][0], name) & _is(words, span["unit"][0], unit)] = i
     ok &= metric >= 0
-    mant, frac, neg, good = _number(a, *span["value"], _MAX_DIGITS)
+    mant, frac, neg, good = _number(a, words, *span["value"], _MAX_DIGITS)
     ok &= good
-    ts, frac_t, ts_neg, good = _number(a, *span["ts"], _MAX_INT_DIGITS)
+    ts, frac_t, ts_neg, good = _number(a, words, *span["ts"], _MAX_INT_DIGITS)
     ok &= good & (frac_t == 0)
     rs, re_ = span["received"]
     null = (re_ - rs == 4) & _is(words, rs, _NULL)
-    rx, frac_r, rx_neg, good = _number(a, rs, re_, _MAX_INT_DIGITS)
+    rx, frac_r, rx_neg, good = _number(a, words, rs, re_, _MAX_INT_DIGITS)
     ok &= null | (good & (frac_r == 0))
     keep = np.flatnonzero(ok)
     if len(keep) < len(q):
@@ -164,8 +190,9 @@ def match_template(values: list) -> TemplateRows | None:
         span = {k: (s[keep], e[keep]) for k, (s, e) in span.items()}
     value = mant / 10.0 ** frac
     value = np.where(neg & ((frac > 0) | (mant != 0)), -value, value)  # "-0" is the integer 0, "-0.0" a float
+    ids_ok = _identifiers(words, *span["id"]) & _identifiers(words, *span["patient"]) & _identifiers(words, *span["device"])
     text = joined.decode("latin-1")  # one character per byte: the offsets stay valid
     strs = {k: np.array([text[x:y] for x, y in zip(*(p.tolist() for p in span[k]))] or [], object)
             for k in ("id", "patient", "device")}
     return TemplateRows(lines.astype(np.int64), strs["id"], strs["patient"], strs["device"], _INDEX[metric],
-                        value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx))
+                        value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx), ids_ok)
