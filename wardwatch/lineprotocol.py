@@ -87,6 +87,21 @@ _K_Q = [f",{escape_tag(m)}_q=" for m in METRIC_NAMES]
 _K_DEV = [f",{escape_tag(m)}_dev=" for m in METRIC_NAMES]
 
 
+def patient_heads(measurement: str, patients: list) -> list[str]:
+    """``series_key(measurement, {"patient": p})`` of each patient: one escape over all the ids joined
+    (a worker meets thousands of new patients in its first batch); any id that needs more than that
+    (empty, refused, not a string) takes the one-by-one path, which refuses it as it would."""
+    try:
+        joined = "\n".join(patients)
+    except TypeError:
+        joined = None
+    if (joined is None or not patients or "" in patients or "\\" in joined or "\r" in joined
+            or joined.count("\n") != len(patients) - 1):
+        return [series_key(measurement, {"patient": p}) for p in patients]
+    start = series_key(measurement, {}) + ",patient="
+    return [start + p for p in joined.translate(_TAG_ESCAPE).split("\n")]
+
+
 def vitals_head(patient: str) -> str:
     """The measurement and tag of a patient's vitals points; cache it per patient."""
     return series_key("vitals", {"patient": patient})
@@ -201,8 +216,10 @@ class VitalsLines:
         if max(kl) >= len(cache):
             cache.extend([None] * (max(kl) + 1 - len(cache)))
         out = [cache[x] for x in kl]
-        for i in (i for i, h in enumerate(out) if h is None):
-            out[i] = cache[kl[i]] = vitals_head(patients[i])
+        new = [i for i, h in enumerate(out) if h is None]
+        if new:
+            for i, h in zip(new, patient_heads("vitals", patients[new].tolist())):
+                out[i] = cache[kl[i]] = h
         return out
 
 

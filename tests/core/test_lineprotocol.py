@@ -103,3 +103,18 @@ def test_the_common_batch_equals_one_line_per_point_built_reading_by_reading(row
     readings = [(p, m, v, v if c == "same" else clean[c], q, d, t) for p, m, v, c, q, d, t in rows]
     got = build(readings)
     assert sorted(got) == sorted(one_point_per_patient_time(readings))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["p1", "p 2", "p,3=x", "", "a\\b", "a\nb", "a\rb"]) | key_text, max_size=12),
+       st.sampled_from(["vitals", "scores"]))
+def test_heads_of_many_patients_equal_their_series_keys_or_refuse_alike(patients, measurement):
+    from wardwatch.lineprotocol import patient_heads, series_key
+
+    try:
+        want = [series_key(measurement, {"patient": p}) for p in patients]
+    except ValueError:
+        with pytest.raises(ValueError):
+            patient_heads(measurement, patients)
+        return
+    assert patient_heads(measurement, patients) == want
