@@ -83,15 +83,22 @@ class TemplateRows:
     ids_ok: np.ndarray  # bool: id, patient and device all follow the identifier rule (wardwatch.identifiers)
 
 
-def _joined(values: list) -> bytes | None:
-    """The values one per line (a value holding a line break blanked out), or None if they are not all bytes."""
+def _joined(values: list) -> tuple[bytes, int, np.ndarray] | None:
+    """(buffer, length, line breaks): the values one per line (a value holding a line break blanked
+    out), then a line break and ``_PAD`` zero bytes, built in one join (no copy to pad it); ``length``
+    is where the values end. None if they are not all bytes."""
+    pad = [bytes(_PAD)]
     try:
-        joined = b"\n".join(values)
-        if joined.count(b"\n") != len(values) - 1:
-            joined = b"\n".join(b"" if b"\n" in v else v for v in values)
+        buf = b"\n".join(values + pad)
     except TypeError:
         return None
-    return joined
+    length = len(buf) - _PAD - 1
+    nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
+    if len(nl) != len(values) - 1:
+        buf = b"\n".join([b"" if b"\n" in v else v for v in values] + pad)
+        length = len(buf) - _PAD - 1
+        nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
+    return buf, length, nl
 
 
 def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
@@ -109,6 +116,20 @@ def _gather(words: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
     last = len(words) - 1
     loads = [words[np.minimum(s + 8 * j, last)] for j in range(-(-width // 8))]
     return np.stack(loads, axis=1).view(np.uint8)[:, :width]
+
+
+def _loaded(words: np.ndarray, pos: np.ndarray, n_words: int) -> list[np.ndarray]:
+    """The 8-byte words at pos, pos+8, ...: loaded once for all the texts compared there."""
+    last = len(words) - 1
+    return [words[np.minimum(pos + 8 * j, last)] for j in range(n_words)]
+
+
+def _is_loaded(loaded: list[np.ndarray], chunks) -> np.ndarray:
+    """:func:`_is` on words already loaded by :func:`_loaded`."""
+    hit = np.ones(len(loaded[0]), bool)
+    for o, mask, value in chunks:
+        hit &= (loaded[o // 8] & mask) == value
+    return hit
 
 
 def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
@@ -150,19 +171,18 @@ def match_template(values: list) -> TemplateRows | None:
     """The template messages among ``values`` (None if the batch cannot be joined: a value that is not
     bytes). Messages holding a line break are never template ones."""
     n = len(values)
-    joined = _joined(values) if n else None
-    if joined is None:
+    got = _joined(list(values)) if n else None
+    if got is None:
         return None
-    buf = joined + bytes(_PAD)
+    buf, length, nl = got
     a = np.frombuffer(buf, np.uint8)
     words = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))  # words[i]: bytes i..i+7
-    nl = np.flatnonzero(a == 10)
-    starts, ends = np.r_[0, nl + 1], np.r_[nl, len(joined)]
-    qpos = np.flatnonzero(a == 34)
+    starts, ends = np.r_[0, nl + 1], np.r_[nl, length]
+    qpos = np.flatnonzero(a[:length] == 34)
     first = np.r_[0, np.searchsorted(qpos, nl)]  # each line's first quote, as an index into qpos
     cand = np.diff(np.r_[first, len(qpos)]) == QUOTES
     # Control characters, '\' (an escape) and non-ASCII bytes are never in a template message.
-    body = a[:len(joined)]
+    body = a[:length]
     never = np.flatnonzero(((body - 32) > 94) | (body == 92))
     cand[np.searchsorted(nl, never[body[never] != 10])] = False
     lines = np.flatnonzero(cand)
@@ -172,8 +192,11 @@ def match_template(values: list) -> TemplateRows | None:
         ok &= _is(words, (starts[lines] if j is None else q[:, j]) + off, chunks)
     span = {k: (q[:, j0] + o0, q[:, j1] + o1) for k, ((j0, o0), (j1, o1)) in _FIELDS.items()}
     metric = np.full(len(q), -1, np.int64)
+    # Every metric's name and unit against the same loaded words (not a load per metric).
+    at_name = _loaded(words, span["metric"][0], max(len(n) for n, _ in _METRIC_CHUNKS))
+    at_unit = _loaded(words, span["unit"][0], max(len(u) for _, u in _METRIC_CHUNKS))
     for i, (name, unit) in enumerate(_METRIC_CHUNKS):
-        metric[_is(words, span["metric"][0], name) & _is(words, span["unit"][0], unit)] = i
+        metric[_is_loaded(at_name, name) & _is_loaded(at_unit, unit)] = i
     ok &= metric >= 0
     mant, frac, neg, good = _number(a, words, *span["value"], _MAX_DIGITS)
     ok &= good
@@ -191,7 +214,7 @@ def match_template(values: list) -> TemplateRows | None:
     value = mant / 10.0 ** frac
     value = np.where(neg & ((frac > 0) | (mant != 0)), -value, value)  # "-0" is the integer 0, "-0.0" a float
     ids_ok = _identifiers(words, *span["id"]) & _identifiers(words, *span["patient"]) & _identifiers(words, *span["device"])
-    text = joined.decode("latin-1")  # one character per byte: the offsets stay valid
+    text = buf.decode("latin-1")  # one character per byte: the offsets stay valid
     strs = {k: np.array([text[x:y] for x, y in zip(*(p.tolist() for p in span[k]))] or [], object)
             for k in ("id", "patient", "device")}
     return TemplateRows(lines.astype(np.int64), strs["id"], strs["patient"], strs["device"], _INDEX[metric],
