@@ -29,7 +29,7 @@ import orjson
 
 from wardwatch.alarm_rules import DEFAULT_RULES, LimitRule
 from wardwatch.columns import ReadingColumns
-from wardwatch.lineprotocol import VitalsLines, alert_line, score_lines, scores_head
+from wardwatch.lineprotocol import VitalsLines, alert_line, patient_heads, score_lines
 from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import AlertEvent, AlertEventType, AlertKind, Priority
 
@@ -263,8 +263,8 @@ class DetectorEngine:
     def _heads(self, rows: np.ndarray) -> list[str]:
         """The escaped ``scores,patient=<id>`` start of each row's score points (built once per patient)."""
         heads, ids = self._score_heads, self.table.ids
-        for r in range(len(heads), len(ids)):
-            heads.append(scores_head(ids[r]))
+        if len(heads) < len(ids):
+            heads.extend(patient_heads("scores", ids[len(heads):]))
         return [heads[r] for r in rows.tolist()]
 
     def _scores(self, rows, events, out) -> None:
@@ -289,7 +289,12 @@ class DetectorEngine:
             store = np.flatnonzero(write if res.fresh is None else res.fresh)
             if len(store):
                 heads = self._heads(rows[store])
-                why = ["; ".join(res.reasons[i]) for i in store.tolist()] if res.reasons else [""] * len(store)
+                if not res.reasons:
+                    why = [""] * len(store)
+                elif hasattr(res.reasons, "texts"):  # in words once per distinct reason (NEWS2's points)
+                    why = res.reasons.texts(store)
+                else:
+                    why = ["; ".join(res.reasons[i]) for i in store.tolist()]
                 for name, vals in res.scores.items():
                     part = res.partial.get(name, np.zeros(len(rows), bool))
                     out.score_lines.extend(score_lines(heads, name, vals[store], part[store], why, t_rows[store]))

@@ -54,39 +54,47 @@ class Snapshots(RowState):
 
     def emit(self, rows: np.ndarray, t: np.ndarray, changed: np.ndarray, ids: list[str], clean: np.ndarray,
              clean_ts: np.ndarray, off_active: np.ndarray, scores: dict[str, np.ndarray]) -> list[Snapshot]:
-        """Snapshots of the ``rows`` that are due (``changed``: a bool per row, an alarm of it changed).
-        The columns of the due rows are turned into plain lists once; each snapshot is then one dict
-        and one ``orjson.dumps``, with the fields and order of :class:`VitalsSnapshot`."""
+        """Snapshots of the ``rows`` that are due (``changed``: a bool per row, an alarm of it changed),
+        with the fields and order of :class:`VitalsSnapshot`.
+
+        Built from columns: only the values that go in are turned into Python objects (one flat list
+        per field, taken row by row with ``zip`` on a shared iterator), the metric names of each
+        pattern of present / off / sparkline metrics are looked up once, and all the batch's
+        snapshots are one ``orjson.dumps``, cut between the objects."""
         due = (t - self.snap_ts[rows] >= SNAPSHOT_EVERY_MS) | changed
         r = rows[due]
         if not len(r):
             return []
         t_due = t[due]
         self.snap_ts[r] = t_due
-        none = [None] * len(r)
-        news = scores["news2"][r].tolist() if "news2" in scores else none
-        risk = scores["risk"][r].tolist() if "risk" in scores else none
-        # Only the metrics some due patient has (a watch sends three of nine) are turned into lists.
-        has, has_spark = clean_ts[r] >= 0, self.spark_ts[r] >= 0
-        c = np.flatnonzero(has.any(axis=0) | has_spark.any(axis=0) | off_active[r].any(axis=0))
-        names = [METRIC_NAMES[j] for j in c]
-        spark = self.spark[r][:, c]
-        gap = np.isnan(spark)
-        if (gap[..., 1:] <= gap[..., :-1]).all():  # as always in the hot path: NaN only before the first value
-            n_spark = (SPARK_LEN - gap.sum(axis=-1)).tolist()
-            trends = [[sp[SPARK_LEN - k:] for sp, k in zip(row, ks)] for row, ks in zip(spark.tolist(), n_spark)]
-        else:
-            trends = [[[x for x in sp if x == x] for sp in row] for row in spark.tolist()]
-        out = []
-        for row, ts, vals, vts, h, off, trend, hs, n2, rk in zip(
-                r.tolist(), t_due.tolist(), clean[r][:, c].tolist(), clean_ts[r][:, c].tolist(), has[:, c].tolist(),
-                off_active[r][:, c].tolist(), trends, has_spark[:, c].tolist(), news, risk):
-            doc = {"patient": ids[row], "ts": ts,
-                   "values": {name: v for name, v, ok in zip(names, vals, h) if ok},
-                   "value_ts": {name: int(x) for name, x, ok in zip(names, vts, h) if ok},  # each value's age on the page
-                   "news2": n2 if n2 == n2 else None, "news2_partial": True,  # NaN (not scored) is None
-                   "risk": rk if rk == rk else None,
-                   "stale_metrics": [name for name, o in zip(names, off) if o],
-                   "trend": {name: sp for name, sp, ok in zip(names, trend, hs) if ok}}
-            out.append(Snapshot(doc["patient"], orjson.dumps(doc)))
-        return out
+        n = len(r)
+        none = [None] * n
+        # NaN (not scored) is None
+        news = [None if x != x else x for x in scores["news2"][r].tolist()] if "news2" in scores else none
+        risk = [None if x != x else x for x in scores["risk"][r].tolist()] if "risk" in scores else none
+        has, has_spark, off = clean_ts[r] >= 0, self.spark_ts[r] >= 0, off_active[r]
+        # Each row's pattern of (present, sparkline, off) metrics as one integer: its names once per pattern.
+        bits = np.left_shift(1, np.arange(M), dtype=np.int64)
+        code = (has @ bits) | ((has_spark @ bits) << M) | ((off @ bits) << (2 * M))
+        kinds, which = np.unique(code, return_inverse=True)
+        patterns = [([METRIC_NAMES[j] for j in range(M) if k >> j & 1], [METRIC_NAMES[j] for j in range(M) if k >> (M + j) & 1],
+                     [METRIC_NAMES[j] for j in range(M) if k >> (2 * M + j) & 1]) for k in kinds.tolist()]
+        vals = iter(clean[r][has].tolist())  # row-major: row by row, metrics in catalog order
+        vts = iter(clean_ts[r][has].tolist())
+        # A sparkline is its values that are not NaN, oldest first (NaN only before the first value in
+        # the hot path; any NaN is left out).
+        spark = self.spark[r]
+        keep = ~np.isnan(spark) & has_spark[..., None]
+        ends = np.cumsum(keep.sum(axis=-1)[has_spark]).tolist()
+        flat = spark[keep].tolist()
+        trends = iter([flat[a:b] for a, b in zip([0] + ends[:-1], ends)])
+        docs = []
+        for row, ts, (names, spark_names, stale), n2, rk in zip(r.tolist(), t_due.tolist(),
+                                                               [patterns[i] for i in which.tolist()], news, risk):
+            docs.append({"patient": ids[row], "ts": ts, "values": dict(zip(names, vals)),
+                         "value_ts": dict(zip(names, vts)),  # each value's age on the page
+                         "news2": n2, "news2_partial": True, "risk": rk, "stale_metrics": stale,
+                         "trend": dict(zip(spark_names, trends))})
+        # Between two snapshots only: inside a string orjson escapes every '"', and writes no raw newline.
+        parts = orjson.dumps(docs)[1:-1].replace(b'},{"patient":', b'}\n{"patient":').split(b"\n")
+        return [Snapshot(d["patient"], j) for d, j in zip(docs, parts)]

@@ -29,7 +29,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from wardwatch import alarm_texts, web
+from wardwatch import alarm_texts, heap, web
 from wardwatch.auth import TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
@@ -78,6 +78,10 @@ class WorkerMetrics:
         self.checkpoint = Histogram("wardwatch_detect_checkpoint_seconds",
                                     "time the loop spends taking one state checkpoint (the rest is in the background)",
                                     registry=r)
+        self.gc_pause = Histogram("wardwatch_detect_gc_pause_seconds", "one garbage collection's pause, by generation",
+                                  ["generation"], buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1),
+                                  registry=r)
+        self.gc_pauses = heap.GcPauses(lambda gen, s: self.gc_pause.labels(str(gen)).observe(s))
         self.drift = EarlyWarningDrift(r)  # the risk's distribution and alert episodes per patient-day
 
 
@@ -300,6 +304,9 @@ class DetectorWorker:
         await self.consumer.start()
         self.supervisor.spawn("limits", self._follow_limits)
         self.supervisor.spawn("tokens", lambda: follow_tokens(self.bus, self.tokens, asyncio.Event()))
+        # Start-up is done: what is on the heap now lives as long as the process (wardwatch.heap).
+        heap.settle()
+        self.metrics.gc_pauses.install()
 
     async def step(self, timeout_ms: int = 200) -> int:
         """One fetch: process it, tick the time-driven rules when caught up, commit when due."""
@@ -359,6 +366,7 @@ class DetectorWorker:
                     await self._commit()
         except Exception:
             log.exception("final checkpoint failed; the next worker replays from the last commit")
+        self.metrics.gc_pauses.remove()
         await self.supervisor.stop()
         await self.consumer.stop()
         await self.producer.stop()

@@ -222,19 +222,24 @@ COLUMN_DETAIL = {
 }
 
 
-def _mark_bad_ids(reasons: np.ndarray, ids: np.ndarray) -> None:
-    values = ids.tolist()
+def _mark_bad_ids(reasons: np.ndarray, ids: np.ndarray, unchecked: np.ndarray | None) -> None:
+    idx = None if unchecked is None else np.flatnonzero(unchecked)
+    values = ids.tolist() if idx is None else ids[idx].tolist()
     if all_identifiers(values):
         return
     bad = {v for v in set(values) if not is_identifier(v)}
     if bad:
-        reasons[[v in bad for v in values]] = BAD_IDENTIFIER
+        hit = np.array([v in bad for v in values], bool)
+        reasons[hit if idx is None else idx[hit]] = BAD_IDENTIFIER
 
 
-def check_columns(cols: ReadingColumns, now_ms: int, limits: Limits, registry=None) -> np.ndarray:
+def check_columns(cols: ReadingColumns, now_ms: int, limits: Limits, registry=None,
+                  ids_ok: np.ndarray | None = None) -> np.ndarray:
     """The reason each row is rejected for ("" where it passes): the rules of ``reading_from_mapping``
-    on a whole batch. ``registry`` (``is_admitted``) may be None. Later assignments win, so they run
-    from the last rule to the first."""
+    on a whole batch. ``registry`` (``is_admitted``) may be None. ``ids_ok`` (optional, bool per row)
+    marks rows whose id, patient and device are already known to follow the identifier rule (the
+    template parse checked them on the bytes), so only the others are checked here. Later
+    assignments win, so they run from the last rule to the first."""
     m = cols.metric.astype(np.intp)
     reasons = np.full(len(cols), "", dtype=object)
     if registry is not None:
@@ -246,8 +251,9 @@ def check_columns(cols: ReadingColumns, now_ms: int, limits: Limits, registry=No
     reasons[cols.ts > now_ms + limits.max_future_ms] = "future_timestamp"
     v = cols.value
     reasons[~np.isfinite(v) | (v < RULES.low[m]) | (v > RULES.high[m])] = "impossible_value"
+    unchecked = None if ids_ok is None else ~ids_ok
     for ids in (cols.device, cols.patient, cols.id):
-        _mark_bad_ids(reasons, ids)
+        _mark_bad_ids(reasons, ids, unchecked)
     q = cols.quality
     reasons[(q < 0) | (q > 1)] = "schema"  # NaN (no quality) compares False
     return reasons
@@ -325,16 +331,17 @@ def decode_readings(values: list[bytes], now_ms: int, registry_view=None, source
     n, k = len(values), len(fast.index)
     cols = ReadingColumns(fast.id, fast.patient, fast.device, fast.metric, fast.value, fast.ts, fast.received,
                           np.full(k, np.nan, np.float32))
-    src = fast.index
+    src, ids_ok = fast.index, fast.ids_ok
     if k < n:
         rest = np.ones(n, bool)
         rest[fast.index] = False
         rows = [row for i in np.flatnonzero(rest).tolist() if (row := _per_message(values[i], i, source, rej))]
         if rows:  # back in the batch's order
             src = np.concatenate([src, np.array([r[0] for r in rows], np.int64)])
+            ids_ok = np.concatenate([ids_ok, np.zeros(len(rows), bool)])  # per-message rows: checked in check_columns
             order = np.argsort(src, kind="stable")
-            src, cols = src[order], ReadingColumns.concat([cols, _columns(rows)]).take(order)
-    return _checked(cols, src, values, now_ms, registry_view, source, limits, rej)
+            src, ids_ok, cols = src[order], ids_ok[order], ReadingColumns.concat([cols, _columns(rows)]).take(order)
+    return _checked(cols, src, values, now_ms, registry_view, source, limits, rej, ids_ok)
 
 
 def decode_each(values: list[bytes], now_ms: int, registry_view=None, source: str = "kafka:readings",
@@ -350,9 +357,9 @@ def decode_each(values: list[bytes], now_ms: int, registry_view=None, source: st
 
 
 def _checked(cols: ReadingColumns, src, values: list, now_ms: int, registry_view, source: str, limits: Limits,
-             rej: list[RejectedInput]) -> tuple[ReadingColumns, list[RejectedInput]]:
+             rej: list[RejectedInput], ids_ok: np.ndarray | None = None) -> tuple[ReadingColumns, list[RejectedInput]]:
     """The rows that pass ``check_columns``; the others join ``rej`` (``src``: each row's place in ``values``)."""
-    reasons = check_columns(cols, now_ms, limits, registry_view)
+    reasons = check_columns(cols, now_ms, limits, registry_view, ids_ok)
     ok = reasons == ""
     if ok.all():
         return cols, rej

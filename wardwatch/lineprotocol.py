@@ -78,12 +78,28 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
 # known; ``_dev`` the device id.
 
 METRIC_NAMES = [m.value for m in METRICS]
+M = len(METRIC_NAMES)
 RAW_FIELDS = tuple(METRIC_NAMES)  # the raw value of each metric: what the history API reads
 CLEAN_FIELDS = tuple(f"{m}_clean" for m in METRIC_NAMES)
 _K_RAW = [f"{escape_tag(m)}=" for m in METRIC_NAMES]
 _K_CLEAN = [f",{escape_tag(m)}_clean=" for m in METRIC_NAMES]
 _K_Q = [f",{escape_tag(m)}_q=" for m in METRIC_NAMES]
 _K_DEV = [f",{escape_tag(m)}_dev=" for m in METRIC_NAMES]
+
+
+def patient_heads(measurement: str, patients: list) -> list[str]:
+    """``series_key(measurement, {"patient": p})`` of each patient: one escape over all the ids joined
+    (a worker meets thousands of new patients in its first batch); any id that needs more than that
+    (empty, refused, not a string) takes the one-by-one path, which refuses it as it would."""
+    try:
+        joined = "\n".join(patients)
+    except TypeError:
+        joined = None
+    if (joined is None or not patients or "" in patients or "\\" in joined or "\r" in joined
+            or joined.count("\n") != len(patients) - 1):
+        return [series_key(measurement, {"patient": p}) for p in patients]
+    start = series_key(measurement, {}) + ",patient="
+    return [start + p for p in joined.translate(_TAG_ESCAPE).split("\n")]
 
 
 def vitals_head(patient: str) -> str:
@@ -146,18 +162,50 @@ class VitalsLines:
             cache = self._devices
             devices = [cache.get(d) or cache.setdefault(d, escape_str_field(d)) for d in devices]
         q = '"' if plain else ""
-        vals, cleans, quals = _finite(value[order]), _finite(clean[order]), _finite(quality[order])
-        cols = m.tolist()
-        if not np.isnan(quals).all() or np.isnan(vals).any():
-            frags = [f"{_K_RAW[c] + repr(v) + ',' if v == v else ''}{_K_CLEAN[c][1:] + repr(cl) + ',' if cl == cl else ''}"
-                     f"{_K_Q[c][1:] + repr(qv) + ',' if qv == qv else ''}{_K_DEV[c][1:]}{q}{d}{q}"
-                     for c, v, cl, qv, d in zip(cols, vals, cleans, quals, devices)]
-        else:  # the common batch: every raw value finite, no device quality
-            frags = [f"{_K_RAW[c]}{v!r}{_K_CLEAN[c]}{cl!r}{_K_DEV[c]}{q}{d}{q}" if cl == cl
-                     else f"{_K_RAW[c]}{v!r}{_K_DEV[c]}{q}{d}{q}" for c, v, cl, d in zip(cols, vals, cleans, devices)]
-        ends = (ends + 1).tolist()
-        return [f"{h} {','.join(frags[a:b])} {tt}"
-                for h, a, b, tt in zip(head, [0] + ends[:-1], ends, ts[order[point_end]].tolist())]
+        value, clean = np.asarray(value, np.float64)[order], np.asarray(clean, np.float64)[order]
+        quality = np.asarray(quality, np.float64)[order]
+        if np.isnan(quality).all() and np.isfinite(value).all():
+            fields = self._common_fields(m, value, clean, q)
+        else:
+            vals, cleans, quals = _finite(value), _finite(clean), _finite(quality)
+            fields = [f"{_K_RAW[c] + repr(v) + ',' if v == v else ''}{_K_CLEAN[c][1:] + repr(cl) + ',' if cl == cl else ''}"
+                      f"{_K_Q[c][1:] + repr(qv) + ',' if qv == qv else ''}{_K_DEV[c][1:]}{q}"
+                      for c, v, cl, qv in zip(m.tolist(), vals, cleans, quals)]
+        # The batch as one string: per reading [head and space at a point's start] fields, device, then
+        # "," or the point's time and a line break; one join and one split make the lines.
+        n_out = len(m)
+        start = np.full(n_out, "", object)
+        start[np.r_[0, ends[:-1] + 1]] = [h + " " for h in head]
+        end = np.full(n_out, q + ",", object)
+        times = ts[order[ends]]
+        uniq_t, t_inv = np.unique(times, return_inverse=True)  # a batch has few distinct reading times
+        end[ends] = np.array([f"{q} {x}\n" for x in uniq_t.tolist()], object)[t_inv]
+        pieces = np.empty(4 * n_out, object)
+        pieces[0::4], pieces[1::4], pieces[2::4], pieces[3::4] = start, fields, devices, end
+        return "".join(pieces.tolist()).split("\n")[:-1]
+
+    @staticmethod
+    def _common_fields(m: np.ndarray, value: np.ndarray, clean: np.ndarray, q: str) -> np.ndarray:
+        """The fields of each reading up to its device, in the common batch (every raw value finite, no
+        device quality): a batch holds few distinct (metric, value) pairs and the clean value is mostly
+        the raw one, so each distinct text is formatted once. Values are told apart by their bits (-0.0
+        is not 0.0)."""
+        bits = value.view(np.int64)
+        no_clean = ~np.isfinite(clean)  # left out
+        same = clean.view(np.int64) == bits
+        uniq_bits, v_inv = np.unique(bits, return_inverse=True)
+        kinds, inv = np.unique((v_inv.reshape(-1) * M + m) * 2 + no_clean, return_inverse=True)
+        reprs = [repr(x) for x in uniq_bits.view(np.float64).tolist()]
+        text = []
+        for k in kinds.tolist():
+            r, c = reprs[k // (2 * M)], k // 2 % M
+            text.append(f"{_K_RAW[c]}{r}{_K_DEV[c]}{q}" if k & 1 else f"{_K_RAW[c]}{r}{_K_CLEAN[c]}{r}{_K_DEV[c]}{q}")
+        out = np.array(text, object)[inv.reshape(-1)]
+        other = np.flatnonzero(~same & ~no_clean)  # a clean value that is not the raw one
+        if len(other):
+            out[other] = [f"{_K_RAW[c]}{v!r}{_K_CLEAN[c]}{cl!r}{_K_DEV[c]}{q}"
+                          for c, v, cl in zip(m[other].tolist(), value[other].tolist(), clean[other].tolist())]
+        return out
 
     def _heads_of(self, patients: np.ndarray, keys: np.ndarray | None) -> list[str]:
         if keys is None:
@@ -168,8 +216,10 @@ class VitalsLines:
         if max(kl) >= len(cache):
             cache.extend([None] * (max(kl) + 1 - len(cache)))
         out = [cache[x] for x in kl]
-        for i in (i for i, h in enumerate(out) if h is None):
-            out[i] = cache[kl[i]] = vitals_head(patients[i])
+        new = [i for i, h in enumerate(out) if h is None]
+        if new:
+            for i, h in zip(new, patient_heads("vitals", patients[new].tolist())):
+                out[i] = cache[kl[i]] = h
         return out
 
 

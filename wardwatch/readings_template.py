@@ -42,6 +42,12 @@ _FIELDS = {"id": ((2, 1), (3, 0)), "patient": ((6, 1), (7, 0)), "device": ((10, 
            "ts": ((21, 7), (24, -1)), "received": ((24, 11), (26, -1))}
 _MAX_DIGITS = 15  # value: an integer below 2**53 over a power of ten below 10**22, both exact doubles
 _MAX_INT_DIGITS = 18  # ts and received: well inside codec.TS_BOUND (2**62)
+_ID_MAX = 64  # wardwatch.identifiers: a letter or digit, then letters, digits and ". _ : -", at most 64
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_ID_FIRST = np.zeros(256, bool)
+_ID_FIRST[list(_ALNUM)] = True
+_ID_REST = _ID_FIRST.copy()
+_ID_REST[list(b"._:-")] = True
 _PAD = 16  # zero bytes after the batch, so that an 8-byte load near its end stays inside the buffer
 
 
@@ -74,17 +80,25 @@ class TemplateRows:
     value: np.ndarray  # float64
     ts: np.ndarray  # int64, |ts| < 10**18
     received: np.ndarray  # int64, 0 where null or negative (as the per-message path does)
+    ids_ok: np.ndarray  # bool: id, patient and device all follow the identifier rule (wardwatch.identifiers)
 
 
-def _joined(values: list) -> bytes | None:
-    """The values one per line (a value holding a line break blanked out), or None if they are not all bytes."""
+def _joined(values: list) -> tuple[bytes, int, np.ndarray] | None:
+    """(buffer, length, line breaks): the values one per line (a value holding a line break blanked
+    out), then a line break and ``_PAD`` zero bytes, built in one join (no copy to pad it); ``length``
+    is where the values end. None if they are not all bytes."""
+    pad = [bytes(_PAD)]
     try:
-        joined = b"\n".join(values)
-        if joined.count(b"\n") != len(values) - 1:
-            joined = b"\n".join(b"" if b"\n" in v else v for v in values)
+        buf = b"\n".join(values + pad)
     except TypeError:
         return None
-    return joined
+    length = len(buf) - _PAD - 1
+    nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
+    if len(nl) != len(values) - 1:
+        buf = b"\n".join([b"" if b"\n" in v else v for v in values] + pad)
+        length = len(buf) - _PAD - 1
+        nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
+    return buf, length, nl
 
 
 def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
@@ -95,7 +109,30 @@ def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
     return hit
 
 
-def _number(a: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
+def _gather(words: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes from each start ``s`` as a (rows, width) uint8 array: 8-byte loads (a few
+    gathers of whole words, not one per byte); bytes past a field's end are read too, for the caller
+    to mask."""
+    last = len(words) - 1
+    loads = [words[np.minimum(s + 8 * j, last)] for j in range(-(-width // 8))]
+    return np.stack(loads, axis=1).view(np.uint8)[:, :width]
+
+
+def _loaded(words: np.ndarray, pos: np.ndarray, n_words: int) -> list[np.ndarray]:
+    """The 8-byte words at pos, pos+8, ...: loaded once for all the texts compared there."""
+    last = len(words) - 1
+    return [words[np.minimum(pos + 8 * j, last)] for j in range(n_words)]
+
+
+def _is_loaded(loaded: list[np.ndarray], chunks) -> np.ndarray:
+    """:func:`_is` on words already loaded by :func:`_loaded`."""
+    hit = np.ones(len(loaded[0]), bool)
+    for o, mask, value in chunks:
+        hit &= (loaded[o // 8] & mask) == value
+    return hit
+
+
+def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
     """A JSON number without exponent at bytes s..e, at most ``most`` digits: (integer of all its
     digits, how many of them follow the point, negative, ok). "01", "1.", ".5", "-", "1.2.3" are not ok."""
     neg = a[s] == ord("-")
@@ -103,9 +140,8 @@ def _number(a: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
     n = e - s
     ok = (n > 0) & (n <= most + 1)
     width = max(1, int(min(n.max(initial=0), most + 1)))
-    idx = s[:, None] + np.arange(width)
-    inside = idx < e[:, None]
-    g = np.where(inside, a[np.minimum(idx, len(a) - 1)], 0)
+    inside = np.arange(width) < n[:, None]
+    g = np.where(inside, _gather(words, s, width), 0)
     digit = (g >= 48) & (g <= 57)
     dot = g == 46
     ok &= (digit | dot | ~inside).all(axis=1)
@@ -120,23 +156,33 @@ def _number(a: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
     return mant, frac, neg, ok
 
 
+def _identifiers(words: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Whether the text at bytes s..e follows the identifier rule (template text is printable ASCII,
+    so a byte is a character): :func:`wardwatch.identifiers.is_identifier` on the whole batch at once."""
+    n = e - s
+    ok = (n >= 1) & (n <= _ID_MAX)
+    width = max(1, int(min(n.max(initial=0), _ID_MAX)))
+    g = _gather(words, s, width)
+    ok &= (_ID_REST[g] | (np.arange(width) >= n[:, None])).all(axis=1)
+    return ok & _ID_FIRST[g[:, 0]]
+
+
 def match_template(values: list) -> TemplateRows | None:
     """The template messages among ``values`` (None if the batch cannot be joined: a value that is not
     bytes). Messages holding a line break are never template ones."""
     n = len(values)
-    joined = _joined(values) if n else None
-    if joined is None:
+    got = _joined(list(values)) if n else None
+    if got is None:
         return None
-    buf = joined + bytes(_PAD)
+    buf, length, nl = got
     a = np.frombuffer(buf, np.uint8)
     words = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))  # words[i]: bytes i..i+7
-    nl = np.flatnonzero(a == 10)
-    starts, ends = np.r_[0, nl + 1], np.r_[nl, len(joined)]
-    qpos = np.flatnonzero(a == 34)
+    starts, ends = np.r_[0, nl + 1], np.r_[nl, length]
+    qpos = np.flatnonzero(a[:length] == 34)
     first = np.r_[0, np.searchsorted(qpos, nl)]  # each line's first quote, as an index into qpos
     cand = np.diff(np.r_[first, len(qpos)]) == QUOTES
     # Control characters, '\' (an escape) and non-ASCII bytes are never in a template message.
-    body = a[:len(joined)]
+    body = a[:length]
     never = np.flatnonzero(((body - 32) > 94) | (body == 92))
     cand[np.searchsorted(nl, never[body[never] != 10])] = False
     lines = np.flatnonzero(cand)
@@ -146,16 +192,19 @@ def match_template(values: list) -> TemplateRows | None:
         ok &= _is(words, (starts[lines] if j is None else q[:, j]) + off, chunks)
     span = {k: (q[:, j0] + o0, q[:, j1] + o1) for k, ((j0, o0), (j1, o1)) in _FIELDS.items()}
     metric = np.full(len(q), -1, np.int64)
+    # Every metric's name and unit against the same loaded words (not a load per metric).
+    at_name = _loaded(words, span["metric"][0], max(len(n) for n, _ in _METRIC_CHUNKS))
+    at_unit = _loaded(words, span["unit"][0], max(len(u) for _, u in _METRIC_CHUNKS))
     for i, (name, unit) in enumerate(_METRIC_CHUNKS):
-        metric[_is(words, span["metric"][0], name) & _is(words, span["unit"][0], unit)] = i
+        metric[_is_loaded(at_name, name) & _is_loaded(at_unit, unit)] = i
     ok &= metric >= 0
-    mant, frac, neg, good = _number(a, *span["value"], _MAX_DIGITS)
+    mant, frac, neg, good = _number(a, words, *span["value"], _MAX_DIGITS)
     ok &= good
-    ts, frac_t, ts_neg, good = _number(a, *span["ts"], _MAX_INT_DIGITS)
+    ts, frac_t, ts_neg, good = _number(a, words, *span["ts"], _MAX_INT_DIGITS)
     ok &= good & (frac_t == 0)
     rs, re_ = span["received"]
     null = (re_ - rs == 4) & _is(words, rs, _NULL)
-    rx, frac_r, rx_neg, good = _number(a, rs, re_, _MAX_INT_DIGITS)
+    rx, frac_r, rx_neg, good = _number(a, words, rs, re_, _MAX_INT_DIGITS)
     ok &= null | (good & (frac_r == 0))
     keep = np.flatnonzero(ok)
     if len(keep) < len(q):
@@ -164,8 +213,9 @@ def match_template(values: list) -> TemplateRows | None:
         span = {k: (s[keep], e[keep]) for k, (s, e) in span.items()}
     value = mant / 10.0 ** frac
     value = np.where(neg & ((frac > 0) | (mant != 0)), -value, value)  # "-0" is the integer 0, "-0.0" a float
-    text = joined.decode("latin-1")  # one character per byte: the offsets stay valid
+    ids_ok = _identifiers(words, *span["id"]) & _identifiers(words, *span["patient"]) & _identifiers(words, *span["device"])
+    text = buf.decode("latin-1")  # one character per byte: the offsets stay valid
     strs = {k: np.array([text[x:y] for x, y in zip(*(p.tolist() for p in span[k]))] or [], object)
             for k in ("id", "patient", "device")}
     return TemplateRows(lines.astype(np.int64), strs["id"], strs["patient"], strs["device"], _INDEX[metric],
-                        value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx))
+                        value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx), ids_ok)

@@ -84,6 +84,18 @@ class LazyReasons:
             r.append("missing: " + ", ".join(missing))
         return r
 
+    def texts(self, index: np.ndarray) -> list[str]:
+        """``"; ".join(self[i])`` for each ``i`` in ``index`` (the stored scores' reasons): a score's
+        points take few values, so each distinct row of points is put in words once."""
+        parts = self.parts[index]
+        if not len(parts):
+            return []
+        missing = np.isnan(parts)
+        _, first, inv = np.unique(np.hstack([missing, np.where(missing, 0, parts)]), axis=0, return_index=True,
+                                  return_inverse=True)
+        words = ["; ".join(self[int(index[j])]) for j in first.tolist()]
+        return [words[k] for k in inv.reshape(-1).tolist()]
+
 
 class News2Stage:
     """NEWS2 (Royal College of Physicians 2017, National Early Warning Score 2): a score per patient

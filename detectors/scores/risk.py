@@ -250,22 +250,39 @@ class _Reasons:
         return self.stage.features(self.rows[i:i + 1], self.latest[i:i + 1], self.latest_ts[i:i + 1])[0]
 
     def __getitem__(self, i: int) -> list[str]:
-        x = self._x(i)
+        return self.words(np.array([i]))[0]
+
+    def texts(self, index: np.ndarray) -> list[str]:
+        """``"; ".join(self[i])`` for each ``i`` in ``index`` (the stored scores' reasons)."""
+        return ["; ".join(w) for w in self.words(index)]
+
+    def words(self, index: np.ndarray) -> list[list[str]]:
+        """The reasons of each row in ``index``: the feature columns read are taken out as plain lists
+        once, then each row is put in words."""
+        idx = np.asarray(index, np.int64).tolist()
+        if not idx:
+            return []
+        at = [self.pos.get(i) for i in idx]
+        x = self.X[at] if None not in at else np.stack([self._x(i) for i in idx])
         k = len(VITALS)
-        out = [f"risk {self.risk[i]:.2f}"]
-        labels = ("HR", "SpO2", "temperature", "SBP", "MAP", "RR")
-        for j, label in enumerate(labels):
-            d6 = x[3 * k + j]
-            if d6 == d6 and abs(d6) >= (5 if label in ("HR", "SBP", "MAP") else 2 if label in ("SpO2", "RR") else 0.5):
-                out.append(f"{label} {'rising' if d6 > 0 else 'falling'} {abs(d6):.3g} over 6 h")
-        names = _NAMES
-        if x[names.index("news2")] >= 5:
-            out.append(f"NEWS2 {int(x[names.index('news2')])}")
-        iso = x[names.index("iforest")]
-        if iso == iso and iso >= 0.6:
-            out.append(f"unusual for this patient (anomaly {iso:.2f})")
+        d6s, news, isos = x[:, 3 * k:4 * k].tolist(), x[:, _NEWS2].tolist(), x[:, _IFOREST].tolist()
+        out = []
+        for r, d6row, nw, iso in zip(np.asarray(self.risk)[idx].tolist(), d6s, news, isos):
+            w = [f"risk {r:.2f}"]
+            for label, least, d6 in zip(_LABELS, _LEAST_6H, d6row):
+                if d6 == d6 and abs(d6) >= least:
+                    w.append(f"{label} {'rising' if d6 > 0 else 'falling'} {abs(d6):.3g} over 6 h")
+            if nw >= 5:
+                w.append(f"NEWS2 {int(nw)}")
+            if iso == iso and iso >= 0.6:
+                w.append(f"unusual for this patient (anomaly {iso:.2f})")
+            out.append(w)
         return out
 
 
 _NAMES = feature_names()
 _IFOREST, _TREND = _NAMES.index("iforest"), _NAMES.index("trend")
+_NEWS2 = _NAMES.index("news2")
+# The 6-hour change of each vital (in VITALS' order) that is worth a word in the reasons.
+_LABELS = ("HR", "SpO2", "temperature", "SBP", "MAP", "RR")
+_LEAST_6H = tuple(5 if label in ("HR", "SBP", "MAP") else 2 if label in ("SpO2", "RR") else 0.5 for label in _LABELS)

@@ -265,3 +265,25 @@ def test_the_batch_path_takes_the_template_and_leaves_the_rest():
     cols, rejected = decode_readings(batch, NOW, limits=LIMITS)
     assert rejected == [] and cols.patient.tolist() == ["p1"] * 5 and cols.value.tolist() == [97.5, 97.5, 0.0, 97.5, 97.5]
     assert not np.signbit(cols.value).any()  # JSON's -0 is the integer 0, not the double -0.0
+
+
+PRINTABLE = st.characters(min_codepoint=32, max_codepoint=126)
+# A valid id with one character replaced by any printable one: the near misses of the rule.
+NEAR_ID = st.tuples(VALID_ID, PRINTABLE, st.integers(0, 64)).map(lambda t: t[0][:t[2]] + t[1] + t[0][t[2] + 1:])
+PRINTABLE_ID = VALID_ID | NEAR_ID | st.text(PRINTABLE, max_size=70) \
+    | st.sampled_from(["", "p" * 64, "p" * 65, "_p", ".p", "p:q-r_s.t", "p\x7f"])
+
+
+@given(st.lists(st.tuples(PRINTABLE_ID, PRINTABLE_ID, PRINTABLE_ID), max_size=12))
+def test_the_template_judges_ids_on_the_bytes_as_the_identifier_rule(ids):
+    from wardwatch.readings_template import match_template
+
+    text = lambda s: orjson.dumps(s).decode()  # noqa: E731
+    batch = [(f'{{"id":{text(r)},"patient":{text(p)},"device":{text(d)},"metric":"spo2","value":97,"unit":"%",'
+              f'"ts":{NOW},"received":null,"quality":null}}').encode() for r, p, d in ids]
+    rows = match_template(batch)
+    if rows is None:
+        assert not batch
+        return
+    assert rows.ids_ok.tolist() == [all(map(is_identifier, ids[i])) for i in rows.index.tolist()]
+    assert set(rows.index.tolist()) == {i for i, x in enumerate(ids) if not any(c in "".join(x) for c in '"\\\x7f')}

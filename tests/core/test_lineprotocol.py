@@ -84,3 +84,37 @@ def test_score_lines_equal_score_line_row_by_row(rows, name):
     want = [score_line(*r[:1], name, *r[1:]) for r in rows if np.isfinite(r[1])]
     assert score_lines([scores_head(x) for x in p], name, np.array(v, float), np.array(part, bool), why,
                        np.array(t, np.int64)) == want
+
+
+# The common batch (every raw value finite, no device quality), where each distinct field text is
+# formatted once: few values, a clean one mostly the raw one, now and then another, missing or not
+# finite; -0.0 beside 0.0.
+few = st.sampled_from([0.0, -0.0, 97.0, 0.93, 1e-7, 1e22, 36.6])
+common = st.tuples(st.sampled_from(["p1", "p 2", "p,3=x"]), st.integers(0, len(METRIC_NAMES) - 1), few,
+                   st.sampled_from(["same", "nan", "inf", "other"]), st.just(float("nan")),
+                   st.sampled_from(["dev", "d2"]) | st.sampled_from(['a "dev"', "b\\c"]),
+                   st.sampled_from([1000, 2000, 3000]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(common, max_size=40), few)
+def test_the_common_batch_equals_one_line_per_point_built_reading_by_reading(rows, other):
+    clean = {"nan": float("nan"), "inf": float("inf"), "other": other}
+    readings = [(p, m, v, v if c == "same" else clean[c], q, d, t) for p, m, v, c, q, d, t in rows]
+    got = build(readings)
+    assert sorted(got) == sorted(one_point_per_patient_time(readings))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["p1", "p 2", "p,3=x", "", "a\\b", "a\nb", "a\rb"]) | key_text, max_size=12),
+       st.sampled_from(["vitals", "scores"]))
+def test_heads_of_many_patients_equal_their_series_keys_or_refuse_alike(patients, measurement):
+    from wardwatch.lineprotocol import patient_heads, series_key
+
+    try:
+        want = [series_key(measurement, {"patient": p}) for p in patients]
+    except ValueError:
+        with pytest.raises(ValueError):
+            patient_heads(measurement, patients)
+        return
+    assert patient_heads(measurement, patients) == want

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings, strategies as st
 
 from detectors.engine import DetectorEngine
 from detectors.snapshots import SNAPSHOT_EVERY_MS, Snapshots
@@ -54,3 +55,35 @@ def test_snapshots_from_columns_equal_one_pydantic_model_per_patient():
         stale += sum(bool(s.model().stale_metrics) for s in out.snapshots)
     assert checked.compared > 500 and stale > 0, "the stream has snapshots, some with a sensor off"
     assert np.isnan(engine.scores["risk"]).sum() < len(engine.scores["risk"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_snapshots_of_any_state_equal_one_pydantic_model_per_patient(data):
+    """Any mix of present, off and sparkline metrics, NaN anywhere in a sparkline, scores missing or
+    NaN: the snapshots built from columns are the reference's bytes, in the order of the due rows."""
+    n = data.draw(st.integers(1, 12), label="patients")
+    m = len(NAMES)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    snaps = Snapshots()
+    snaps.resize(n)
+    snaps.spark[:] = np.where(rng.random((n, m, snaps.spark.shape[-1])) < data.draw(st.floats(0, 1), label="gaps"),
+                              np.nan, rng.normal(80, 20, (n, m, snaps.spark.shape[-1])).round(1))
+    snaps.spark_ts[:] = np.where(rng.random((n, m)) < 0.5, -1, 1_000)
+    snaps.snap_ts[:] = rng.choice([-1, 9_000, 10_000], n)
+    clean_ts = np.where(rng.random((n, m)) < 0.5, -1, rng.integers(0, 10**13, (n, m)))
+    clean = np.where(clean_ts >= 0, rng.normal(50, 30, (n, m)), np.nan)
+    off_active = rng.random((n, m)) < 0.2
+    scores = {name: np.where(rng.random(n) < 0.3, np.nan, rng.random(n) * 10)
+              for name in ("news2", "risk") if data.draw(st.booleans(), label=name)}
+    rows = rng.permutation(n)[:data.draw(st.integers(1, n), label="touched")]
+    t = np.full(len(rows), 14_000 + data.draw(st.integers(0, 2_000), label="t"))
+    changed = rng.random(len(rows)) < 0.3
+    ids = [f"p-{i}" for i in range(n)]
+    due = (t - snaps.snap_ts[rows] >= SNAPSHOT_EVERY_MS) | changed
+    want = [one_model_per_patient(snaps, r, ts, ids, clean, clean_ts, off_active, scores)
+            for r, ts in zip(rows[due], t[due])]
+    got = snaps.emit(rows, t, changed, ids, clean, clean_ts, off_active, scores)
+    assert [s.json for s in got] == want
+    assert [s.patient for s in got] == [ids[r] for r in rows[due]]
+    assert (snaps.snap_ts[rows[due]] == t[due]).all()
