@@ -103,19 +103,14 @@ def _joined(values: list) -> tuple[bytes, int, np.ndarray] | None:
 
 def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
     """Whether the text of ``chunks`` stands at ``pos``; ``words[i]`` is the 8 bytes from byte i."""
-    hit = np.ones(len(pos), bool)
-    for o, mask, value in chunks:
-        hit &= (words[pos + o] & mask) == value
-    return hit
+    return _is_loaded(_loaded(words, pos, len(chunks)), chunks)
 
 
 def _gather(words: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
     """The ``width`` bytes from each start ``s`` as a (rows, width) uint8 array: 8-byte loads (a few
     gathers of whole words, not one per byte); bytes past a field's end are read too, for the caller
     to mask."""
-    last = len(words) - 1
-    loads = [words[np.minimum(s + 8 * j, last)] for j in range(-(-width // 8))]
-    return np.stack(loads, axis=1).view(np.uint8)[:, :width]
+    return np.stack(_loaded(words, s, -(-width // 8)), axis=1).view(np.uint8)[:, :width]
 
 
 def _loaded(words: np.ndarray, pos: np.ndarray, n_words: int) -> list[np.ndarray]:
