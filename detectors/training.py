@@ -225,9 +225,12 @@ def fit_trees(X, y, X_val, y_val, seed: int, w=None, w_val=None):
 
 def hours_from_onset(f: Features, lab) -> np.ndarray:
     """Per feature row: its hour of stay minus the patient's clinical onset (the first SepsisLabel
-    hour + 6, as the challenge defines it); NaN for a patient who never becomes septic."""
+    hour + 6, as the challenge defines it: the utility's own ``- DT_OPTIMAL``); NaN for a patient who
+    never becomes septic."""
+    from detectors.early_warning.metrics import DT_OPTIMAL
+
     first = lab[lab["SepsisLabel"] == 1].groupby("patient")["ICULOS"].min()
-    return f.iculos - (first + 6).reindex(f.patient).to_numpy(float)
+    return f.iculos - (first - DT_OPTIMAL).reindex(f.patient).to_numpy(float)
 
 
 def utility_targets(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
