@@ -94,26 +94,56 @@ class Ownership(ConsumerRebalanceListener):
         self.changed(self.escalates)
 
 
+COPY_DEPTH = 8  # batches queued to the log but not yet acknowledged (then the copier waits)
+
+
 async def copy_inputs(bus: Bus, producer: BusProducer, stop: asyncio.Event,
                       polled: Callable[[], None] = lambda: None) -> None:
     """Copy what detectors and monitors send into the alert log, a batch at a time, from every input
     partition; commit after the log has acknowledged the batch, so a crash repeats a batch (dropped
-    when folded), never loses one."""
+    when folded), never loses one.
+
+    Fetching, acknowledging and committing overlap: a batch is queued to the log (in fetch order,
+    which the producer keeps) and the next one fetched at once, while ``_commit_acked`` waits for
+    the acknowledgements in order and commits each batch's offsets after its own. Waiting for the
+    log's ack and then a commit's round trip before every fetch was what an alarm waited for most
+    on its way to a nurse (p50 26-39 ms of the copier's hop against Kafka's own 3-4 ms, measured)."""
     t = bus.topics
     consumer = await bus.assigned_consumer(t.alerts, t.device_alarms, t.actions, group_id=copied_group(t.prefix),
                                            fetch_max_wait_ms=FETCH_WAIT_MS)
+    acks: asyncio.Queue = asyncio.Queue(COPY_DEPTH)
+    committer = asyncio.create_task(_commit_acked(consumer, acks))
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             polled()
+            if committer.done():
+                committer.result()  # a failed ack or commit: raise it (the supervisor restarts the copier)
+                raise RuntimeError("the copier's committer stopped")
+            if not batches:
+                continue
             records = [(m.key or b"", (DEVICE if tp.topic == t.device_alarms else EVENT) + m.value)
                        for tp, msgs in batches.items() for m in msgs if m.value]
-            if records:
-                await producer.send_many(t.alert_log, records)
-            if batches:
-                await consumer.commit()
+            acked = await producer.enqueue_many(t.alert_log, records)
+            await acks.put((acked, {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}))
     finally:
+        committer.cancel()
+        await asyncio.gather(committer, return_exceptions=True)
         await consumer.stop()
+
+
+async def _commit_acked(consumer, acks: asyncio.Queue) -> None:
+    """Commit copied batches' offsets once the log acknowledged them, in the order fetched: a commit
+    covers the batches queued by the time the previous commit returned (one round trip for many
+    under load; never a batch before its ack)."""
+    while True:
+        acked, offsets = await acks.get()
+        await acked  # raises if the log refused it: nothing of it or after it is committed
+        for _ in range(acks.qsize()):
+            acked, later = acks.get_nowait()
+            await acked
+            offsets.update(later)
+        await consumer.commit(offsets)
 
 
 async def hold_ownership(bus: Bus, ownership: Ownership, stop: asyncio.Event) -> None:

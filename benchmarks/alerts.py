@@ -2,7 +2,15 @@
 500 alert events per second (p50, p99, max), with the service and the clients in separate processes
 on the same machine. Baseline in the same run: the raw Kafka produce-to-consume latency of the
 same events (what the service cannot beat). ``--instances N`` measures N services (the clients
-split over them) beside one; the figures go to ``bench-results/alerts.json`` as well."""
+split over them) beside one; the figures go to ``bench-results/alerts.json`` as well.
+
+Two ways to watch, each a phase of its own:
+
+* **every ward**: each client subscribes to all wards (a central station), so every event goes to
+  every client: 500,000 deliveries a second, all 1,000 sockets written on every frame;
+* **by ward** (``--wards W``): patients and clients split evenly over W wards and each client
+  subscribes to its own, as a nurse's screen does; the same 500 events a second reach the
+  hospital, each to its ward's clients only."""
 
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-processes", type=int, default=2)
     p.add_argument("--instances", type=int, default=1, help="also measure this many alert services, clients split over them")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds sent but not measured")
+    p.add_argument("--wards", type=int, default=20,
+                   help="also measure clients split over this many wards, each watching its own (0: skip)")
     p.add_argument("--out", default="bench-results", help="alerts.json goes here (for `wardwatch bench plan`)")
 
 
@@ -38,13 +48,13 @@ class _Client(asyncio.Protocol):
     parsing as any client, without an asyncio connection object (queues, futures, tasks) per
     socket, so that 1,000 clients on a shared 2-core machine measure the service, not themselves."""
 
-    def __init__(self, url: str, token: str, stats: dict) -> None:
+    def __init__(self, url: str, token: str, stats: dict, wards: list[str]) -> None:
         from websockets.client import ClientProtocol
         from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
         from websockets.uri import parse_uri
 
         self.proto = ClientProtocol(parse_uri(url), extensions=[ClientPerMessageDeflateFactory()], max_size=16 << 20)
-        self.token, self.stats, self.stage, self.frames = token, stats, 0, 0
+        self.token, self.stats, self.stage, self.frames, self.wards = token, stats, 0, 0, wards
         self.ready = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport) -> None:
@@ -70,7 +80,7 @@ class _Client(asyncio.Protocol):
             if self.stage < 2:  # hello, then the snapshot
                 self.stage += 1
                 if self.stage == 1:
-                    self.proto.send_text(orjson.dumps({"type": "subscribe", "wards": ["*"]}))
+                    self.proto.send_text(orjson.dumps({"type": "subscribe", "wards": self.wards}))
                 elif not self.ready.done():
                     self.ready.set_result(None)
                 continue
@@ -90,16 +100,18 @@ class _Client(asyncio.Protocol):
             self.ready.set_exception(ConnectionError("closed before subscribing"))
 
 
-async def clients_main(url: str, token: str, n: int, seconds: float) -> None:
-    """Run in a child process: ``n`` clients on all wards; prints their latencies (ms) as JSON."""
+async def clients_main(url: str, token: str, n: int, seconds: float, wards: list[list[str]] | None = None) -> None:
+    """Run in a child process: ``n`` clients, client i subscribed to ``wards[i]`` (all wards if None);
+    prints their latencies (ms) as JSON."""
     from urllib.parse import urlsplit
 
     stats = {"received": 0, "latencies": [], "ats": []}
     loop = asyncio.get_running_loop()
     u = urlsplit(url)
     clients: list[_Client] = []
-    for _ in range(n):
-        _, c = await loop.create_connection(lambda: _Client(url, token, stats), u.hostname, u.port)
+    for i in range(n):
+        w = ["*"] if wards is None else wards[i]
+        _, c = await loop.create_connection(lambda: _Client(url, token, stats, w), u.hostname, u.port)
         clients.append(c)
     done = await asyncio.gather(*(asyncio.wait_for(c.ready, 60) for c in clients), return_exceptions=True)
     print(json.dumps({"ready": sum(1 for d in done if d is None)}), flush=True)
@@ -144,18 +156,29 @@ async def _spawn(n: int, env: dict, inputs: int) -> tuple[list, list[int]]:
     raise RuntimeError("the alert services did not start (or their copier group did not settle)")
 
 
-async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances: int, inputs: int) -> dict:
-    """One measurement: ``instances`` services, the clients split evenly over them."""
+PATIENTS = 2000  # the events' patients, b0000..b1999
+
+
+def ward_name(k: int) -> str:
+    return f"bench-w{k:03d}"
+
+
+async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances: int, inputs: int, wards: int) -> dict:
+    """One measurement: ``instances`` services, the clients split evenly over them; with ``wards``,
+    client g (over all processes) watches ward g % wards, and patient i lies in ward i % wards."""
     procs, ports = await _spawn(instances, env, inputs)
     clients = []
     try:
         per = args.clients // args.client_processes
         for i in range(args.client_processes):
             port = ports[i % len(ports)]
+            subs = None if not wards else [[ward_name((i * per + j) % wards)] for j in range(per)]
             clients.append(subprocess.Popen([sys.executable, "-c", "import sys, asyncio; from benchmarks.alerts import clients_main;"
                                              f"asyncio.run(clients_main('ws://127.0.0.1:{port}/ws', '{token}', {per}, "
-                                             f"{args.seconds + args.warmup}))"],
+                                             f"{args.seconds + args.warmup}, {subs!r}))"],
                                             stdout=subprocess.PIPE, text=True))
+        # How many clients each event goes to: all, or its ward's.
+        watching = np.bincount([g % wards for g in range(per * args.client_processes)], minlength=wards) if wards else None
         connected = sum(json.loads(c.stdout.readline())["ready"] for c in clients)
         # Raw Kafka latency of the same events, for comparison.
         probe = bus.consumer(bus.topics.alerts, group_id=None, auto_offset_reset="latest")
@@ -172,7 +195,7 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
         watcher = asyncio.create_task(watch())
         producer = bus.producer()
         await producer.start()
-        sent = counted = 0
+        sent = counted = expected = 0
         start = time.monotonic()
         tick = 0.01
         per_tick = args.events_per_s * tick
@@ -181,12 +204,15 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
                 measuring_from[0] = time.time() * 1000
                 counted = sent
                 cpu0, t0 = sum(_cpu_s(p.pid) for p in procs), time.monotonic()
+                ccpu0 = sum(_cpu_s(c.pid) for c in clients)
             due = int((time.monotonic() - start) / tick * per_tick) - sent
             if due > 0:
                 now = int(time.time() * 1000)
                 evs = []
                 for k in range(due):
-                    patient = f"b{(sent + k) % 2000:04d}"
+                    patient = f"b{(sent + k) % PATIENTS:04d}"
+                    if watching is not None:
+                        expected += int(watching[((sent + k) % PATIENTS) % wards])
                     aid = f"al-bench-{instances}-{sent + k}"
                     alert = Alert(id=aid, patient=patient, kind=AlertKind.physiological, priority=Priority.medium,
                                   condition="hr_high", message="bench", onset=now, raised_at=now, updated_at=now)
@@ -195,6 +221,7 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
                 sent += due
             await asyncio.sleep(tick / 2)
         cpu = (sum(_cpu_s(p.pid) for p in procs) - cpu0) / (time.monotonic() - t0)
+        client_cpu = (sum(_cpu_s(c.pid) for c in clients) - ccpu0) / (time.monotonic() - t0)
         await producer.stop()
         await asyncio.sleep(3)
         watcher.cancel()
@@ -207,12 +234,14 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
             lat += [x for x, at in zip(doc["latencies"], doc["ats"]) if at >= measuring_from[0]]
         a = np.asarray(lat) if lat else np.asarray([np.nan])
         r = np.asarray(raw_lat) if raw_lat else np.asarray([np.nan])
-        return {"instances": instances, "clients": connected, "events_per_s": round((sent - counted) / args.seconds),
-                "events": sent, "deliveries": received, "expected_deliveries": sent * connected,
+        return {"instances": instances, "wards": wards or "all", "clients": connected,
+                "events_per_s": round((sent - counted) / args.seconds),
+                "events": sent, "deliveries": received, "expected_deliveries": expected if wards else sent * connected,
                 "p50_ms": round(float(np.percentile(a, 50)), 1), "p99_ms": round(float(np.percentile(a, 99)), 1),
                 "max_ms": round(float(a.max()), 1), "kafka_p50_ms": round(float(np.percentile(r, 50)), 1),
                 "kafka_p99_ms": round(float(np.percentile(r, 99)), 1),
-                "service_cores": round(cpu, 3)}  # CPU seconds per second, all instances together
+                "service_cores": round(cpu, 3),  # CPU seconds per second, all instances together
+                "client_cores": round(client_cpu, 3)}
     finally:
         for p in procs + clients:
             if p.poll() is None:
@@ -224,24 +253,31 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
 async def _main(args: argparse.Namespace) -> dict:
     from wardwatch.auth import TokenStore
     from wardwatch.bus import open_bus
+    from wardwatch.models import PatientRecord
+    from wardwatch.registry import Registry
     from devservices import bench_services
     from wardwatch.settings import Settings
 
     services = bench_services()
     try:
         runs = []
-        for instances in sorted({1, args.instances}):
+        phases = [(n, 0) for n in sorted({1, args.instances})] + ([(1, args.wards)] if args.wards else [])
+        for instances, wards in phases:
             # A deployment of its own per phase (topics, copier group, tokens), with the same settings on each instance.
             data_dir = tempfile.mkdtemp(prefix="ww-bench-alerts-")
             settings = Settings(topic_prefix=f"bench-alerts-{uuid.uuid4().hex[:6]}.", data_dir=data_dir,
                                 escalate_after_s=3600)
             bus = open_bus(settings)
             await bus.ensure_topics()
+            if wards:
+                await Registry(settings.registry_path, bus).admit_many(
+                    [PatientRecord(patient=f"b{i:04d}", ward=ward_name(i % wards)) for i in range(PATIENTS)])
             token, _ = TokenStore(settings.tokens_path).create("nurse", "bench")
             env = dict(os.environ, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_DATA_DIR=data_dir,
                        WARDWATCH_ESCALATE_AFTER_S="3600")
-            runs.append(await _phase(args, bus, env, token, instances, 3 * settings.readings_partitions))
-        return {"runs": runs, **runs[-1], "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
+            runs.append(await _phase(args, bus, env, token, instances, 3 * settings.readings_partitions, wards))
+        every = [r for r in runs if r["wards"] == "all"]
+        return {"runs": runs, **every[-1], "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
     finally:
         if services:
             services.stop()
@@ -258,11 +294,14 @@ def run(args: argparse.Namespace) -> int:
     first = res["runs"][0]
     print(f"{first['clients']} websocket clients, {first['events_per_s']} alert events/s, {args.seconds:g} s measured"
           f" after {args.warmup:g} s of warm-up")
-    print(f"{'instances':>9}  {'delivered':>21}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}  {'Kafka p50':>9}  {'Kafka p99':>9}"
-          f"  {'service cores':>13}")
+    print(f"{'instances':>9}  {'watching':>9}  {'delivered':>21}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}  {'Kafka p50':>9}"
+          f"  {'Kafka p99':>9}  {'service cores':>13}  {'client cores':>12}")
     for r in res["runs"]:
-        print(f"{r['instances']:>9}  {r['deliveries']:>10,}/{r['expected_deliveries']:<10,}  {r['p50_ms']:>8}  "
-              f"{r['p99_ms']:>8}  {r['max_ms']:>8}  {r['kafka_p50_ms']:>9}  {r['kafka_p99_ms']:>9}  {r['service_cores']:>13}")
+        watching = "all wards" if r["wards"] == "all" else f"{r['wards']} wards"
+        print(f"{r['instances']:>9}  {watching:>9}  {r['deliveries']:>10,}/{r['expected_deliveries']:<10,}  {r['p50_ms']:>8}  "
+              f"{r['p99_ms']:>8}  {r['max_ms']:>8}  {r['kafka_p50_ms']:>9}  {r['kafka_p99_ms']:>9}  {r['service_cores']:>13}"
+              f"  {r['client_cores']:>12}")
     print("latency: alerts topic -> copied into the alert log -> folded -> on the client's socket; "
-          "Kafka: produce -> consume of the same events; service cores: CPU seconds per second of the alert services")
+          "Kafka: produce -> consume of the same events; cores: CPU seconds per second of the alert services "
+          "and of the client processes (on the same machine)")
     return 0

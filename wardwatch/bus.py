@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict, deque
-from typing import Iterable, Sequence
+from typing import Awaitable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
-from .kafka import (ensure_topics, make_admin, make_consumer, make_producer, partition_for, partitions_of, send_batch,
+from .kafka import (ensure_topics, make_admin, make_consumer, make_producer, partition_for, partitions_of, enqueue_batch,
                     topics_for)
 from .settings import Settings
 
@@ -31,6 +31,13 @@ class BusProducer:
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> int:
         raise NotImplementedError
+
+    async def enqueue_many(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> Awaitable[int]:
+        """Queue ``items`` in order and return at once with what completes when they are acknowledged:
+        the next batch can be queued (and fetched) while this one is on its way."""
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(await self.send_many(topic, items))
+        return done
 
 
 class KafkaBusProducer(BusProducer):
@@ -45,10 +52,13 @@ class KafkaBusProducer(BusProducer):
         await self.raw.stop()
 
     async def send_many(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> int:
+        return await (await self.enqueue_many(topic, items))
+
+    async def enqueue_many(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> Awaitable[int]:
         parts = self._partitions.get(topic)
         if parts is None:
             parts = self._partitions[topic] = sorted(await self.raw.partitions_for(topic))
-        return await send_batch(self.raw, topic, items, parts)
+        return await enqueue_batch(self.raw, topic, items, parts)
 
 
 class Bus:

@@ -150,8 +150,19 @@ async def send_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[tup
 
     Raises on failure: the caller decides whether to retry (the same records, so ids dedupe).
     """
+    return await (await enqueue_batch(producer, topic, items, partitions))
+
+
+async def enqueue_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[tuple[bytes, bytes]],
+                        partitions: Sequence[int] | None = None) -> asyncio.Future:
+    """:func:`send_batch` in two steps: returns once the records are in the producer's queue (in this
+    order: the producer sends one request per partition at a time, so what is queued later is
+    written later), with a future of their count that completes when the broker acknowledged them
+    all (or fails)."""
+    done = asyncio.get_running_loop().create_future()
     if not items:
-        return 0
+        done.set_result(0)
+        return done
     if partitions is None:
         partitions = sorted(await producer.partitions_for(topic))
     n = len(partitions)
@@ -175,5 +186,10 @@ async def send_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[tup
         if batch.record_count():
             batch.close()  # the batch is whole: the sender takes it now, not after linger_ms
             futures.append(await producer.send_batch(batch, topic, partition=part))
+    n = len(items)
+    return asyncio.ensure_future(_count(futures, n))
+
+
+async def _count(futures: list, n: int) -> int:
     await asyncio.gather(*futures)
-    return len(items)
+    return n
