@@ -151,15 +151,61 @@ def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most
     return mant, frac, neg, ok
 
 
-def _identifiers(words: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Whether the text at bytes s..e follows the identifier rule (template text is printable ASCII,
-    so a byte is a character): :func:`wardwatch.identifiers.is_identifier` on the whole batch at once."""
+def _identifiers(g: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Whether each row's text (``g``: its bytes, zero past its length ``n``; template text is
+    printable ASCII, so a byte is a character) follows the identifier rule:
+    :func:`wardwatch.identifiers.is_identifier` on the whole batch at once."""
+    width = g.shape[1]
+    ok = (n >= 1) & (n <= min(width, _ID_MAX))
+    return ok & (_ID_REST[g] | (np.arange(width) >= n[:, None])).all(axis=1) & _ID_FIRST[g[:, 0]]
+
+
+_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], np.uint64)  # the low i bytes of a word
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _hash(w: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of words (a module attribute, so tests can force collisions)."""
+    h = np.zeros(len(w), np.uint64)
+    for j in range(w.shape[1]):
+        h = (h ^ w[:, j]) * _MIX
+        h ^= h >> np.uint64(29)
+    return h
+
+
+def _texts(w: np.ndarray) -> np.ndarray:
+    """Each row of words as a ``str`` (object array): the bytes widened to UCS-4 and read as a numpy
+    unicode array, whose items drop trailing NULs, i.e. the zero bytes past a field's end (a field
+    never holds a NUL: template text is printable ASCII)."""
+    b = np.ascontiguousarray(w).view(np.uint8)
+    return b.astype(np.uint32).view(f"<U{b.shape[1]}").reshape(len(b)).astype(object)
+
+
+def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the text at bytes s..e of each row as ``str``, whether it follows the identifier rule).
+
+    The field's bytes are loaded once as words, zeroed past its end, for both. ``repeats`` (patients,
+    devices: a batch holds few distinct ones) builds one ``str`` per distinct text, shared by its
+    rows: rows grouped by a hash of their words, each row's words then compared with its group's
+    first, so a hash collision only costs the row its own ``str``. Texts longer than an identifier
+    (never valid, rare) are sliced one by one."""
     n = e - s
-    ok = (n >= 1) & (n <= _ID_MAX)
-    width = max(1, int(min(n.max(initial=0), _ID_MAX)))
-    g = _gather(words, s, width)
-    ok &= (_ID_REST[g] | (np.arange(width) >= n[:, None])).all(axis=1)
-    return ok & _ID_FIRST[g[:, 0]]
+    long = n > _ID_MAX
+    m = np.where(long, 0, n)
+    k = max(1, -(-int(m.max(initial=0)) // 8))
+    w = np.stack(_loaded(words, s, k), axis=1) & _MASKS[np.clip(m[:, None] - 8 * np.arange(k), 0, 8)]
+    ok = _identifiers(w.view(np.uint8), n) & ~long
+    if repeats and len(w):
+        _, first, group = np.unique(_hash(w), return_index=True, return_inverse=True)
+        out = _texts(w[first])[group]
+        other = np.flatnonzero((w != w[first[group]]).any(axis=1))  # a collision: not its group's text
+        if len(other):
+            out[other] = _texts(w[other])
+    else:
+        out = _texts(w)
+    for i in np.flatnonzero(long).tolist():
+        out[i] = buf[s[i]:e[i]].decode("latin-1")
+    return out, ok
 
 
 def match_template(values: list) -> TemplateRows | None:
@@ -208,9 +254,9 @@ def match_template(values: list) -> TemplateRows | None:
         span = {k: (s[keep], e[keep]) for k, (s, e) in span.items()}
     value = mant / 10.0 ** frac
     value = np.where(neg & ((frac > 0) | (mant != 0)), -value, value)  # "-0" is the integer 0, "-0.0" a float
-    ids_ok = _identifiers(words, *span["id"]) & _identifiers(words, *span["patient"]) & _identifiers(words, *span["device"])
-    text = buf.decode("latin-1")  # one character per byte: the offsets stay valid
-    strs = {k: np.array([text[x:y] for x, y in zip(*(p.tolist() for p in span[k]))] or [], object)
-            for k in ("id", "patient", "device")}
+    strs, ids_ok = {}, np.ones(len(lines), bool)
+    for k in ("id", "patient", "device"):
+        strs[k], ok_k = _field(buf, words, *span[k], repeats=k != "id")
+        ids_ok &= ok_k
     return TemplateRows(lines.astype(np.int64), strs["id"], strs["patient"], strs["device"], _INDEX[metric],
                         value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx), ids_ok)
