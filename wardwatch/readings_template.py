@@ -83,22 +83,21 @@ class TemplateRows:
     ids_ok: np.ndarray  # bool: id, patient and device all follow the identifier rule (wardwatch.identifiers)
 
 
-def _joined(values: list) -> tuple[bytes, int, np.ndarray] | None:
-    """(buffer, length, line breaks): the values one per line (a value holding a line break blanked
-    out), then a line break and ``_PAD`` zero bytes, built in one join (no copy to pad it); ``length``
-    is where the values end. None if they are not all bytes."""
+def _joined(values: list) -> tuple[bytes, np.ndarray, np.ndarray] | None:
+    """(buffer, starts, ends): the values one per line, then a line break and ``_PAD`` zero bytes,
+    built in one join (no copy to pad it); value i is ``buffer[starts[i]:ends[i]]``, found from the
+    values' lengths (no search for the line breaks, which a value may hold too). None if they are
+    not all bytes."""
     pad = [bytes(_PAD)]
     try:
         buf = b"\n".join(values + pad)
     except TypeError:
         return None
-    length = len(buf) - _PAD - 1
-    nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
-    if len(nl) != len(values) - 1:
-        buf = b"\n".join([b"" if b"\n" in v else v for v in values] + pad)
-        length = len(buf) - _PAD - 1
-        nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
-    return buf, length, nl
+    lens = np.fromiter(map(len, values), np.int64, len(values))
+    if int(lens.sum()) + len(values) + _PAD != len(buf):  # a buffer whose len() counts items, not bytes
+        lens = np.fromiter((memoryview(v).nbytes for v in values), np.int64, len(values))
+    ends = np.cumsum(lens + 1) - 1
+    return buf, ends - lens, ends
 
 
 def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
@@ -215,17 +214,19 @@ def match_template(values: list) -> TemplateRows | None:
     got = _joined(list(values)) if n else None
     if got is None:
         return None
-    buf, length, nl = got
+    buf, starts, ends = got
+    length = int(ends[-1])
     a = np.frombuffer(buf, np.uint8)
     words = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))  # words[i]: bytes i..i+7
-    starts, ends = np.r_[0, nl + 1], np.r_[nl, length]
-    qpos = np.flatnonzero(a[:length] == 34)
-    first = np.r_[0, np.searchsorted(qpos, nl)]  # each line's first quote, as an index into qpos
-    cand = np.diff(np.r_[first, len(qpos)]) == QUOTES
-    # Control characters, '\' (an escape) and non-ASCII bytes are never in a template message.
     body = a[:length]
-    never = np.flatnonzero(((body - 32) > 94) | (body == 92))
-    cand[np.searchsorted(nl, never[body[never] != 10])] = False
+    qpos = np.flatnonzero(body == 34)
+    first = np.searchsorted(qpos, starts)  # each line's first quote, as an index into qpos
+    cand = np.diff(np.r_[first, len(qpos)]) == QUOTES
+    # Control characters (a line break inside a value too), '\' (an escape) and non-ASCII bytes are
+    # never in a template message; the line breaks between the values are not part of them.
+    never = ((body - 32) > 94) | (body == 92)
+    never[ends[:-1]] = False
+    cand[np.searchsorted(ends, np.flatnonzero(never))] = False
     lines = np.flatnonzero(cand)
     q = qpos[first[lines][:, None] + np.arange(QUOTES)]
     ok = ends[lines] == q[:, 26] + _END
