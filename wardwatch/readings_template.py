@@ -184,24 +184,26 @@ def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats:
     """(the text at bytes s..e of each row as ``str``, whether it follows the identifier rule).
 
     The field's bytes are loaded once as words, zeroed past its end, for both. ``repeats`` (patients,
-    devices: a batch holds few distinct ones) builds one ``str`` per distinct text, shared by its
-    rows: rows grouped by a hash of their words, each row's words then compared with its group's
-    first, so a hash collision only costs the row its own ``str``. Texts longer than an identifier
-    (never valid, rare) are sliced one by one."""
+    devices: a batch holds few distinct ones) builds one ``str`` per distinct text, shared by its rows,
+    and checks the rule once per distinct text: rows are grouped by a hash of their words, then each
+    row's words are compared with its group's first, so a hash collision only costs the row its own
+    ``str`` and check. Texts longer than an identifier (never valid, rare) are sliced one by one."""
     n = e - s
     long = n > _ID_MAX
     m = np.where(long, 0, n)
     k = max(1, -(-int(m.max(initial=0)) // 8))
     w = np.stack(_loaded(words, s, k), axis=1) & _MASKS[np.clip(m[:, None] - 8 * np.arange(k), 0, 8)]
-    ok = _identifiers(w.view(np.uint8), n) & ~long
     if repeats and len(w):
         _, first, group = np.unique(_hash(w), return_index=True, return_inverse=True)
         out = _texts(w[first])[group]
+        ok = _identifiers(w[first].view(np.uint8), m[first])[group]
         other = np.flatnonzero((w != w[first[group]]).any(axis=1))  # a collision: not its group's text
         if len(other):
             out[other] = _texts(w[other])
+            ok[other] = _identifiers(w[other].view(np.uint8), m[other])
     else:
-        out = _texts(w)
+        out, ok = _texts(w), _identifiers(w.view(np.uint8), m)
+    ok &= ~long
     for i in np.flatnonzero(long).tolist():
         out[i] = buf[s[i]:e[i]].decode("latin-1")
     return out, ok
