@@ -48,6 +48,8 @@ _ID_FIRST = np.zeros(256, bool)
 _ID_FIRST[list(_ALNUM)] = True
 _ID_REST = _ID_FIRST.copy()
 _ID_REST[list(b"._:-")] = True
+_NOT_ID_REST = ~_ID_REST
+_NOT_ID_REST[0] = False  # the zero bytes past a text's end
 _PAD = 16  # zero bytes after the batch, so that an 8-byte load near its end stays inside the buffer
 
 
@@ -105,13 +107,6 @@ def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
     return _is_loaded(_loaded(words, pos, len(chunks)), chunks)
 
 
-def _gather(words: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
-    """The ``width`` bytes from each start ``s`` as a (rows, width) uint8 array: 8-byte loads (a few
-    gathers of whole words, not one per byte); bytes past a field's end are read too, for the caller
-    to mask."""
-    return np.stack(_loaded(words, s, -(-width // 8)), axis=1).view(np.uint8)[:, :width]
-
-
 def _loaded(words: np.ndarray, pos: np.ndarray, n_words: int) -> list[np.ndarray]:
     """The 8-byte words at pos, pos+8, ...: loaded once for all the texts compared there."""
     last = len(words) - 1
@@ -134,12 +129,11 @@ def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most
     n = e - s
     ok = (n > 0) & (n <= most + 1)
     width = max(1, int(min(n.max(initial=0), most + 1)))
-    inside = np.arange(width) < n[:, None]
-    g = np.where(inside, _gather(words, s, width), 0)
-    digit = (g >= 48) & (g <= 57)
+    g = _masked(words, s, n, -(-width // 8)).view(np.uint8)  # zero past the number: its bytes are never 0
+    digit = (g - 48) < 10
     dot = g == 46
-    ok &= (digit | dot | ~inside).all(axis=1)
-    n_dot, n_dig = dot.sum(axis=1), digit.sum(axis=1)
+    ok &= ~_any_per_row((g != 0) & ~digit & ~dot)
+    n_dot, n_dig = _count_per_row(dot), _count_per_row(digit)
     n_int = np.where(n_dot > 0, np.argmax(dot, axis=1), n_dig)  # digits before the point
     frac = n_dig - n_int
     ok &= (n_dot == 0) | ((n_dot == 1) & (frac > 0) & (n_int > 0))
@@ -154,9 +148,34 @@ def _identifiers(g: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Whether each row's text (``g``: its bytes, zero past its length ``n``; template text is
     printable ASCII, so a byte is a character) follows the identifier rule:
     :func:`wardwatch.identifiers.is_identifier` on the whole batch at once."""
-    width = g.shape[1]
-    ok = (n >= 1) & (n <= min(width, _ID_MAX))
-    return ok & (_ID_REST[g] | (np.arange(width) >= n[:, None])).all(axis=1) & _ID_FIRST[g[:, 0]]
+    ok = (n >= 1) & (n <= min(g.shape[1], _ID_MAX))
+    return ok & ~_any_per_row(_NOT_ID_REST[g]) & _ID_FIRST[g[:, 0]]
+
+
+# Per-row reductions over a (rows, 8k) bool array read as k words a row: numpy's reductions along a
+# short axis cost more than the few word operations.
+_ONES = np.uint64(0x0101010101010101)
+
+
+def _any_per_row(b: np.ndarray) -> np.ndarray:
+    v = np.ascontiguousarray(b).view(np.uint64)
+    acc = v[:, 0].copy()
+    for j in range(1, v.shape[1]):
+        acc |= v[:, j]
+    return acc != 0
+
+
+def _count_per_row(b: np.ndarray) -> np.ndarray:
+    v = np.ascontiguousarray(b).view(np.uint64)
+    total = np.zeros(len(v), np.int64)
+    for j in range(v.shape[1]):
+        total += ((v[:, j] * _ONES) >> np.uint64(56)).astype(np.int64)  # bytes of 0/1 summed in the top byte
+    return total
+
+
+def _masked(words: np.ndarray, s: np.ndarray, n: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` words from each start ``s`` as a (rows, k) array, zero past the first ``n`` bytes."""
+    return np.stack(_loaded(words, s, k), axis=1) & _MASKS[np.clip(n[:, None] - 8 * np.arange(k), 0, 8)]
 
 
 _MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], np.uint64)  # the low i bytes of a word
@@ -192,7 +211,7 @@ def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats:
     long = n > _ID_MAX
     m = np.where(long, 0, n)
     k = max(1, -(-int(m.max(initial=0)) // 8))
-    w = np.stack(_loaded(words, s, k), axis=1) & _MASKS[np.clip(m[:, None] - 8 * np.arange(k), 0, 8)]
+    w = _masked(words, s, m, k)
     if repeats and len(w):
         _, first, group = np.unique(_hash(w), return_index=True, return_inverse=True)
         out = _texts(w[first])[group]
