@@ -158,7 +158,11 @@ _ONES = np.uint64(0x0101010101010101)
 
 
 def _any_per_row(b: np.ndarray) -> np.ndarray:
-    v = np.ascontiguousarray(b).view(np.uint64)
+    return _any_word(np.ascontiguousarray(b).view(np.uint64))
+
+
+def _any_word(v: np.ndarray) -> np.ndarray:
+    """Whether any of a row's words is not zero."""
     acc = v[:, 0].copy()
     for j in range(1, v.shape[1]):
         acc |= v[:, j]
@@ -191,6 +195,21 @@ def _hash(w: np.ndarray) -> np.ndarray:
     return h
 
 
+def _groups(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their hash ``h`` (or by a bucket of it: the caller verifies every row against
+    its group's first anyway): (each group's first row, each row's group). One scatter into a table
+    of buckets, no sort."""
+    bits = max(10, int(len(h)).bit_length() + 4)  # 16 buckets a row or more: few distinct hashes share one
+    bucket = (h >> np.uint64(64 - bits)).astype(np.intp)
+    table = np.empty(1 << bits, np.intp)
+    table[bucket] = np.arange(len(h))  # of the rows in a bucket one stays; it stands for the bucket
+    rep = table[bucket]
+    first = np.flatnonzero(rep == np.arange(len(h)))
+    slot = np.empty(len(h), np.intp)
+    slot[first] = np.arange(len(first))
+    return first, slot[rep]
+
+
 def _texts(w: np.ndarray) -> np.ndarray:
     """Each row of words as a ``str`` (object array): the bytes widened to UCS-4 and read as a numpy
     unicode array, whose items drop trailing NULs, i.e. the zero bytes past a field's end (a field
@@ -213,10 +232,10 @@ def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats:
     k = max(1, -(-int(m.max(initial=0)) // 8))
     w = _masked(words, s, m, k)
     if repeats and len(w):
-        _, first, group = np.unique(_hash(w), return_index=True, return_inverse=True)
+        first, group = _groups(_hash(w))
         out = _texts(w[first])[group]
         ok = _identifiers(w[first].view(np.uint8), m[first])[group]
-        other = np.flatnonzero((w != w[first[group]]).any(axis=1))  # a collision: not its group's text
+        other = np.flatnonzero(_any_word(w ^ w[first[group]]))  # a collision: not its group's text
         if len(other):
             out[other] = _texts(w[other])
             ok[other] = _identifiers(w[other].view(np.uint8), m[other])
