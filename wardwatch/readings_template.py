@@ -129,11 +129,11 @@ def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most
     n = e - s
     ok = (n > 0) & (n <= most + 1)
     width = max(1, int(min(n.max(initial=0), most + 1)))
-    g = _masked(words, s, n, -(-width // 8)).view(np.uint8)  # zero past the number: its bytes are never 0
+    g = _masked(words, s, n, -(-width // 8)).view(np.uint8)  # zero past the number
     digit = (g - 48) < 10
     dot = g == 46
-    ok &= ~_any_per_row((g != 0) & ~digit & ~dot)
     n_dot, n_dig = _count_per_row(dot), _count_per_row(digit)
+    ok &= n_dig + n_dot == n  # nothing else inside (not even a zero byte)
     n_int = np.where(n_dot > 0, np.argmax(dot, axis=1), n_dig)  # digits before the point
     frac = n_dig - n_int
     ok &= (n_dot == 0) | ((n_dot == 1) & (frac > 0) & (n_int > 0))
@@ -218,14 +218,25 @@ def _texts(w: np.ndarray) -> np.ndarray:
     return b.astype(np.uint32).view(f"<U{b.shape[1]}").reshape(len(b)).astype(object)
 
 
-def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(the text at bytes s..e of each row as ``str``, whether it follows the identifier rule).
+def _judged(w: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(whether each row's text follows the identifier rule, whether it is template text: printable
+    ASCII but '\\', an escape), for texts of length ``n`` as words zero past their end."""
+    g = w.view(np.uint8)
+    text = ~_any_per_row((((g - 32) > 94) & (g != 0)) | (g == 92)) & (_count_per_row(g != 0) == n)  # no zero byte
+    return _identifiers(g, n), text
 
-    The field's bytes are loaded once as words, zeroed past its end, for both. ``repeats`` (patients,
-    devices: a batch holds few distinct ones) builds one ``str`` per distinct text, shared by its rows,
-    and checks the rule once per distinct text: rows are grouped by a hash of their words, then each
-    row's words are compared with its group's first, so a hash collision only costs the row its own
-    ``str`` and check. Texts longer than an identifier (never valid, rare) are sliced one by one."""
+
+def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats: bool,
+           live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the text at bytes s..e of each row as ``str``, whether it follows the identifier rule, whether
+    it is template text). A ``"`` ends the field, so ``"`` is never in it.
+
+    The field's bytes are loaded once as words, zeroed past its end, for all three. ``repeats``
+    (patients, devices: a batch holds few distinct ones) builds one ``str`` per distinct text, shared
+    by its rows, and judges it once: rows are grouped by a hash of their words, then each row's
+    words are compared with its group's first, so a hash collision only costs the row its own ``str``
+    and judgement. Texts longer than an identifier (never valid, rare) are sliced one by one, only
+    on ``live`` rows (the others are not template messages anyway)."""
     n = e - s
     long = n > _ID_MAX
     m = np.where(long, 0, n)
@@ -234,17 +245,21 @@ def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats:
     if repeats and len(w):
         first, group = _groups(_hash(w))
         out = _texts(w[first])[group]
-        ok = _identifiers(w[first].view(np.uint8), m[first])[group]
-        other = np.flatnonzero(_any_word(w ^ w[first[group]]))  # a collision: not its group's text
+        ok, text = (x[group] for x in _judged(w[first], m[first]))
+        # A collision (or a zero byte, which the words do not show): not its group's text.
+        other = np.flatnonzero(_any_word(w ^ w[first[group]]) | (m != m[first[group]]))
         if len(other):
             out[other] = _texts(w[other])
-            ok[other] = _identifiers(w[other].view(np.uint8), m[other])
+            ok[other], text[other] = _judged(w[other], m[other])
     else:
-        out, ok = _texts(w), _identifiers(w.view(np.uint8), m)
+        out = _texts(w)
+        ok, text = _judged(w, m)
     ok &= ~long
-    for i in np.flatnonzero(long).tolist():
-        out[i] = buf[s[i]:e[i]].decode("latin-1")
-    return out, ok
+    for i in np.flatnonzero(long & live).tolist():
+        raw = np.frombuffer(buf, np.uint8, int(n[i]), int(s[i]))
+        out[i] = raw.tobytes().decode("latin-1")
+        text[i] = not (((raw - 32) > 94) | (raw == 92)).any()
+    return out, ok, text
 
 
 def match_template(values: list) -> TemplateRows | None:
@@ -261,13 +276,10 @@ def match_template(values: list) -> TemplateRows | None:
     body = a[:length]
     qpos = np.flatnonzero(body == 34)
     first = np.searchsorted(qpos, starts)  # each line's first quote, as an index into qpos
-    cand = np.diff(np.r_[first, len(qpos)]) == QUOTES
-    # Control characters (a line break inside a value too), '\' (an escape) and non-ASCII bytes are
-    # never in a template message; the line breaks between the values are not part of them.
-    never = ((body - 32) > 94) | (body == 92)
-    never[ends[:-1]] = False
-    cand[np.searchsorted(ends, np.flatnonzero(never))] = False
-    lines = np.flatnonzero(cand)
+    # Every byte of a line of 28 quotes is then checked: literal runs, metric and unit compared, the
+    # numbers' digits, and the id, patient and device for template text (so no control character, no
+    # line break inside a value, no '\' escape and no non-ASCII byte in a template message).
+    lines = np.flatnonzero(np.diff(np.r_[first, len(qpos)]) == QUOTES)
     q = qpos[first[lines][:, None] + np.arange(QUOTES)]
     ok = ends[lines] == q[:, 26] + _END
     for j, off, chunks in _RUN_CHUNKS:
@@ -288,16 +300,18 @@ def match_template(values: list) -> TemplateRows | None:
     null = (re_ - rs == 4) & _is(words, rs, _NULL)
     rx, frac_r, rx_neg, good = _number(a, words, rs, re_, _MAX_INT_DIGITS)
     ok &= null | (good & (frac_r == 0))
+    fields = {}
+    for k in ("id", "patient", "device"):
+        fields[k] = _field(buf, words, *span[k], k != "id", ok)
+        ok &= fields[k][2]
     keep = np.flatnonzero(ok)
     if len(keep) < len(q):
         lines, metric, mant, frac, neg, ts, ts_neg, rx, rx_neg, null = (
             x[keep] for x in (lines, metric, mant, frac, neg, ts, ts_neg, rx, rx_neg, null))
-        span = {k: (s[keep], e[keep]) for k, (s, e) in span.items()}
+        fields = {k: tuple(x[keep] for x in f) for k, f in fields.items()}
     value = mant / 10.0 ** frac
     value = np.where(neg & ((frac > 0) | (mant != 0)), -value, value)  # "-0" is the integer 0, "-0.0" a float
-    strs, ids_ok = {}, np.ones(len(lines), bool)
-    for k in ("id", "patient", "device"):
-        strs[k], ok_k = _field(buf, words, *span[k], repeats=k != "id")
-        ids_ok &= ok_k
+    strs = {k: f[0] for k, f in fields.items()}
+    ids_ok = fields["id"][1] & fields["patient"][1] & fields["device"][1]
     return TemplateRows(lines.astype(np.int64), strs["id"], strs["patient"], strs["device"], _INDEX[metric],
                         value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx), ids_ok)

@@ -346,3 +346,48 @@ def test_a_patient_repeated_across_the_batch_is_one_shared_str():
     got = match_template(batch)
     assert len({id(p) for p in got.patient.tolist()}) == 3 and len({id(d) for d in got.device.tolist()}) == 3
     assert got.patient.tolist() == [f"p{i % 3}" for i in range(30)] and got.id.tolist() == [f"r{i}" for i in range(30)]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["id", "patient", "device"]), st.sampled_from(["", "p", "q" * 70]),
+                          st.sampled_from([b"\xc3\xa9", b"\xff", b"\x00", b"\n", b"\t", b"\x7f", b"\\", b"\\n", b"\x1f"]),
+                          st.booleans()), min_size=1, max_size=8))
+def test_a_raw_byte_the_template_never_holds_in_an_id_leaves_the_message_to_the_per_message_path(cases):
+    """The whole-line byte check is gone: id, patient and device are checked for template text themselves
+    (short and long ones), so such a message is never a template row and decodes as decode_each says."""
+    from wardwatch.codec import decode_each
+    from wardwatch.readings_template import match_template
+
+    batch, plain = [], []
+    for field, base, raw, at_end in cases:
+        ids = {"id": b"r1", "patient": b"p1", "device": b"d1"}
+        ids[field] = base.encode() + raw if at_end else raw + base.encode()
+        batch.append(b'{"id":"%s","patient":"%s","device":"%s","metric":"spo2","value":97,"unit":"%%","ts":%d,'
+                     b'"received":null,"quality":null}' % (ids["id"], ids["patient"], ids["device"], NOW))
+        plain.append(batch[-1].replace(ids[field], b"ok"))
+    got = match_template(batch + plain)
+    assert got.index.tolist() == list(range(len(batch), 2 * len(batch)))  # only the plain twins are template rows
+    cols, rejected = decode_readings(batch, NOW, limits=LIMITS)
+    ref_cols, ref_rejected = decode_each(batch, NOW, limits=LIMITS)
+    assert_same_columns(cols, ref_cols)
+    assert without_clock(rejected) == without_clock(ref_rejected)
+
+
+@pytest.mark.parametrize("field,text", [("value", b"9\x007"), ("value", b"97\x00"), ("value", b"\x0097"), ("value", b"9\n7"),
+                                        ("value", b"9\xc3\xa97"), ("ts", b"%d\x00" % NOW), ("received", b"1\x002"),
+                                        ("patient", b"p\x00"), ("patient", b"p1\x00\x00")])
+def test_a_zero_or_raw_byte_inside_a_number_or_an_id_is_no_template_text(field, text):
+    from wardwatch.codec import decode_each
+    from wardwatch.readings_template import match_template
+
+    good = (b'{"id":"r1","patient":"p1","device":"d1","metric":"spo2","value":97,"unit":"%%","ts":%d,'
+            b'"received":%d,"quality":null}' % (NOW, NOW))
+    old = {"value": b"97", "ts": b"%d," % NOW, "received": b"%d," % NOW, "patient": b'"p1"'}[field]
+    new = {"ts": text + b",", "received": text + b",", "patient": b'"' + text + b'"'}.get(field, text)
+    bad = good.replace(old, new, 1) if field != "received" else good.replace(b'"received":' + str(NOW).encode(), b'"received":' + text)
+    assert bad != good
+    assert match_template([good, bad, good, good]).index.tolist() == [0, 2, 3]  # p1 twice, one text shared
+    batch = [good, bad, good]
+    cols, rejected = decode_readings(batch, NOW, limits=LIMITS)
+    ref_cols, ref_rejected = decode_each(batch, NOW, limits=LIMITS)
+    assert_same_columns(cols, ref_cols)
+    assert without_clock(rejected) == without_clock(ref_rejected)
