@@ -352,7 +352,7 @@ def test_a_patient_repeated_across_the_batch_is_one_shared_str():
                           st.sampled_from([b"\xc3\xa9", b"\xff", b"\x00", b"\n", b"\t", b"\x7f", b"\\", b"\\n", b"\x1f"]),
                           st.booleans()), min_size=1, max_size=8))
 def test_a_raw_byte_the_template_never_holds_in_an_id_leaves_the_message_to_the_per_message_path(cases):
-    """The whole-line byte check is gone: id, patient and device are checked for template text themselves
+    """No byte check runs over the whole line: id, patient and device are checked for template text themselves
     (short and long ones), so such a message is never a template row and decodes as decode_each says."""
     from wardwatch.codec import decode_each
     from wardwatch.readings_template import match_template
