@@ -48,6 +48,8 @@ _ID_FIRST = np.zeros(256, bool)
 _ID_FIRST[list(_ALNUM)] = True
 _ID_REST = _ID_FIRST.copy()
 _ID_REST[list(b"._:-")] = True
+_NOT_ID_REST = ~_ID_REST
+_NOT_ID_REST[0] = False  # the zero bytes past a text's end
 _PAD = 16  # zero bytes after the batch, so that an 8-byte load near its end stays inside the buffer
 
 
@@ -83,34 +85,26 @@ class TemplateRows:
     ids_ok: np.ndarray  # bool: id, patient and device all follow the identifier rule (wardwatch.identifiers)
 
 
-def _joined(values: list) -> tuple[bytes, int, np.ndarray] | None:
-    """(buffer, length, line breaks): the values one per line (a value holding a line break blanked
-    out), then a line break and ``_PAD`` zero bytes, built in one join (no copy to pad it); ``length``
-    is where the values end. None if they are not all bytes."""
+def _joined(values: list) -> tuple[bytes, np.ndarray, np.ndarray] | None:
+    """(buffer, starts, ends): the values one per line, then a line break and ``_PAD`` zero bytes,
+    built in one join (no copy to pad it); value i is ``buffer[starts[i]:ends[i]]``, found from the
+    values' lengths (no search for the line breaks, which a value may hold too). None if they are
+    not all bytes."""
     pad = [bytes(_PAD)]
     try:
         buf = b"\n".join(values + pad)
     except TypeError:
         return None
-    length = len(buf) - _PAD - 1
-    nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
-    if len(nl) != len(values) - 1:
-        buf = b"\n".join([b"" if b"\n" in v else v for v in values] + pad)
-        length = len(buf) - _PAD - 1
-        nl = np.flatnonzero(np.frombuffer(buf, np.uint8, length) == 10)
-    return buf, length, nl
+    lens = np.fromiter(map(len, values), np.int64, len(values))
+    if int(lens.sum()) + len(values) + _PAD != len(buf):  # a buffer whose len() counts items, not bytes
+        lens = np.fromiter((memoryview(v).nbytes for v in values), np.int64, len(values))
+    ends = np.cumsum(lens + 1) - 1
+    return buf, ends - lens, ends
 
 
 def _is(words: np.ndarray, pos: np.ndarray, chunks) -> np.ndarray:
     """Whether the text of ``chunks`` stands at ``pos``; ``words[i]`` is the 8 bytes from byte i."""
     return _is_loaded(_loaded(words, pos, len(chunks)), chunks)
-
-
-def _gather(words: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
-    """The ``width`` bytes from each start ``s`` as a (rows, width) uint8 array: 8-byte loads (a few
-    gathers of whole words, not one per byte); bytes past a field's end are read too, for the caller
-    to mask."""
-    return np.stack(_loaded(words, s, -(-width // 8)), axis=1).view(np.uint8)[:, :width]
 
 
 def _loaded(words: np.ndarray, pos: np.ndarray, n_words: int) -> list[np.ndarray]:
@@ -127,39 +121,172 @@ def _is_loaded(loaded: list[np.ndarray], chunks) -> np.ndarray:
     return hit
 
 
-def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most: int):
+def _number(a: np.ndarray, words: np.ndarray, s: np.ndarray, e: np.ndarray, most: int, integer: bool = False):
     """A JSON number without exponent at bytes s..e, at most ``most`` digits: (integer of all its
-    digits, how many of them follow the point, negative, ok). "01", "1.", ".5", "-", "1.2.3" are not ok."""
+    digits, how many of them follow the point, negative, ok). "01", "1.", ".5", "-", "1.2.3" are not ok.
+    ``integer``: the caller takes only numbers without a point (at most 19 digits), whose integer is
+    then parsed 8 digits at a time."""
     neg = a[s] == ord("-")
     s = s + neg
     n = e - s
     ok = (n > 0) & (n <= most + 1)
     width = max(1, int(min(n.max(initial=0), most + 1)))
-    inside = np.arange(width) < n[:, None]
-    g = np.where(inside, _gather(words, s, width), 0)
-    digit = (g >= 48) & (g <= 57)
+    w = _masked(words, s, n, -(-width // 8))  # zero past the number
+    g = w.view(np.uint8)
+    digit = (g - 48) < 10
     dot = g == 46
-    ok &= (digit | dot | ~inside).all(axis=1)
-    n_dot, n_dig = dot.sum(axis=1), digit.sum(axis=1)
+    n_dot, n_dig = _count_per_row(dot), _count_per_row(digit)
+    ok &= n_dig + n_dot == n  # nothing else inside (not even a zero byte)
     n_int = np.where(n_dot > 0, np.argmax(dot, axis=1), n_dig)  # digits before the point
     frac = n_dig - n_int
     ok &= (n_dot == 0) | ((n_dot == 1) & (frac > 0) & (n_int > 0))
     ok &= ((n_int == 1) | (g[:, 0] != 48)) & (n_dig <= most)
+    if integer:
+        return _integers(w, n), frac, neg, ok
     mant = np.zeros(len(s), np.int64)
     for o in range(width):
         mant = np.where(digit[:, o], mant * 10 + (g[:, o].astype(np.int64) - 48), mant)
     return mant, frac, neg, ok
 
 
-def _identifiers(words: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Whether the text at bytes s..e follows the identifier rule (template text is printable ASCII,
-    so a byte is a character): :func:`wardwatch.identifiers.is_identifier` on the whole batch at once."""
+_POW10 = np.array([10**i for i in range(20)], np.uint64)
+
+
+def _eight_digits(x: np.ndarray) -> np.ndarray:
+    """8 ASCII digits a word (the first in the low byte; a zero byte counts as the digit 0) -> their
+    integer, by three multiplications that each join neighbouring groups of digits."""
+    x = (x & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561) >> np.uint64(8)
+    x = (x & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601) >> np.uint64(16)
+    return (x & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001) >> np.uint64(32)
+
+
+def _integers(w: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The integer of each row's ``n`` digits (words zero past them, up to 19 digits in 3 words); only
+    rows that are all digits are right (the caller's ``ok``)."""
+    k = w.shape[1]
+    v = [_eight_digits(w[:, j]) for j in range(k)] + [np.zeros(len(w), np.uint64)] * (3 - k)
+    head = v[0] * _POW10[8] + v[1]  # the first 16 digits, zeros past the number: < 10**16
+    short = head // _POW10[np.clip(16 - n, 0, 16)]
+    longer = head * _POW10[np.clip(n - 16, 0, 3)] + v[2] // _POW10[np.clip(24 - n, 0, 19)]
+    return np.where(n <= 16, short, longer).astype(np.int64)
+
+
+def _identifiers(g: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Whether each row's text (``g``: its bytes, zero past its length ``n``; template text is
+    printable ASCII, so a byte is a character) follows the identifier rule:
+    :func:`wardwatch.identifiers.is_identifier` on the whole batch at once."""
+    ok = (n >= 1) & (n <= min(g.shape[1], _ID_MAX))
+    return ok & ~_any_per_row(_NOT_ID_REST[g]) & _ID_FIRST[g[:, 0]]
+
+
+# Per-row reductions over a (rows, 8k) bool array read as k words a row: numpy's reductions along a
+# short axis cost more than the few word operations.
+_ONES = np.uint64(0x0101010101010101)
+
+
+def _any_per_row(b: np.ndarray) -> np.ndarray:
+    return _any_word(np.ascontiguousarray(b).view(np.uint64))
+
+
+def _any_word(v: np.ndarray) -> np.ndarray:
+    """Whether any of a row's words is not zero."""
+    acc = v[:, 0].copy()
+    for j in range(1, v.shape[1]):
+        acc |= v[:, j]
+    return acc != 0
+
+
+def _count_per_row(b: np.ndarray) -> np.ndarray:
+    v = np.ascontiguousarray(b).view(np.uint64)
+    total = np.zeros(len(v), np.int64)
+    for j in range(v.shape[1]):
+        total += ((v[:, j] * _ONES) >> np.uint64(56)).astype(np.int64)  # bytes of 0/1 summed in the top byte
+    return total
+
+
+def _masked(words: np.ndarray, s: np.ndarray, n: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` words from each start ``s`` as a (rows, k) array, zero past the first ``n`` bytes."""
+    return np.stack(_loaded(words, s, k), axis=1) & _MASKS[np.clip(n[:, None] - 8 * np.arange(k), 0, 8)]
+
+
+_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], np.uint64)  # the low i bytes of a word
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _hash(w: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of words (a module attribute, so tests can force collisions)."""
+    h = np.zeros(len(w), np.uint64)
+    for j in range(w.shape[1]):
+        h = (h ^ w[:, j]) * _MIX
+        h ^= h >> np.uint64(29)
+    return h
+
+
+def _groups(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their hash ``h`` (or by a bucket of it: the caller verifies every row against
+    its group's first anyway): (each group's first row, each row's group). One scatter into a table
+    of buckets, no sort."""
+    bits = max(10, int(len(h)).bit_length() + 4)  # 16 buckets a row or more: few distinct hashes share one
+    bucket = (h >> np.uint64(64 - bits)).astype(np.intp)
+    table = np.empty(1 << bits, np.intp)
+    table[bucket] = np.arange(len(h))  # of the rows in a bucket one stays; it stands for the bucket
+    rep = table[bucket]
+    first = np.flatnonzero(rep == np.arange(len(h)))
+    slot = np.empty(len(h), np.intp)
+    slot[first] = np.arange(len(first))
+    return first, slot[rep]
+
+
+def _texts(w: np.ndarray) -> np.ndarray:
+    """Each row of words as a ``str`` (object array): the bytes widened to UCS-4 and read as a numpy
+    unicode array, whose items drop trailing NULs, i.e. the zero bytes past a field's end (a field
+    never holds a NUL: template text is printable ASCII)."""
+    b = np.ascontiguousarray(w).view(np.uint8)
+    return b.astype(np.uint32).view(f"<U{b.shape[1]}").reshape(len(b)).astype(object)
+
+
+def _judged(w: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(whether each row's text follows the identifier rule, whether it is template text: printable
+    ASCII but '\\', an escape), for texts of length ``n`` as words zero past their end."""
+    g = w.view(np.uint8)
+    text = ~_any_per_row((((g - 32) > 94) & (g != 0)) | (g == 92)) & (_count_per_row(g != 0) == n)  # no zero byte
+    return _identifiers(g, n), text
+
+
+def _field(buf: bytes, words: np.ndarray, s: np.ndarray, e: np.ndarray, repeats: bool,
+           live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the text at bytes s..e of each row as ``str``, whether it follows the identifier rule, whether
+    it is template text). A ``"`` ends the field, so ``"`` is never in it.
+
+    The field's bytes are loaded once as words, zeroed past its end, for all three. ``repeats``
+    (patients, devices: a batch holds few distinct ones) builds one ``str`` per distinct text, shared
+    by its rows, and judges it once: rows are grouped by a hash of their words, then each row's
+    words are compared with its group's first, so a hash collision only costs the row its own ``str``
+    and judgement. Texts longer than an identifier (never valid, rare) are sliced one by one, only
+    on ``live`` rows (the others are not template messages anyway)."""
     n = e - s
-    ok = (n >= 1) & (n <= _ID_MAX)
-    width = max(1, int(min(n.max(initial=0), _ID_MAX)))
-    g = _gather(words, s, width)
-    ok &= (_ID_REST[g] | (np.arange(width) >= n[:, None])).all(axis=1)
-    return ok & _ID_FIRST[g[:, 0]]
+    long = n > _ID_MAX
+    m = np.where(long, 0, n)
+    k = max(1, -(-int(m.max(initial=0)) // 8))
+    w = _masked(words, s, m, k)
+    if repeats and len(w):
+        first, group = _groups(_hash(w))
+        out = _texts(w[first])[group]
+        ok, text = (x[group] for x in _judged(w[first], m[first]))
+        # A collision (or a zero byte, which the words do not show): not its group's text.
+        other = np.flatnonzero(_any_word(w ^ w[first[group]]) | (m != m[first[group]]))
+        if len(other):
+            out[other] = _texts(w[other])
+            ok[other], text[other] = _judged(w[other], m[other])
+    else:
+        out = _texts(w)
+        ok, text = _judged(w, m)
+    ok &= ~long
+    for i in np.flatnonzero(long & live).tolist():
+        raw = np.frombuffer(buf, np.uint8, int(n[i]), int(s[i]))
+        out[i] = raw.tobytes().decode("latin-1")
+        text[i] = not (((raw - 32) > 94) | (raw == 92)).any()
+    return out, ok, text
 
 
 def match_template(values: list) -> TemplateRows | None:
@@ -169,18 +296,17 @@ def match_template(values: list) -> TemplateRows | None:
     got = _joined(list(values)) if n else None
     if got is None:
         return None
-    buf, length, nl = got
+    buf, starts, ends = got
+    length = int(ends[-1])
     a = np.frombuffer(buf, np.uint8)
     words = np.ndarray((len(buf) - 7,), "<u8", buf, strides=(1,))  # words[i]: bytes i..i+7
-    starts, ends = np.r_[0, nl + 1], np.r_[nl, length]
-    qpos = np.flatnonzero(a[:length] == 34)
-    first = np.r_[0, np.searchsorted(qpos, nl)]  # each line's first quote, as an index into qpos
-    cand = np.diff(np.r_[first, len(qpos)]) == QUOTES
-    # Control characters, '\' (an escape) and non-ASCII bytes are never in a template message.
     body = a[:length]
-    never = np.flatnonzero(((body - 32) > 94) | (body == 92))
-    cand[np.searchsorted(nl, never[body[never] != 10])] = False
-    lines = np.flatnonzero(cand)
+    qpos = np.flatnonzero(body == 34)
+    first = np.searchsorted(qpos, starts)  # each line's first quote, as an index into qpos
+    # Every byte of a line of 28 quotes is then checked: literal runs, metric and unit compared, the
+    # numbers' digits, and the id, patient and device for template text (so no control character, no
+    # line break inside a value, no '\' escape and no non-ASCII byte in a template message).
+    lines = np.flatnonzero(np.diff(np.r_[first, len(qpos)]) == QUOTES)
     q = qpos[first[lines][:, None] + np.arange(QUOTES)]
     ok = ends[lines] == q[:, 26] + _END
     for j, off, chunks in _RUN_CHUNKS:
@@ -195,22 +321,24 @@ def match_template(values: list) -> TemplateRows | None:
     ok &= metric >= 0
     mant, frac, neg, good = _number(a, words, *span["value"], _MAX_DIGITS)
     ok &= good
-    ts, frac_t, ts_neg, good = _number(a, words, *span["ts"], _MAX_INT_DIGITS)
+    ts, frac_t, ts_neg, good = _number(a, words, *span["ts"], _MAX_INT_DIGITS, True)
     ok &= good & (frac_t == 0)
     rs, re_ = span["received"]
     null = (re_ - rs == 4) & _is(words, rs, _NULL)
-    rx, frac_r, rx_neg, good = _number(a, words, rs, re_, _MAX_INT_DIGITS)
+    rx, frac_r, rx_neg, good = _number(a, words, rs, re_, _MAX_INT_DIGITS, True)
     ok &= null | (good & (frac_r == 0))
+    fields = {}
+    for k in ("id", "patient", "device"):
+        fields[k] = _field(buf, words, *span[k], k != "id", ok)
+        ok &= fields[k][2]
     keep = np.flatnonzero(ok)
     if len(keep) < len(q):
         lines, metric, mant, frac, neg, ts, ts_neg, rx, rx_neg, null = (
             x[keep] for x in (lines, metric, mant, frac, neg, ts, ts_neg, rx, rx_neg, null))
-        span = {k: (s[keep], e[keep]) for k, (s, e) in span.items()}
+        fields = {k: tuple(x[keep] for x in f) for k, f in fields.items()}
     value = mant / 10.0 ** frac
     value = np.where(neg & ((frac > 0) | (mant != 0)), -value, value)  # "-0" is the integer 0, "-0.0" a float
-    ids_ok = _identifiers(words, *span["id"]) & _identifiers(words, *span["patient"]) & _identifiers(words, *span["device"])
-    text = buf.decode("latin-1")  # one character per byte: the offsets stay valid
-    strs = {k: np.array([text[x:y] for x, y in zip(*(p.tolist() for p in span[k]))] or [], object)
-            for k in ("id", "patient", "device")}
+    strs = {k: f[0] for k, f in fields.items()}
+    ids_ok = fields["id"][1] & fields["patient"][1] & fields["device"][1]
     return TemplateRows(lines.astype(np.int64), strs["id"], strs["patient"], strs["device"], _INDEX[metric],
                         value.astype(np.float64), np.where(ts_neg, -ts, ts), np.where(null | rx_neg, 0, rx), ids_ok)

@@ -287,3 +287,107 @@ def test_the_template_judges_ids_on_the_bytes_as_the_identifier_rule(ids):
         return
     assert rows.ids_ok.tolist() == [all(map(is_identifier, ids[i])) for i in rows.index.tolist()]
     assert set(rows.index.tolist()) == {i for i, x in enumerate(ids) if not any(c in "".join(x) for c in '"\\\x7f')}
+
+
+# --- the template's id, patient and device columns: one str per distinct text, verified per row --------
+
+# Texts that repeat and nearly repeat: a shared prefix, lengths either side of a word (8 bytes) and of
+# the identifier limit (64), one character changed at the end, and texts the rule refuses.
+BASE_ID = st.sampled_from(["p", "bench-00001", "bench-0000", "bench-00001x", "abcdefgh", "abcdefg", "abcdefghi",
+                           "abcdefghabcdefgh", "abcdefghabcdefghX", "q" * 63, "q" * 64, "q" * 65, "q" * 64 + "r",
+                           "q" * 63 + "r", "q" * 200, "", " p", "p " , "p:q-r_s.t", "_p"])
+NEAR_REPEAT = BASE_ID | st.tuples(BASE_ID, st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="\"\\")).map("".join) \
+    | st.text(st.sampled_from("ab-"), max_size=20)
+
+
+def forced(kind: str):
+    """A stand-in for the grouping hash that collides: every row in one group, or rows grouped by
+    their first word only (texts sharing 8 bytes of prefix collide)."""
+    if kind == "one group":
+        return lambda w: np.zeros(len(w), np.uint64)
+    return lambda w: w[:, 0].copy()
+
+
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(NEAR_REPEAT, NEAR_REPEAT, NEAR_REPEAT), min_size=1, max_size=40),
+       st.sampled_from(["real", "one group", "first word"]), st.booleans())
+def test_repeated_and_near_identical_ids_keep_each_rows_own_text(pool, hash_kind, with_registry):
+    """Rows drawn with replacement from a few ids: each row's id, patient and device are its own text
+    (also when the grouping hash collides), and decode agrees with the per-message path."""
+    from unittest import mock
+
+    from wardwatch import readings_template
+    from wardwatch.codec import decode_each
+
+    text = lambda s: orjson.dumps(s).decode()  # noqa: E731
+    rows = [pool[i % len(pool)] for i in range(len(pool) * 3)] + pool[::-1]
+    batch = [(f'{{"id":{text(r)},"patient":{text(p)},"device":{text(d)},"metric":"spo2","value":97,"unit":"%",'
+              f'"ts":{NOW},"received":null,"quality":null}}').encode() for r, p, d in rows]
+    registry = FakeRegistry(ADMITTED + [p for _, p, _ in pool[::2]]) if with_registry else None
+    patch = mock.patch.object(readings_template, "_hash", forced(hash_kind)) if hash_kind != "real" else mock.MagicMock()
+    with patch:
+        got = readings_template.match_template(batch)
+        cols, rejected = decode_readings(batch, NOW, registry, limits=LIMITS)
+    assert got.index.tolist() == list(range(len(batch)))  # printable ASCII without '"' or '\': all template
+    for name, j in (("id", 0), ("patient", 1), ("device", 2)):
+        assert getattr(got, name).tolist() == [r[j] for r in rows], name
+    assert got.ids_ok.tolist() == [all(map(is_identifier, r)) for r in rows]
+    ref_cols, ref_rejected = decode_each(batch, NOW, registry, limits=LIMITS)
+    assert_same_columns(cols, ref_cols)
+    assert without_clock(rejected) == without_clock(ref_rejected)
+
+
+def test_a_patient_repeated_across_the_batch_is_one_shared_str():
+    """What the grouping is for: one str per distinct patient (the engine hashes each once)."""
+    from wardwatch.readings_template import match_template
+
+    batch = [(f'{{"id":"r{i}","patient":"p{i % 3}","device":"d{i % 3}","metric":"spo2","value":97,"unit":"%",'
+              f'"ts":{NOW},"received":null,"quality":null}}').encode() for i in range(30)]
+    got = match_template(batch)
+    assert len({id(p) for p in got.patient.tolist()}) == 3 and len({id(d) for d in got.device.tolist()}) == 3
+    assert got.patient.tolist() == [f"p{i % 3}" for i in range(30)] and got.id.tolist() == [f"r{i}" for i in range(30)]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["id", "patient", "device"]), st.sampled_from(["", "p", "q" * 70]),
+                          st.sampled_from([b"\xc3\xa9", b"\xff", b"\x00", b"\n", b"\t", b"\x7f", b"\\", b"\\n", b"\x1f"]),
+                          st.booleans()), min_size=1, max_size=8))
+def test_a_raw_byte_the_template_never_holds_in_an_id_leaves_the_message_to_the_per_message_path(cases):
+    """No byte check runs over the whole line: id, patient and device are checked for template text themselves
+    (short and long ones), so such a message is never a template row and decodes as decode_each says."""
+    from wardwatch.codec import decode_each
+    from wardwatch.readings_template import match_template
+
+    batch, plain = [], []
+    for field, base, raw, at_end in cases:
+        ids = {"id": b"r1", "patient": b"p1", "device": b"d1"}
+        ids[field] = base.encode() + raw if at_end else raw + base.encode()
+        batch.append(b'{"id":"%s","patient":"%s","device":"%s","metric":"spo2","value":97,"unit":"%%","ts":%d,'
+                     b'"received":null,"quality":null}' % (ids["id"], ids["patient"], ids["device"], NOW))
+        plain.append(batch[-1].replace(ids[field], b"ok"))
+    got = match_template(batch + plain)
+    assert got.index.tolist() == list(range(len(batch), 2 * len(batch)))  # only the plain twins are template rows
+    cols, rejected = decode_readings(batch, NOW, limits=LIMITS)
+    ref_cols, ref_rejected = decode_each(batch, NOW, limits=LIMITS)
+    assert_same_columns(cols, ref_cols)
+    assert without_clock(rejected) == without_clock(ref_rejected)
+
+
+@pytest.mark.parametrize("field,text", [("value", b"9\x007"), ("value", b"97\x00"), ("value", b"\x0097"), ("value", b"9\n7"),
+                                        ("value", b"9\xc3\xa97"), ("ts", b"%d\x00" % NOW), ("received", b"1\x002"),
+                                        ("patient", b"p\x00"), ("patient", b"p1\x00\x00")])
+def test_a_zero_or_raw_byte_inside_a_number_or_an_id_is_no_template_text(field, text):
+    from wardwatch.codec import decode_each
+    from wardwatch.readings_template import match_template
+
+    good = (b'{"id":"r1","patient":"p1","device":"d1","metric":"spo2","value":97,"unit":"%%","ts":%d,'
+            b'"received":%d,"quality":null}' % (NOW, NOW))
+    old = {"value": b"97", "ts": b"%d," % NOW, "received": b"%d," % NOW, "patient": b'"p1"'}[field]
+    new = {"ts": text + b",", "received": text + b",", "patient": b'"' + text + b'"'}.get(field, text)
+    bad = good.replace(old, new, 1) if field != "received" else good.replace(b'"received":' + str(NOW).encode(), b'"received":' + text)
+    assert bad != good
+    assert match_template([good, bad, good, good]).index.tolist() == [0, 2, 3]  # p1 twice, one text shared
+    batch = [good, bad, good]
+    cols, rejected = decode_readings(batch, NOW, limits=LIMITS)
+    ref_cols, ref_rejected = decode_each(batch, NOW, limits=LIMITS)
+    assert_same_columns(cols, ref_cols)
+    assert without_clock(rejected) == without_clock(ref_rejected)
