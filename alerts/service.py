@@ -16,6 +16,7 @@ snapshots (vitals topic) and the patient registry are read by each instance.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -54,7 +55,12 @@ HEARTBEAT_S = 5.0
 LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
 REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
 MAX_ESCALATION = 2
-FOLDED_MAX = 50_000  # stored records remembered by their bytes: minutes of alarms at any plausible rate
+FOLDED_MAX = 50_000  # stored records remembered by their bytes' digest: minutes of alarms at any plausible rate
+
+
+def _digest(value: bytes) -> bytes:
+    # 16 bytes a record however long it is (a collision is a 2**-128 chance), so the memory is bounded.
+    return hashlib.blake2b(value, digest_size=16).digest()
 
 
 class AlertService:
@@ -126,9 +132,10 @@ class AlertService:
     def fold(self, records) -> None:
         """One batch of alert-log records into the view and out to the clients. Audit rows first, so a
         row exists by the time anyone sees the event it explains."""
-        events, seqs, seen, raws = [], [], [], []
+        events, seqs, seen, keys = [], [], [], []
         for m in records:
-            if m.value in self._folded:
+            key = _digest(m.value or b"")
+            if key in self._folded:
                 self.m_dupes.inc()
                 continue
             kind, body = m.value[:1], m.value[1:]
@@ -147,13 +154,13 @@ class AlertService:
                 events.append(ev)
                 seqs.append(m.offset + 1)
                 seen.append(m.timestamp / 1000)
-                raws.append(m.value)
+                keys.append(key)
         if records:
             self._log_next = records[-1].offset + 1
         if events:
-            for raw, doc in zip(raws, self.ingest_many(events, seqs, seen)):
+            for key, doc in zip(keys, self.ingest_many(events, seqs, seen)):
                 if doc is not None:
-                    self._folded[raw] = None
+                    self._folded[key] = None
             while len(self._folded) > FOLDED_MAX:
                 self._folded.popitem(last=False)
 
