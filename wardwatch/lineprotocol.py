@@ -242,9 +242,18 @@ def score_lines(heads: Sequence[str], score: str, values: np.ndarray, partial: n
     ['scores,patient=p\\\\ 1,score=news2 value=5.0,partial=true,reasons="spo2 +2" 1000']
     """
     key = f",score={escape_tag(score)} value="
-    return [f"{h}{key}{v!r},partial={'true' if p else 'false'},reasons={escape_str_field(r)} {t}"
+    escaped = _EscapedOnce()  # many patients share a reason text ("spo2 +2"): each is escaped once
+    return [f"{h}{key}{v!r},partial={'true' if p else 'false'},reasons={escaped[r]} {t}"
             for h, v, p, r, t in zip(heads, _finite(values), np.asarray(partial, bool).tolist(), reasons,
                                      np.asarray(ts, np.int64).tolist()) if v == v]
+
+
+class _EscapedOnce(dict):
+    """str -> its string field, escaped the first time it is asked for."""
+
+    def __missing__(self, text: str) -> str:
+        self[text] = out = escape_str_field(text)
+        return out
 
 
 def scores_head(patient: str) -> str:
