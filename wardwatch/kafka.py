@@ -159,8 +159,8 @@ async def enqueue_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[
     order: the producer sends one request per partition at a time, so what is queued later is
     written later), with a future of their count that completes when the broker acknowledged them
     all (or fails)."""
-    done = asyncio.get_running_loop().create_future()
     if not items:
+        done = asyncio.get_running_loop().create_future()
         done.set_result(0)
         return done
     if partitions is None:
@@ -186,8 +186,7 @@ async def enqueue_batch(producer: AIOKafkaProducer, topic: str, items: Sequence[
         if batch.record_count():
             batch.close()  # the batch is whole: the sender takes it now, not after linger_ms
             futures.append(await producer.send_batch(batch, topic, partition=part))
-    n = len(items)
-    return asyncio.ensure_future(_count(futures, n))
+    return asyncio.ensure_future(_count(futures, len(items)))
 
 
 async def _count(futures: list, n: int) -> int:

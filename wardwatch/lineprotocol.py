@@ -37,6 +37,14 @@ def escape_str_field(value: str) -> str:
     return '"' + _refuse(value, _NOT_IN_STRINGS, "string field").replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _EscapedOnce(dict):
+    """str -> its string field, escaped the first time it is asked for."""
+
+    def __missing__(self, text: str) -> str:
+        self[text] = out = escape_str_field(text)
+        return out
+
+
 def field_value(v: object) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -133,7 +141,7 @@ class VitalsLines:
     def __init__(self) -> None:
         self._heads: dict[str, str] = {}  # patient -> escaped head
         self._key_heads: list[str | None] = []  # stable key -> escaped head (see ``build``)
-        self._devices: dict[str, str] = {}
+        self._devices = _EscapedOnce()
 
     def build(self, patient: np.ndarray, metric: np.ndarray, value: np.ndarray, clean: np.ndarray,
               quality: np.ndarray, device: np.ndarray, ts: np.ndarray, keys: np.ndarray | None = None) -> list[str]:
@@ -160,7 +168,7 @@ class VitalsLines:
         plain = not any(c in joined for c in '"\\\n\r')  # ids as ingest admits them: quoting is all they need
         if not plain:
             cache = self._devices
-            devices = [cache.get(d) or cache.setdefault(d, escape_str_field(d)) for d in devices]
+            devices = [cache[d] for d in devices]
         q = '"' if plain else ""
         value, clean = np.asarray(value, np.float64)[order], np.asarray(clean, np.float64)[order]
         quality = np.asarray(quality, np.float64)[order]
@@ -246,14 +254,6 @@ def score_lines(heads: Sequence[str], score: str, values: np.ndarray, partial: n
     return [f"{h}{key}{v!r},partial={'true' if p else 'false'},reasons={escaped[r]} {t}"
             for h, v, p, r, t in zip(heads, _finite(values), np.asarray(partial, bool).tolist(), reasons,
                                      np.asarray(ts, np.int64).tolist()) if v == v]
-
-
-class _EscapedOnce(dict):
-    """str -> its string field, escaped the first time it is asked for."""
-
-    def __missing__(self, text: str) -> str:
-        self[text] = out = escape_str_field(text)
-        return out
 
 
 def scores_head(patient: str) -> str:
