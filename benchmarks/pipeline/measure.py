@@ -44,31 +44,42 @@ class GroupWatch:
 
 
 async def drain_rate(watch: GroupWatch, total: int, timeout: float, poll_s: float = 0.1) -> dict:
-    """Watch a group consume ``total`` prefilled records; rate between 10 % and 90 % (start-up excluded).
-
-    A build that drains faster than it is polled crosses both marks between two polls: the rate is
-    then taken from the last poll before the 10 % mark."""
-    t_lo = t_hi = None
-    c_lo = c_hi = 0
-    t_prev, c_prev = time.monotonic(), 0
-    deadline = t_prev + timeout
-    committed = 0
+    """Watch a group consume ``total`` prefilled records and time it by its commits (``window_rate``).
+    Stops once everything is committed, or at ``timeout`` (the rate is then over what it did)."""
+    marks: list[tuple[float, int]] = [(time.monotonic(), 0)]  # (when, committed) at every change
+    deadline = marks[0][0] + timeout
     while time.monotonic() < deadline:
         committed, _end = await watch.consumed()
-        now = time.monotonic()
-        if t_lo is None and committed >= 0.1 * total:
-            t_lo, c_lo = (now, committed) if committed < 0.9 * total else (t_prev, c_prev)
-        if committed >= 0.9 * total:
-            t_hi, c_hi = now, committed
+        if committed != marks[-1][1]:
+            marks.append((time.monotonic(), committed))
+        if committed >= total:
             break
-        t_prev, c_prev = now, committed
         await asyncio.sleep(poll_s)
-    if t_lo is None:
-        return {"readings_per_s": 0.0, "drained": committed}
-    if t_hi is None:  # did not reach 90 % in time: rate over what it did
-        t_hi, c_hi = time.monotonic(), committed
-    rate = (c_hi - c_lo) / max(t_hi - t_lo, 1e-6)
-    return {"readings_per_s": rate, "drained": committed}
+    return {"readings_per_s": window_rate(marks, total), "drained": marks[-1][1]}
+
+
+def window_rate(marks: list[tuple[float, int]], total: int) -> float:
+    """Records a second between two commits made while the backlog was still being read.
+
+    ``marks`` are (time, committed offsets) at each change, from the start (0 committed). The
+    window opens at the first commit past 10 % (start-up is not counted) and closes at the last
+    commit before everything was committed: the final commit may come a whole commit interval
+    after the last record was read (5 s for WardWatch's checkpoint), and timing that idle tail
+    would measure the spacing of commits, not the build. Where there is no such pair (a build that
+    commits the whole backlog at once, or once past 10 % and then at the end) the window closes at
+    the first commit past 90 %, and a build that crossed both marks between two polls is timed
+    from the poll before."""
+    i = next((k for k, (_, c) in enumerate(marks) if c >= 0.1 * total), None)
+    if i is None:
+        return 0.0
+    if marks[i][1] >= 0.9 * total and i > 0:
+        i -= 1
+    inside = [k for k in range(i + 1, len(marks)) if marks[k][1] < total]
+    j = inside[-1] if inside else next((k for k in range(i + 1, len(marks)) if marks[k][1] >= 0.9 * total), len(marks) - 1)
+    if j <= i:
+        return 0.0
+    (t0, c0), (t1, c1) = marks[i], marks[j]
+    return (c1 - c0) / max(t1 - t0, 1e-6)
 
 
 @dataclass
