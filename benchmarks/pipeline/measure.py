@@ -67,8 +67,9 @@ def window_rate(marks: list[tuple[float, int]], total: int) -> float:
     after the last record was read (5 s for WardWatch's checkpoint), and timing that idle tail
     would measure the spacing of commits, not the build. Where there is no such pair (a build that
     commits the whole backlog at once, or once past 10 % and then at the end) the window closes at
-    the first commit past 90 %, and a build that crossed both marks between two polls is timed
-    from the poll before."""
+    the first commit past 90 %; a build whose first commit is already past 90 % is timed from the
+    mark before it (the start of the watch, start-up included: such a backlog is too short to
+    time that build)."""
     i = next((k for k, (_, c) in enumerate(marks) if c >= 0.1 * total), None)
     if i is None:
         return 0.0

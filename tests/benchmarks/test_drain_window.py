@@ -27,8 +27,8 @@ def test_the_idle_tail_before_the_final_commit_is_not_counted():
     assert window_rate(marks, TOTAL) == 250_000 / 5.0
 
 
-def test_a_build_that_commits_everything_at_once_is_timed_from_the_poll_before():
-    assert window_rate([(0.0, 0), (0.5, 0), (3.0, TOTAL)], TOTAL) == TOTAL / 2.5
+def test_a_build_that_commits_everything_at_once_is_timed_from_the_start_of_the_watch():
+    assert window_rate([(0.0, 0), (3.0, TOTAL)], TOTAL) == TOTAL / 3.0
 
 
 def test_a_build_that_never_passes_ten_percent_has_no_rate():
