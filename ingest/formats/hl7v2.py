@@ -138,9 +138,22 @@ STD = Delims()
 _SEG_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 
 
+# MLLP framing is <VT> message <FS><CR>. A VT or FS is framing only where a frame starts or ends;
+# anywhere else it is data, which then fails the identifier rule where it lands. Read as a segment
+# break, an FS inside PID-3 cut the patient id short and filed the readings under another patient.
+_FRAME_END = re.compile(r"\x1c(?=[\r\n\x0b]|\Z)")
+_FRAME_START = re.compile(r"(\A|[\r\n])\x0b+")
+
+
+def unframe(text: str) -> str:
+    """MLLP framing bytes at frame boundaries removed, line ends as HL7's CR."""
+    text = _FRAME_START.sub(r"\1", _FRAME_END.sub("\n", text))
+    return text.replace("\r\n", "\r").replace("\n", "\r")
+
+
 def split_messages(text: str) -> list[str]:
     """Several messages in one body: MLLP frames, or MSH segments one after another."""
-    text = text.replace("\x0b", "").replace("\x1c", "\n").replace("\r\n", "\r").replace("\n", "\r")
+    text = unframe(text)
     msgs, cur = [], []
     for seg in text.split("\r"):
         if not seg.strip():
@@ -170,7 +183,7 @@ class Message:
 
 
 def parse(text: str) -> Message:
-    text = text.replace("\x0b", "").replace("\x1c", "").replace("\r\n", "\r").replace("\n", "\r")
+    text = unframe(text)
     lines = [ln for ln in text.split("\r") if ln.strip()]
     if not lines or not lines[0].startswith("MSH") or len(lines[0]) < 8:
         raise Invalid("schema", "not an HL7 v2 message: it does not begin with an MSH segment")

@@ -30,7 +30,10 @@ from .conftest import drain
 pytestmark = pytest.mark.integration
 
 NASTY = ["${r.patient}", '" or true or "', "p1\n", "p1 ", "a,b=c", "p1\\", "\\${x}", "=cmd|' /C calc'!A0", "p1\" ) |> drop(",
-         "-p1", "p" * 65, "", " ", "пациент", "p1\x00", "p1\r"]
+         "-p1", "p" * 65, "", " ", "пациент", "p1\x00", "p1\r",
+         # MLLP's framing bytes inside an id (found by the hypothesis run below: "uMGPwo8r\x1c" was
+         # cut at the FS and its readings filed under "uMGPwo8r")
+         "uMGPwo8r\x1c", "p1\x1cOBX", "p1\x0b", "p\x0b1"]
 
 
 def id_like() -> st.SearchStrategy[str]:
