@@ -342,7 +342,7 @@ class Parsed:
 
 def header_of(text: str) -> Header:
     """MSH fields read leniently, for the ACK of a message that may not parse."""
-    line = text.replace("\x0b", "").replace("\r\n", "\r").replace("\n", "\r").split("\r")[0]
+    line = unframe(text).split("\r")[0]
     if not line.startswith("MSH") or len(line) < 4:
         return Header()
     f = line[3:].split(line[3])  # f[k] = MSH-(k+1) for k >= 1
