@@ -67,7 +67,7 @@ def window_rate(marks: list[tuple[float, int]], total: int) -> float:
     after the last record was read (5 s for WardWatch's checkpoint), and timing that idle tail
     would measure the spacing of commits, not the build. Where there is no such pair (a build that
     commits the whole backlog at once, or once past 10 % and then at the end) the window closes at
-    the first commit past 90 %; a build whose first commit is already past 90 % is timed from the
+    the final commit; a build whose first commit is already past 90 % is timed from the
     mark before it (the start of the watch, start-up included: such a backlog is too short to
     time that build)."""
     i = next((k for k, (_, c) in enumerate(marks) if c >= 0.1 * total), None)
@@ -75,8 +75,8 @@ def window_rate(marks: list[tuple[float, int]], total: int) -> float:
         return 0.0
     if marks[i][1] >= 0.9 * total and i > 0:
         i -= 1
-    inside = [k for k in range(i + 1, len(marks)) if marks[k][1] < total]
-    j = inside[-1] if inside else next((k for k in range(i + 1, len(marks)) if marks[k][1] >= 0.9 * total), len(marks) - 1)
+    # Commits only rise: the last mark short of the total, else the next one (the final commit).
+    j = max((k for k in range(i + 1, len(marks)) if marks[k][1] < total), default=min(i + 1, len(marks) - 1))
     if j <= i:
         return 0.0
     (t0, c0), (t1, c1) = marks[i], marks[j]
