@@ -39,7 +39,8 @@ function openSocket() {
         for (const p of msg.patients || []) state.patients.set(p.patient, p);
         resolve(ws);
       } else if (msg.type === "limits_set") {
-        $("limit-status").textContent = "Limit changed and recorded in the audit log."; load();
+        // Said once the page shows the new limit: a chart load already in flight was read before the change.
+        load().then(() => { $("limit-status").textContent = "Limit changed and recorded in the audit log."; });
       } else if (msg.type === "error") {
         $("limit-status").textContent = `Refused: ${msg.message}`;
       }
