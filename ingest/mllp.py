@@ -2,7 +2,8 @@
 answers each with its HL7 acknowledgement, after Kafka has the readings (or the alarms).
 
 Framing is ``<VT> message <FS><CR>`` (0x0B ... 0x1C 0x0D); several frames may arrive in one read and a
-frame may be split across reads. Bytes outside a frame are ignored. The frames of one read are
+frame may be split across reads. Bytes outside a frame are ignored; an FS inside a message (not
+followed by CR) is data, and the parser refuses it. The frames of one read are
 validated and committed together through the same path as ``POST /v1/hl7v2`` (ingest/pipeline.py:
 valid readings to the readings topic, rejected ones with their reasons to the dead-letter topic,
 acks=all; the monitors' own ORU^R40 alarms to the device-alarms topic), and only then are their
@@ -69,7 +70,7 @@ class FrameDecoder:
                 break
             if start:
                 del self.buf[:start]
-            end = self.buf.find(FS, 1)
+            end = self._end(1)
             if end < 0:
                 if len(self.buf) - 1 > self.max_bytes:
                     head = bytes(self.buf[1:1 + self.max_bytes])
@@ -86,6 +87,18 @@ class FrameDecoder:
                 cut += 1
             del self.buf[:cut]
         return out
+
+
+    def _end(self, at: int) -> int:
+        """Where the frame ends: an FS followed by its CR (the block end), by the next frame's VT (a
+        sender that leaves the CR out) or by nothing yet (the CR may come in the next read). An FS
+        followed by anything else is inside a field: data, which the parser then refuses
+        (``hl7v2.unframe``), instead of a frame cut short under a truncated patient id."""
+        while True:
+            end = self.buf.find(FS, at)
+            if end < 0 or end + 1 == len(self.buf) or self.buf[end + 1] in (CR, VT):
+                return end
+            at = end + 1
 
 
 def frame(message: str | bytes) -> bytes:

@@ -1,0 +1,53 @@
+"""MLLP framing as a monitor's bytes arrive: a frame ends at FS CR, however the stream is cut into
+reads; an FS inside a message is data (the parser refuses it), never the end of a shorter message."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings as hsettings, strategies as st
+
+from ingest.formats import hl7v2
+from ingest.mllp import FrameDecoder, frame
+from wardwatch.identifiers import is_identifier
+
+MSG = "MSH|^~\\&|MON||||20261206120000||ORU^R01|{c}|P|2.6\rPID|||{p}^^^H^MR\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|97|262688^MDC_DIM_PERCENT^MDC|||||R\r"
+
+
+def decode(chunks: list[bytes]) -> list[bytes]:
+    d = FrameDecoder(1 << 20)
+    return [f for c in chunks for f in d.feed(c)]
+
+
+def test_an_fs_inside_the_patient_id_does_not_end_the_frame():
+    stream = frame(MSG.format(c="M1", p="uMGPwo8r\x1cX")) + frame(MSG.format(c="M2", p="p2"))
+    first, second = decode([stream])
+    assert b"OBX|1|NM" in first and b"uMGPwo8r\x1cX" in first  # the whole message, FS and all
+    assert hl7v2.parse(first.decode()) is not None and b"PID|||p2" in second
+
+
+def test_the_id_the_frame_kept_whole_is_refused_not_shortened():
+    (f,) = decode([frame(MSG.format(c="M1", p="p1\x1cOBX"))])
+    (reading,) = hl7v2.message_readings(f.decode())
+    # Filed under the id as sent, FS and all, which the identifier rule refuses (bad_identifier):
+    # never under "p1", the id the frame's cut used to leave.
+    assert reading["patient"] == "p1\x1cOBX" and not is_identifier(reading["patient"])
+
+
+def test_a_sender_that_leaves_out_the_cr_still_gets_its_frames():
+    data = b"\x0b" + MSG.format(c="M1", p="p1").encode() + b"\x1c" + b"\x0b" + MSG.format(c="M2", p="p2").encode() + b"\x1c"
+    assert len(decode([data])) == 2
+
+
+ids = st.text(st.sampled_from("abcXYZ019\x1c"), min_size=1, max_size=12).filter(lambda s: not s.endswith("\x1c"))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(ids, min_size=1, max_size=5), st.data())
+def test_any_cut_into_reads_gives_the_same_frames(patients, data):
+    """The frames do not depend on where the reads fall, as long as no read ends right after an FS
+    inside a message (the one cut the decoder cannot tell from a frame's end without waiting)."""
+    msgs = [MSG.format(c=f"M{i}", p=p).encode() for i, p in enumerate(patients)]
+    stream = b"".join(frame(m) for m in msgs)
+    inner = {i + 1 for i, b in enumerate(stream) if b == 0x1C and i + 1 < len(stream) and stream[i + 1] not in (0x0D, 0x0B)}
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=20))) - inner)
+    chunks = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+    assert decode(chunks) == msgs
