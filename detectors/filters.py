@@ -78,7 +78,8 @@ class Hampel:
         med = nanmedian_rows(win)
         mad = nanmedian_rows(np.abs(win - med[:, None])) * 1.4826
         scale = np.maximum(np.nan_to_num(mad), self.min_scale[cols])
-        outlier = (filled >= 5) & (np.abs(values - med) > self.k * scale)
+        with np.errstate(over="ignore"):  # absurd values (1e308) overflow to inf: no verdict either way, as meant
+            outlier = (filled >= 5) & (np.abs(values - med) > self.k * scale)
         p = self.pos[rows, cols]
         self.buf[rows, cols, p] = values
         self.pos[rows, cols] = (p + 1) % self.window
