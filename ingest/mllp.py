@@ -3,7 +3,8 @@ answers each with its HL7 acknowledgement, after Kafka has the readings (or the 
 
 Framing is ``<VT> message <FS><CR>`` (0x0B ... 0x1C 0x0D); several frames may arrive in one read and a
 frame may be split across reads. Bytes outside a frame are ignored; an FS inside a message (not
-followed by CR) is data, and the parser refuses it. The frames of one read are
+followed by CR) is data, and the parser refuses it; a final FS with no CR after it (within
+``END_WAIT_S``) ends its frame. The frames of one read are
 validated and committed together through the same path as ``POST /v1/hl7v2`` (ingest/pipeline.py:
 valid readings to the readings topic, rejected ones with their reasons to the dead-letter topic,
 acks=all; the monitors' own ORU^R40 alarms to the device-alarms topic), and only then are their
@@ -40,6 +41,7 @@ log = logging.getLogger("wardwatch.mllp")
 
 VT, FS, CR = 0x0B, 0x1C, 0x0D
 READ_SIZE = 64 << 10
+END_WAIT_S = 0.2  # how long a frame ending in FS waits for its CR before it is taken as ended
 SOURCE = "mllp:hl7v2"
 
 
@@ -50,7 +52,11 @@ class FrameTooLarge(Exception):
 
 
 class FrameDecoder:
-    """Bytes in, complete frames out; holds at most ``max_bytes`` of an unfinished frame."""
+    """Bytes in, complete frames out; holds at most ``max_bytes`` of an unfinished frame.
+
+    A frame whose bytes so far end in FS is undecided (``undecided``): the next byte tells a block
+    end (CR, or the next frame's VT) from an FS inside a field. The listener waits a moment for it
+    and then ends the frame there (``end_undecided``), for senders that leave the CR out."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -59,6 +65,17 @@ class FrameDecoder:
     @property
     def in_frame(self) -> bool:
         return bool(self.buf)
+
+    @property
+    def undecided(self) -> bool:
+        return len(self.buf) > 1 and self.buf[-1] == FS and self.buf[0] == VT
+
+    def end_undecided(self) -> list[bytes]:
+        """The frame held at its final FS, ended there: nothing more came."""
+        if not self.undecided:
+            return []
+        frame, self.buf = bytes(self.buf[1:-1]), bytearray()
+        return [frame]
 
     def feed(self, data: bytes) -> list[bytes]:
         self.buf += data
@@ -90,13 +107,15 @@ class FrameDecoder:
 
 
     def _end(self, at: int) -> int:
-        """Where the frame ends: an FS followed by its CR (the block end), by the next frame's VT (a
-        sender that leaves the CR out) or by nothing yet (the CR may come in the next read). An FS
-        followed by anything else is inside a field: data, which the parser then refuses
-        (``hl7v2.unframe``), instead of a frame cut short under a truncated patient id."""
+        """Where the frame ends: an FS followed by its CR (the block end) or by the next frame's VT (a
+        sender that leaves the CR out); -1 while undecided. An FS followed by anything else is inside
+        a field: data, which the parser then refuses (``hl7v2.unframe``), instead of a frame cut
+        short under a truncated patient id."""
         while True:
             end = self.buf.find(FS, at)
-            if end < 0 or end + 1 == len(self.buf) or self.buf[end + 1] in (CR, VT):
+            if end < 0 or end + 1 == len(self.buf):
+                return -1
+            if self.buf[end + 1] in (CR, VT):
                 return end
             at = end + 1
 
@@ -186,15 +205,19 @@ class MLLPServer:
             return
         decoder = FrameDecoder(s.mllp_max_frame_bytes)
         while True:
-            timeout = s.mllp_frame_timeout_s if decoder.in_frame else s.mllp_idle_timeout_s
+            undecided = decoder.undecided
+            timeout = END_WAIT_S if undecided else s.mllp_frame_timeout_s if decoder.in_frame else s.mllp_idle_timeout_s
             try:
                 data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
             except asyncio.TimeoutError:
-                return  # idle, or a frame that never ends: the connection goes, and its memory with it
-            if not data:
+                if not undecided:
+                    return  # idle, or a frame that never ends: the connection goes, and its memory with it
+                data = b""
+            if not data and not undecided:
                 return
             try:
-                frames = decoder.feed(data)
+                # Nothing followed a final FS (within END_WAIT_S, or before the sender closed): it ended the frame.
+                frames = decoder.feed(data) if data else decoder.end_undecided()
             except FrameTooLarge as exc:
                 acks = await self.process([], too_large=exc.head)
                 writer.write(b"".join(acks))

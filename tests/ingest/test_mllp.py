@@ -278,3 +278,25 @@ async def test_tls_with_required_client_certificates(gateway, tmp_path):
         assert b"MSA" not in got
     finally:
         await server.stop()
+
+
+async def test_a_sender_without_the_cr_is_answered_and_an_fs_inside_an_id_is_refused_however_the_reads_fall(gateway, mllp):
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp.port)
+    # A monitor that ends its block with FS alone: the frame ends once no CR follows.
+    writer.write(b"\x0b" + ihe_pcd01("N1", "p1").encode() + b"\x1c")
+    await writer.drain()
+    assert [(a["msa"], a["control"]) for a in await read_acks(reader, 1, timeout=10)] == [("AA", "N1")]
+    # An id holding an FS, the write cut right after it: the rest of the message follows, and the
+    # id as sent is refused, its readings never filed under "p2".
+    whole = frame(ihe_pcd01("N2", "p2\x1cX", eui="0123456789ABCDE2"))
+    cut = whole.index(b"\x1c") + 1
+    writer.write(whole[:cut])
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(whole[cut:])
+    await writer.drain()
+    (ack,) = await read_acks(reader, 1, timeout=10)
+    writer.close()
+    assert (ack["msa"], ack["control"]) == ("AE", "N2") and any("bad_identifier" in "|".join(e) for e in ack["err"])
+    readings = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 2)]
+    assert {r["patient"] for r in readings} == {"p1"}
