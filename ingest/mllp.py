@@ -40,6 +40,7 @@ from .pipeline import Backpressure, Batch, Ingestor, now_ms
 log = logging.getLogger("wardwatch.mllp")
 
 VT, FS, CR = 0x0B, 0x1C, 0x0D
+FRAME_END_NEXT = hl7v2.FRAME_END_NEXT.encode()  # the one rule for both ingest paths
 READ_SIZE = 64 << 10
 END_WAIT_S = 0.2  # how long a frame ending in FS waits for its CR before it is taken as ended
 SOURCE = "mllp:hl7v2"
@@ -105,17 +106,16 @@ class FrameDecoder:
             del self.buf[:cut]
         return out
 
-
     def _end(self, at: int) -> int:
-        """Where the frame ends: an FS followed by its CR (the block end) or by the next frame's VT (a
-        sender that leaves the CR out); -1 while undecided. An FS followed by anything else is inside
+        """Where the frame ends: an FS followed by its CR (the block end; LF as some engines relay
+        it) or by the next frame's VT (a sender that leaves the CR out); -1 while undecided. An FS followed by anything else is inside
         a field: data, which the parser then refuses (``hl7v2.unframe``), instead of a frame cut
         short under a truncated patient id."""
         while True:
             end = self.buf.find(FS, at)
             if end < 0 or end + 1 == len(self.buf):
                 return -1
-            if self.buf[end + 1] in (CR, VT):
+            if self.buf[end + 1] in FRAME_END_NEXT:
                 return end
             at = end + 1
 

@@ -141,7 +141,8 @@ _SEG_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 # MLLP framing is <VT> message <FS><CR>. A VT or FS is framing only where a frame starts or ends;
 # anywhere else it is data, which then fails the identifier rule where it lands. Read as a segment
 # break, an FS inside PID-3 cut the patient id short and filed the readings under another patient.
-_FRAME_END = re.compile(r"\x1c(?=[\r\n\x0b]|\Z)")
+FRAME_END_NEXT = "\r\n\x0b"  # what may follow an FS that ends a frame: its CR (LF as some engines relay it), the next VT
+_FRAME_END = re.compile(f"\x1c(?=[{FRAME_END_NEXT}]|\\Z)")
 _FRAME_START = re.compile(r"(\A|[\r\n])\x0b+")
 
 

@@ -41,6 +41,12 @@ def test_a_sender_that_leaves_out_the_cr_still_gets_its_frames():
     assert len(d.end_undecided()) == 1 and not d.in_frame  # ... and is taken as ended
 
 
+def test_a_relay_that_ends_its_blocks_with_fs_lf_gets_a_frame_per_message():
+    data = b"".join(b"\x0b" + MSG.format(c=c, p=p).encode() + b"\x1c\n" for c, p in (("M1", "p1"), ("M2", "p2")))
+    first, second = decode([data])
+    assert b"PID|||p1" in first and b"PID|||p2" not in first and b"PID|||p2" in second
+
+
 def test_a_read_that_ends_right_after_an_fs_inside_a_field_decides_nothing():
     whole = frame(MSG.format(c="M1", p="p1\x1cX"))
     cut = whole.index(b"\x1c") + 1
