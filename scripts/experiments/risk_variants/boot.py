@@ -1,9 +1,6 @@
 """Paired patient bootstrap on TUNE patients of the AUROC difference between two saved margins.
 usage: python boot.py margin_A.npy margin_B.npy"""
-import os
-from pathlib import Path
-
-OUT = Path(os.environ.get("WARDWATCH_EXPERIMENTS", "experiments-out/risk-variants"))  # the cache, prep.npz, results
+from common import OUT
 import sys
 import numpy as np
 from sklearn.metrics import roc_auc_score

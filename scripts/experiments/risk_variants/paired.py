@@ -1,8 +1,6 @@
-"""Summary tables of results.jsonl (see prep.py for the order of the steps)."""
-import os
-from pathlib import Path
-
-OUT = Path(os.environ.get("WARDWATCH_EXPERIMENTS", "experiments-out/risk-variants"))  # the cache, prep.npz, results
+"""Each variant against the base fitted with the same seed and subset: AUROC and utility gains per pair
+(see prep.py for the order of the steps)."""
+from common import OUT
 import json, collections, numpy as np
 rs=[json.loads(l) for l in open(OUT / "results.jsonl")]
 key=lambda r:(r['seed'], r.get('sub'))

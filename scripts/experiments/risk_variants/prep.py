@@ -12,10 +12,7 @@ figures under "What did not help" in docs/early-warning.md). From the repository
 This step: load the cached Features, labels and split; refit the isolation forest exactly as
 `train` does; compute the extra (offline) features joined to feature rows by (patient, ICULOS);
 save everything to prep.npz. The row at hour t uses only data up to hour t."""
-import os
-from pathlib import Path
-
-OUT = Path(os.environ.get("WARDWATCH_EXPERIMENTS", "experiments-out/risk-variants"))  # the cache, prep.npz, results
+from common import OUT
 import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import glob, hashlib, time

@@ -2,10 +2,7 @@
 usage: python run.py VARIANT [VARIANT ...] [--seed S]
 Prints per variant: tune AUROC (feature rows vs SepsisLabel), tune utility and episodes/patient-day
 from detectors.training.tune_policy on row_risk (as `train` does), number of trees."""
-import os
-from pathlib import Path
-
-OUT = Path(os.environ.get("WARDWATCH_EXPERIMENTS", "experiments-out/risk-variants"))  # the cache, prep.npz, results
+from common import OUT
 import os
 os.environ["OMP_NUM_THREADS"] = "1"
 import json, sys, time

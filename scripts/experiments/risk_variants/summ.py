@@ -1,8 +1,5 @@
 """Summary tables of results.jsonl (see prep.py for the order of the steps)."""
-import os
-from pathlib import Path
-
-OUT = Path(os.environ.get("WARDWATCH_EXPERIMENTS", "experiments-out/risk-variants"))  # the cache, prep.npz, results
+from common import OUT
 import json, collections
 rs=[json.loads(l) for l in open(OUT / "results.jsonl")]
 print(f"{'variant':16s} {'seed':>5s} {'sub':>4s} {'nfeat':>5s} {'AUROC':>8s} {'util':>6s} {'ep/d':>6s} {'caught':>8s} {'trees':>5s}")
