@@ -8,6 +8,7 @@ figures under "What did not help" in docs/early-warning.md). From the repository
     .venv/bin/python scripts/experiments/risk_variants/summ.py     # every run, and mean/sd per variant
     .venv/bin/python scripts/experiments/risk_variants/paired.py   # each variant against the base fitted the same way
     .venv/bin/python scripts/experiments/risk_variants/boot.py A.npy B.npy  # paired patient bootstrap of an AUROC gap
+    .venv/bin/python scripts/experiments/risk_variants/smooth.py  # the margin smoothed over recent hours
 
 This step: load the cached Features, labels and split; refit the isolation forest exactly as
 `train` does; compute the extra (offline) features joined to feature rows by (patient, ICULOS);
