@@ -11,7 +11,8 @@ What is understood (docs/ingest.md, "HL7 v2"):
 * OBX-3: an MDC code as a number, a reference id (``MDC_...``), partition-hex (``0002-4182``) or
   partition::term, in the first or the alternate triplet (OBX-3.4..6), or a code of the code
   table (``wardwatch/data/hl7_codes.toml`` merged with ``WARDWATCH_HL7_CODE_TABLE``);
-* OBX-2 NM and SN (``=``, or no comparator) numerics; OBX-11 X (no value) and D/W are skipped;
+* OBX-2 NM and SN (``=``, or no comparator) numerics (a vital-sign code with a value of another type
+  is rejected, not skipped); OBX-11 X (no value) and D/W are skipped;
 * OBX-6 as UCUM or MDC (number, reference id, partition-hex), or a code-table unit;
 * times (OBX-14, else OBR-7, else MSH-7): ``YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]``; a time without a
   zone takes MSH-7's zone, else the setting ``hl7_local_timezone`` (UTC by default);
@@ -488,16 +489,18 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
         if own and level is not None:
             devices[level] = own
         kind = comp(fld(seg, 2), d, 1).upper()
-        if kind not in ("NM", "SN"):
-            continue  # PCD-01 also reports devices, settings and text: not vital-sign numerics
         status = comp(fld(seg, 11), d, 1).upper()
         if status in ("X", "D", "W") or not fld(seg, 5):
             continue  # no value (X), deleted (D) or withdrawn (W): nothing to read
+        metric = _code(fld(seg, 3), d, codes)
+        if kind not in ("NM", "SN") and metric is None:
+            continue  # PCD-01 also reports devices, settings and text: not vital-sign numerics
         raw = "|".join(seg)
         where = ("OBX", n_obx)
         item: dict | Invalid
-        metric = _code(fld(seg, 3), d, codes)
-        if metric is None:
+        if kind not in ("NM", "SN"):  # a vital sign's value as ST, TX, no type...: kept with its reason
+            item = Invalid("schema", f"OBX-2 value type {kind[:10]!r} is not NM or SN: a vital sign must be numeric", raw)
+        elif metric is None:
             shown = comp(fld(seg, 3), d, 1) or comp(fld(seg, 3), d, 2)
             item = Invalid("unknown_metric", f"OBX-3 code {shown[:30]!r} is not a known vital sign", raw)
         else:

@@ -181,3 +181,16 @@ def test_the_device_id_mapping_is_injective_and_always_valid(a, b):
         assert ia != ib
     if not ia.startswith("x__h"):
         assert from_device_id(ia) == a
+
+
+@pytest.mark.parametrize("kind", ["ST", "", "TX"])
+def test_a_gateway_writing_a_heart_rate_as_st_or_without_obx2_has_it_dead_lettered_with_its_reason(kind):
+    """Legacy gateways write numerics as ST (or leave OBX-2 empty). A known vital sign with a value
+    that is not NM/SN must be kept with a reason, not skipped: over MLLP a message of only such OBX
+    was answered AA while its readings vanished."""
+    text = msg(f"OBX|1|{kind}|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.1|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||F", SPO2)
+    bad, good = readings(text)
+    assert isinstance(bad, Invalid) and bad.reason == "schema" and "OBX-2" in bad.detail
+    assert good["metric"] == "spo2"
+    # settings and text of codes that are no vital sign are still skipped
+    assert readings(msg("OBX|1|ST|184327^MDC_ATTR_ALERT_TYPE^MDC|1|none||||||R")) == []
