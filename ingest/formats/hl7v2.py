@@ -145,11 +145,13 @@ _SEG_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 FRAME_END_NEXT = "\r\n\x0b"  # what may follow an FS that ends a frame: its CR (LF as some engines relay it), the next VT
 _FRAME_END = re.compile(f"\x1c(?=[{FRAME_END_NEXT}]|\\Z)")
 _FRAME_START = re.compile(r"(\A|[\r\n])\x0b+")
+_BOM = re.compile("(\\A|[\r\n])\ufeff+")  # a UTF-8 byte order mark before a message (files saved on Windows)
 
 
 def unframe(text: str) -> str:
-    """MLLP framing bytes at frame boundaries removed, line ends as HL7's CR."""
-    text = _FRAME_START.sub(r"\1", _FRAME_END.sub("\n", text))
+    """MLLP framing bytes at frame boundaries and byte order marks before a message removed, line
+    ends as HL7's CR."""
+    text = _BOM.sub(r"\1", _FRAME_START.sub(r"\1", _FRAME_END.sub("\n", text)))
     return text.replace("\r\n", "\r").replace("\n", "\r")
 
 

@@ -194,3 +194,13 @@ def test_a_gateway_writing_a_heart_rate_as_st_or_without_obx2_has_it_dead_letter
     assert good["metric"] == "spo2"
     # settings and text of codes that are no vital sign are still skipped
     assert readings(msg("OBX|1|ST|184327^MDC_ATTR_ALERT_TYPE^MDC|1|none||||||R")) == []
+
+
+def test_a_gateway_writing_a_utf8_bom_before_msh_has_its_readings_read():
+    """Windows interface engines save and post HL7 files with a UTF-8 byte order mark; it was taken
+    as part of the first segment, and the whole message was refused as "does not begin with MSH"."""
+    (r,) = readings("\ufeff" + msg(SPO2))
+    assert (r["metric"], r["patient"], r["device"]) == ("spo2", "p1", "mon-1")
+    framed = "\x0b\ufeff" + msg(SPO2) + "\x1c\r" + "\x0b\ufeff" + msg(SPO2).replace("|C1|", "|C2|") + "\x1c\r"
+    assert [hl7v2.header_of(m).control_id for m in hl7v2.split_messages(framed)] == ["C1", "C2"]
+    assert hl7v2.header_of("\ufeff" + msg(SPO2)).control_id == "C1"
