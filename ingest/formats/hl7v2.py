@@ -155,12 +155,16 @@ def unframe(text: str) -> str:
     return text.replace("\r\n", "\r").replace("\n", "\r")
 
 
+BATCH_SEGMENTS = ("FHS", "BHS", "BTS", "FTS")
+
+
 def split_messages(text: str) -> list[str]:
-    """Several messages in one body: MLLP frames, or MSH segments one after another."""
+    """Several messages in one body: MLLP frames, or MSH segments one after another; the envelope of
+    an HL7 batch file (FHS, BHS ... BTS, FTS) is no message and is left out."""
     text = unframe(text)
     msgs, cur = [], []
     for seg in text.split("\r"):
-        if not seg.strip():
+        if not seg.strip() or seg[:3] in BATCH_SEGMENTS:
             continue
         if seg.startswith("MSH") and cur:
             msgs.append("\r".join(cur))

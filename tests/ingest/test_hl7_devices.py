@@ -204,3 +204,19 @@ def test_a_gateway_writing_a_utf8_bom_before_msh_has_its_readings_read():
     framed = "\x0b\ufeff" + msg(SPO2) + "\x1c\r" + "\x0b\ufeff" + msg(SPO2).replace("|C1|", "|C2|") + "\x1c\r"
     assert [hl7v2.header_of(m).control_id for m in hl7v2.split_messages(framed)] == ["C1", "C2"]
     assert hl7v2.header_of("\ufeff" + msg(SPO2)).control_id == "C1"
+
+
+def test_a_gateway_posting_an_hl7_batch_file_has_only_its_messages_read_not_its_envelope():
+    """HL7 v2 batch protocol: FHS/BHS before the messages, BTS/FTS after. The envelope was split off
+    as a message of its own and rejected ("does not begin with MSH"): a dead letter and an ACK for
+    a message nobody sent, and the body answered 207 although every reading was good."""
+    from ingest.bounds import Bounds
+    from ingest.replies import Hl7Reply
+
+    envelope_head = "FHS|^~\\&|GW|WARD7|WW|HOSP|20261124101500+0100\rBHS|^~\\&|GW|WARD7|WW|HOSP|20261124101500+0100\r"
+    body = envelope_head + msg(SPO2) + msg(SPO2).replace("|C1|", "|C2|") + "BTS|2\rFTS|1\r"
+    assert [hl7v2.header_of(m).control_id for m in hl7v2.split_messages(body)] == ["C1", "C2"]
+    reply = Hl7Reply(False)
+    items = reply.parse(body.encode(), Bounds(1 << 20, 10, 1000, 1 << 20, 1000, 1000, 10_000, 100))
+    assert [i["metric"] for i in items] == ["spo2", "spo2"]
+    assert [m.header.control_id for m in reply.msgs] == ["C1", "C2"]
