@@ -79,10 +79,11 @@ MDC_NAME_TO_CODE.update({"MDC_ECG_CARD_BEAT_RATE": 147842, "MDC_PRESS_BLD_NONINV
 
 # IEEE 11073 units (partition 4, MDC_DIM_*) as PCD-01 writes them in OBX-6 -> UCUM.
 MDC_UNIT_TO_UCUM: dict[int, str] = {262688: "%", 264864: "/min", 264928: "/min", 268192: "Cel", 266560: "[degF]",
-                                    266016: "mm[Hg]", 262656: "1"}
+                                    266016: "mm[Hg]", 265987: "kPa", 262656: "1"}
 MDC_UNIT_NAME_TO_CODE: dict[str, int] = {"MDC_DIM_PERCENT": 262688, "MDC_DIM_BEAT_PER_MIN": 264864,
                                          "MDC_DIM_RESP_PER_MIN": 264928, "MDC_DIM_DEGC": 268192, "MDC_DIM_FAHR": 266560,
-                                         "MDC_DIM_MMHG": 266016, "MDC_DIM_DIMLESS": 262656}
+                                         "MDC_DIM_MMHG": 266016, "MDC_DIM_KILO_PASCAL": 265987,
+                                         "MDC_DIM_DIMLESS": 262656}
 
 
 def mdc_code(text: str) -> int | None:

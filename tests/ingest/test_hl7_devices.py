@@ -220,3 +220,16 @@ def test_a_gateway_posting_an_hl7_batch_file_has_only_its_messages_read_not_its_
     items = reply.parse(body.encode(), Bounds(1 << 20, 10, 1000, 1 << 20, 1000, 1000, 10_000, 100))
     assert [i["metric"] for i in items] == ["spo2", "spo2"]
     assert [m.header.control_id for m in reply.msgs] == ["C1", "C2"]
+
+
+@pytest.mark.parametrize("unit", ["265987^MDC_DIM_KILO_PASCAL^MDC", "^MDC_DIM_KILO_PASCAL^MDC", "0004-0F03^^MDC"])
+def test_a_drager_monitor_writing_etco2_in_mdc_kilopascal_has_it_converted_to_mmhg(unit):
+    """European monitors are commonly set to kPa for CO2. kPa converts to mm[Hg] and is understood in
+    UCUM, but its MDC form (MDC_DIM_KILO_PASCAL, 4::3843) was passed on as the bare code and every
+    such reading was rejected as an unknown unit."""
+    from wardwatch.codec import DEFAULT_LIMITS, reading_from_mapping
+
+    (r,) = readings(msg(f"OBX|1|NM|151708^MDC_AWAY_CO2_ET^MDC|1.1.1.1|5.1|{unit}|||||R|||20261124101500+0100||||mon-1"))
+    assert r["unit"] == "kPa"
+    reading = reading_from_mapping(r, r["ts"], DEFAULT_LIMITS)
+    assert (reading.unit, reading.value) == ("mm[Hg]", pytest.approx(38.25, abs=0.01))
