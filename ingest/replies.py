@@ -234,7 +234,7 @@ class Hl7Reply:
         self.parsed = -1
 
     def parse(self, raw: bytes, bounds: Bounds) -> list:
-        text = self.text = raw.decode("utf-8", "replace")
+        text = self.text = hl7v2.decode(raw)
         bounds.check_hl7(text)
         messages = hl7v2.split_messages(text)
         if not messages:

@@ -5,6 +5,7 @@ What is understood (docs/ingest.md, "HL7 v2"):
 * segments ended by CR, LF or CRLF; the delimiters the message declares in MSH-1/MSH-2; the escape
   sequences ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` and ``\\Xhh\\`` (formatting escapes become a space); ``""``
   (an explicit null) read as empty; repetitions (``~``) in PID-3 and OBX-18;
+* the character set each message's MSH-18 declares (``8859/1`` ... ``8859/15``), else UTF-8 (``decode``);
 * PID-3: the repetition whose identifier type (CX-5) is MR, else PI, else the first; its CX-1 is
   the patient; the assigning authority (CX-4, with ``&`` sub-components) is allowed and not part
   of the id. PV1-3 (point of care^room^bed) is read into ``location``;
@@ -29,6 +30,7 @@ ERR segments; the MLLP listener (ingest/mllp.py) sends them, and ``/v1/hl7v2`` c
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import tomllib
@@ -156,6 +158,34 @@ def unframe(text: str) -> str:
 
 
 BATCH_SEGMENTS = ("FHS", "BHS", "BTS", "FTS")
+_MSH_AT = re.compile(rb"(?:\A|(?<=[\r\n\x0b]))(?:\xef\xbb\xbf)?MSH")
+
+
+def _charset(msh: bytes) -> str:
+    """The Python codec of MSH-18 (HL7 table 0211: ``8859/1`` ... ``8859/15``, ``UNICODE UTF-8``,
+    ``ASCII``) of the message beginning at ``msh``; UTF-8 when none, or one that is not ASCII-compatible."""
+    line = re.split(rb"[\r\n]", msh, maxsplit=1)[0]
+    if msh.startswith(b"\xef\xbb\xbf") or len(line) < 8:
+        return "utf-8"
+    f = line[3:].split(line[3:4])  # f[k] = MSH-(k+1)
+    declared = f[17].split(line[5:6])[0].split(line[4:5])[0] if len(f) > 17 else b""
+    name = declared.strip().decode("ascii", "replace").upper()
+    if name.startswith("8859/") and name[5:].isdecimal():
+        try:
+            return codecs.lookup(f"iso8859-{name[5:]}").name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def decode(raw: bytes) -> str:
+    """A body or MLLP frame as text, each message in the character set its MSH-18 declares (UTF-8
+    when none): read as UTF-8, Latin-1 ids lost their letters to U+FFFD and two devices became one."""
+    starts = [m.start() for m in _MSH_AT.finditer(raw)]
+    if not starts:
+        return raw.decode("utf-8", "replace")
+    cuts = [0] + starts[1:] + [len(raw)]
+    return "".join(raw[a:b].decode(_charset(raw[s:b]), "replace") for a, b, s in zip(cuts, cuts[1:], starts))
 
 
 def split_messages(text: str) -> list[str]:

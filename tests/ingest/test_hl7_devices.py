@@ -233,3 +233,20 @@ def test_a_drager_monitor_writing_etco2_in_mdc_kilopascal_has_it_converted_to_mm
     assert r["unit"] == "kPa"
     reading = reading_from_mapping(r, r["ts"], DEFAULT_LIMITS)
     assert (reading.unit, reading.value) == ("mm[Hg]", pytest.approx(38.25, abs=0.01))
+
+
+def test_a_monitor_declaring_latin1_in_msh18_keeps_two_devices_with_umlauts_apart():
+    """MSH-18 ``8859/1``: the bytes are Latin-1, not UTF-8. Read as UTF-8, every non-ASCII letter
+    became U+FFFD, so ``Bett-ü`` and ``Bett-ö`` were one device (and a Latin-1 body split into
+    messages of mixed declarations must be read message by message)."""
+    from ingest.bounds import Bounds
+    from ingest.replies import Hl7Reply
+
+    def latin1(device: str, cid: str) -> bytes:
+        text = msg(SPO2.replace("||||mon-1", f"||||{device}")).replace("|C1|P|2.6", f"|{cid}|P|2.6||||||8859/1")
+        return text.encode("latin-1")
+
+    body = latin1("Bett-ü", "C1") + msg(SPO2.replace("||||mon-1", "||||Bett-é")).encode("utf-8") + latin1("Bett-ö", "C3")
+    items = Hl7Reply(False).parse(body, Bounds(1 << 20, 10, 1000, 1 << 20, 1000, 1000, 10_000, 100))
+    assert [i["device"] for i in items] == [to_identifier("Bett-ü"), to_identifier("Bett-é"), to_identifier("Bett-ö")]
+    assert "||||Bett-ü\r" in hl7v2.decode(b"\x0b" + latin1("Bett-ü", "C1") + b"\x1c\r")  # as the MLLP listener reads a frame
