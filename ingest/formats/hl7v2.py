@@ -471,6 +471,9 @@ def _unit(value: str, d: Delims, codes: CodeTable) -> str:
     return ""
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # NM (and an exponent)
+
+
 def _value(kind: str, value: str, d: Delims) -> float:
     v = unescape(value.split(d.rep)[0], d).strip() if kind == "NM" else value.split(d.rep)[0]
     if kind == "SN":
@@ -480,10 +483,9 @@ def _value(kind: str, value: str, d: Delims) -> float:
         if comp(v, d, 3):
             raise Invalid("schema", "OBX-5 is a ratio or range, not one value")
         v = num
-    try:
-        x = float(v)
-    except ValueError:
-        raise Invalid("schema", "OBX-5 is not a number") from None
+    if not _NUMBER.fullmatch(v.strip()):  # float() alone also reads "9_6" and non-ASCII digits
+        raise Invalid("schema", "OBX-5 is not a number")
+    x = float(v)
     if x != x or x in (float("inf"), float("-inf")):
         raise Invalid("schema", "OBX-5 is not a finite number")
     return x

@@ -250,3 +250,18 @@ def test_a_monitor_declaring_latin1_in_msh18_keeps_two_devices_with_umlauts_apar
     items = Hl7Reply(False).parse(body, Bounds(1 << 20, 10, 1000, 1 << 20, 1000, 1000, 10_000, 100))
     assert [i["device"] for i in items] == [to_identifier("Bett-ü"), to_identifier("Bett-é"), to_identifier("Bett-ö")]
     assert "||||Bett-ü\r" in hl7v2.decode(b"\x0b" + latin1("Bett-ü", "C1") + b"\x1c\r")  # as the MLLP listener reads a frame
+
+
+@pytest.mark.parametrize("written", ["9_6", "٩٦", "9\u00a06", "0x60"])
+def test_an_obx5_that_is_no_hl7_number_is_rejected_not_read_by_pythons_float(written):
+    """HL7 NM is an optional sign, ASCII digits and a decimal point. Python's float also reads digit
+    group underscores and non-ASCII digits: a garbled ``9_6`` was stored as SpO2 96."""
+    (r,) = readings(msg(SPO2.replace("|96|", f"|{written}|")))
+    assert isinstance(r, Invalid) and r.reason == "schema"
+
+
+@pytest.mark.parametrize("written,value", [("+96", 96.0), (" 96 ", 96.0), ("96.", 96.0), (".5", 0.5), ("-0.5", -0.5),
+                                           ("9.6E1", 96.0)])
+def test_an_obx5_with_a_sign_spaces_or_a_bare_decimal_point_is_read(written, value):
+    (r,) = readings(msg(SPO2.replace("|96|", f"|{written}|")))
+    assert r["value"] == value
