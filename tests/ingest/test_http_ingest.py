@@ -90,3 +90,20 @@ async def test_a_full_backlog_answers_429_and_kafka_trouble_503_without_acceptin
     gateway.app.state.ingestor.producer.send_many = broken
     r = await gateway.client.post("/v1/readings", json=[reading()])
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
+
+
+async def test_a_gateway_sending_a_gzip_body_has_its_readings_read_and_a_bomb_is_refused(gateway):
+    """Gateways on metered links compress (Content-Encoding: gzip). The body was parsed as it came,
+    every reading refused as "not valid JSON"; decompressed, within the body limit, it is read."""
+    import gzip
+
+    now = int(time.time() * 1000)
+    body = orjson.dumps({"readings": [reading(ts=now - 2000), reading(metric="spo2", value=97, unit="%", ts=now - 2000)]})
+    r = await gateway.client.post("/v1/readings", content=gzip.compress(body),
+                                  headers={"content-type": "application/json", "content-encoding": "gzip"})
+    assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+    bomb = gzip.compress(b"[" + b" " * (gateway.settings.ingest_max_body_bytes + 10) + b"]")
+    r = await gateway.client.post("/v1/readings", content=bomb, headers={"content-encoding": "gzip"})
+    assert r.status_code == 422 and [i["reason"] for i in r.json()["items"]] == ["too_large"]
+    r = await gateway.client.post("/v1/readings", content=body, headers={"content-encoding": "br"})
+    assert r.status_code == 422 and [i["reason"] for i in r.json()["items"]] == ["unsupported"]
