@@ -238,6 +238,9 @@ def parse(text: str) -> Message:
         # put them in OBX-5 text): it is skipped, so the message's readings are not lost for it.
         if _SEG_ID.match(parts[0]):
             segs.append(parts)
+    n_msh = sum(1 for seg in segs if seg[0] == "MSH")
+    if n_msh > 1:  # read as one message, the later messages' readings went to the first one's PID
+        raise Invalid("unsupported", f"{n_msh} messages (MSH segments) run together: one message per MLLP frame is taken")
     return Message(d, segs)
 
 

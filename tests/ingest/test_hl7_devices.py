@@ -16,7 +16,7 @@ import json
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from ingest.formats import hl7v2
+from ingest.formats import hl7v2, hl7v2_alarms
 from wardwatch.codec import Invalid
 from wardwatch.identifiers import from_device_id, is_identifier, to_identifier
 from wardwatch.metrics_catalog import mdc_code
@@ -265,3 +265,18 @@ def test_an_obx5_that_is_no_hl7_number_is_rejected_not_read_by_pythons_float(wri
 def test_an_obx5_with_a_sign_spaces_or_a_bare_decimal_point_is_read(written, value):
     (r,) = readings(msg(SPO2.replace("|96|", f"|{written}|")))
     assert r["value"] == value
+
+
+def test_two_messages_run_together_in_one_mllp_frame_are_refused_not_filed_under_the_first_patient():
+    """A sender that puts two ORU^R01 in one MLLP block (no FS/VT between them): the second MSH was
+    read as just another segment, and the second patient's readings were filed under the first
+    patient's PID. Refused whole (kept on the dead-letter topic, answered AR) instead."""
+    second = msg(SPO2.replace("||||mon-1", "||||mon-2").replace("|96|", "|88|"), pid="p2^^^HOSP^MR").replace("|C1|", "|C2|")
+    with pytest.raises(Invalid) as info:
+        hl7v2.parse_message(msg(SPO2) + second, CODES)
+    assert info.value.reason == "unsupported" and "one message" in info.value.detail
+    with pytest.raises(Invalid):  # the monitors' own alarms (ORU^R40) likewise
+        hl7v2_alarms.parse_alarm_message(msg(SPO2).replace("ORU^R01^ORU_R01", "ORU^R40^ORU_R40") + second)
+    # over HTTP a body of several messages is split first: each patient keeps their own readings
+    got = [(r["patient"], r["value"]) for m in hl7v2.split_messages(msg(SPO2) + second) for r in readings(m)]
+    assert got == [("p1", 96.0), ("p2", 88.0)]
