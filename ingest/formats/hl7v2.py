@@ -320,9 +320,10 @@ def canonical(value: str, d: Delims) -> str:
     return "^".join(cs)
 
 
-def parse_ts(value: str, default_tz: tzinfo = timezone.utc) -> int:
-    """HL7 DTM/TS -> epoch ms: ``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]``; TS's ``^precision`` ignored."""
-    value = value.split("^")[0].strip()
+def parse_ts(value: str, default_tz: tzinfo = timezone.utc, comp: str = "^") -> int:
+    """HL7 DTM/TS -> epoch ms: ``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]``; TS's ``^precision``
+    (after the message's component separator ``comp``) ignored."""
+    value = value.split(comp)[0].strip()
     if not value:
         raise Invalid("schema", "no observation time (OBX-14, OBR-7 or MSH-7)")
     body, tz = _split_zone(value)
@@ -548,7 +549,7 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
             device = own or device_above(level[:-1] if level else (), devices) or sender
             try:
                 value = _value(kind, fld(seg, 5), d)
-                ts = parse_ts(fld(seg, 14) or obr_time or msh_time, tz)
+                ts = parse_ts(fld(seg, 14) or obr_time or msh_time, tz, d.comp)
                 unit = _unit(fld(seg, 6), d, codes)
                 if not unit:
                     raise Invalid("unit", "OBX-6 (units) is empty")

@@ -280,3 +280,16 @@ def test_two_messages_run_together_in_one_mllp_frame_are_refused_not_filed_under
     # over HTTP a body of several messages is split first: each patient keeps their own readings
     got = [(r["patient"], r["value"]) for m in hl7v2.split_messages(msg(SPO2) + second) for r in readings(m)]
     assert got == [("p1", 96.0), ("p2", 88.0)]
+
+
+def test_a_message_in_its_own_delimiters_with_a_time_precision_component_keeps_its_time():
+    """TS in v2.3-2.4 is ``time^degree of precision``. In a message declaring ``$`` as its component
+    separator the precision came after a ``$`` that was taken as part of the zone: refused."""
+    def other(t: str) -> str:
+        return t.replace("|", "#").replace("^", "$").replace("~", "*").replace("\\", "@").replace("&", "%")
+
+    obx = SPO2.replace("20261124101500+0100||||mon-1", "20261124101500+0100^S||||mon-1")
+    (r,) = readings(other(msg(obx)))
+    assert r["ts"] == 1795511700000
+    (r,) = readings(other(msg(SPO2.replace("20261124101500+0100||||mon-1", "||||mon-1"), msh7="20261124101500+0100^S")))
+    assert r["ts"] == 1795511700000
