@@ -389,7 +389,7 @@ def parse_document(doc: Any, max_entries: int | None = None, default_device: str
                 _observation_items(entry, res, index, fallback)
                 if not entry.items:
                     entry.kind = "ignored"
-            elif kind in CONTEXT_TYPES:
+            elif isinstance(kind, str) and kind in CONTEXT_TYPES:
                 entry.kind = "context"
             else:
                 raise Invalid("unsupported", f"a {str(kind)[:40]} entry is not taken (Observations, with their "

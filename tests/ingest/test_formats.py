@@ -64,3 +64,16 @@ def test_a_pulse_oximeter_reporting_below_its_range_with_a_comparator_is_not_sto
     assert isinstance(item, Invalid) and item.reason == "schema" and "comparator" in item.detail
     (ok,) = fhir.observation_readings(obs | {"valueQuantity": {"value": 97, "unit": "%", "code": "%"}})
     assert ok["value"] == 97
+
+
+def test_a_bundle_entry_with_an_object_as_its_resource_type_is_rejected_alone_not_the_whole_bundle():
+    """A resourceType that is an object (a client's serialisation bug) raised TypeError in the
+    entry loop: the body was answered "could not be parsed" and the good Observation beside it lost."""
+    obs = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-11-24T10:15:00Z",
+           "subject": {"reference": "Patient/p2"}, "device": {"reference": "Device/mon-2"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "valueQuantity": {"value": 72, "code": "/min"}}
+    doc = fhir.parse_document({"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": {"resourceType": {"text": "Device"}}}, {"resource": obs}]})
+    assert [e.kind for e in doc.entries] == ["rejected", "observation"]
+    assert doc.entries[0].items[0].reason == "unsupported" and doc.entries[1].items[0]["value"] == 72
