@@ -91,19 +91,19 @@ def mdc_code(text: str) -> int | None:
     units too), partition-and-hex (``0002-4182`` = partition 2, term 0x4182) or partition::term
     (``2::16770``); None when it is none of these."""
     t = text.strip()
-    if t.isdigit():
+    if t.isascii() and t.isdigit():  # isdigit alone is true for "²", which int() refuses
         return int(t)
     up = t.upper()
     if up.startswith("MDC_"):
         return MDC_NAME_TO_CODE.get(up, MDC_UNIT_NAME_TO_CODE.get(up))
     part, sep, term = t.partition("-")
-    if sep and len(part) == 4 and len(term) == 4 and part.isdigit():
+    if sep and len(part) == 4 and len(term) == 4 and part.isascii() and part.isdigit():
         try:
             return int(part) * 65536 + int(term, 16)
         except ValueError:
             return None
     part, sep, term = t.partition("::")
-    if sep and part.isdigit() and term.isdigit() and int(term) < 65536:
+    if sep and (part + term).isascii() and part.isdigit() and term.isdigit() and int(term) < 65536:
         return int(part) * 65536 + int(term)
     return None
 

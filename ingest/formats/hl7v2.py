@@ -331,7 +331,7 @@ def parse_ts(value: str, default_tz: tzinfo = timezone.utc, comp: str = "^") -> 
     frac = 0.0
     if "." in body:
         body, f = body.split(".", 1)
-        if not f.isdigit():
+        if not (f.isascii() and f.isdigit()):  # isdigit alone is true for "²", which float() refuses
             raise Invalid("schema", f"HL7 timestamp {value[:24]!r} has a bad fraction of a second")
         frac = float("0." + f)
     fmt = {4: "%Y", 6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(body))
@@ -349,7 +349,7 @@ def _split_zone(value: str) -> tuple[str, tzinfo | None]:
         i = value.find(sign, 4)
         if i >= 0:
             off = value[i + 1:]
-            if len(off) != 4 or not off.isdigit() or int(off[:2]) > 14 or int(off[2:]) > 59:
+            if len(off) != 4 or not (off.isascii() and off.isdigit()) or int(off[:2]) > 14 or int(off[2:]) > 59:
                 raise Invalid("schema", f"bad time zone offset in HL7 timestamp {value[:24]!r}")
             delta = timedelta(hours=int(off[:2]), minutes=int(off[2:]))
             return value[:i], timezone(delta if sign == "+" else -delta)
@@ -434,7 +434,7 @@ def _device_field(value: str, d: Delims) -> str:
 
 def _hierarchy(sub_id: str) -> tuple[int, ...] | None:
     parts = sub_id.strip().split(".")
-    if not sub_id.strip() or not all(p.isdigit() for p in parts):
+    if not sub_id.strip() or not all(p.isascii() and p.isdigit() for p in parts):
         return None
     out = [int(p) for p in parts]
     while out and out[-1] == 0:

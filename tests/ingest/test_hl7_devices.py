@@ -16,7 +16,7 @@ import json
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from ingest.formats import hl7v2, hl7v2_alarms
+from ingest.formats import fhir, hl7v2, hl7v2_alarms
 from wardwatch.codec import Invalid
 from wardwatch.identifiers import from_device_id, is_identifier, to_identifier
 from wardwatch.metrics_catalog import mdc_code
@@ -293,3 +293,19 @@ def test_a_message_in_its_own_delimiters_with_a_time_precision_component_keeps_i
     assert r["ts"] == 1795511700000
     (r,) = readings(other(msg(SPO2.replace("20261124101500+0100||||mon-1", "||||mon-1"), msh7="20261124101500+0100^S")))
     assert r["ts"] == 1795511700000
+
+
+@pytest.mark.parametrize("obx", [
+    SPO2.replace("20261124101500+0100||||mon-1", "20261124101500.²+0100||||mon-1"),
+    SPO2.replace("20261124101500+0100||||mon-1", "20261124101500+01²0||||mon-1"),
+    SPO2.replace("150456^MDC_PULS_OXIM_SAT_O2^MDC", "15045²"),
+    SPO2.replace("262688^MDC_DIM_PERCENT^MDC", "4::²2"),
+    SPO2.replace("|1.1.1.1|", "|1.²|")])
+def test_a_superscript_digit_in_a_time_code_or_containment_id_costs_that_obx_only(obx):
+    """``str.isdigit`` is true for ``²`` (Latin-1 0xB2), which ``int`` and ``float`` refuse: the
+    ValueError escaped the parser, and over HTTP every message of the body was refused with it."""
+    items = readings(msg(obx, SPO2.replace("|96|", "|95|")))
+    assert items[-1]["value"] == 95.0
+    assert isinstance(items[0], Invalid) or items[0]["value"] == 96.0
+    with pytest.raises(Invalid):  # the FHIR path reads MDC codes with the same function
+        fhir.metric_of({"coding": [{"system": fhir.MDC, "code": "15045²"}]})
