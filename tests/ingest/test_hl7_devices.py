@@ -309,3 +309,16 @@ def test_a_superscript_digit_in_a_time_code_or_containment_id_costs_that_obx_onl
     assert isinstance(items[0], Invalid) or items[0]["value"] == 96.0
     with pytest.raises(Invalid):  # the FHIR path reads MDC codes with the same function
         fhir.metric_of({"coding": [{"system": fhir.MDC, "code": "15045²"}]})
+
+
+@pytest.mark.parametrize("code", ["^MDC_TTHOR_RESP_RATE^MDC", "^MDC_AWAY_RESP_RATE^MDC", "^MDC_CO2_RESP_RATE^MDC",
+                                  "151578^MDC_TTHOR_RESP_RATE^MDC", "151570", "151594^^MDC"])
+def test_a_bedside_monitors_impedance_or_co2_respiration_rate_is_read_as_the_respiration_rate(code):
+    """Bedside monitors measure the respiration rate from the ECG leads (transthoracic impedance,
+    MDC_TTHOR_RESP_RATE) or the capnograph (MDC_AWAY_RESP_RATE, MDC_CO2_RESP_RATE), rarely as the
+    generic MDC_RESP_RATE: every such reading was dead-lettered as an unknown metric, and NEWS2
+    lost its respiration rate."""
+    (r,) = readings(msg(f"OBX|1|NM|{code}|1.1.1.1|18|264928^MDC_DIM_RESP_PER_MIN^MDC|||||R"))
+    assert (r["metric"], r["value"], r["unit"]) == ("resp_rate", 18.0, "/min")
+    (r,) = readings(msg(f"OBX|1|NM|MDC_RESP_RATE|1.1.1.1|18|264928^MDC_DIM_RESP_PER_MIN^MDC|||||R"))
+    assert r["metric"] == "resp_rate"
