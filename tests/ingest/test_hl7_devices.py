@@ -322,3 +322,13 @@ def test_a_bedside_monitors_impedance_or_co2_respiration_rate_is_read_as_the_res
     assert (r["metric"], r["value"], r["unit"]) == ("resp_rate", 18.0, "/min")
     (r,) = readings(msg(f"OBX|1|NM|MDC_RESP_RATE|1.1.1.1|18|264928^MDC_DIM_RESP_PER_MIN^MDC|||||R"))
     assert r["metric"] == "resp_rate"
+
+
+@pytest.mark.parametrize("code", ["188424^MDC_TEMP_ORAL^MDC", "150392^MDC_TEMP_TYMP^MDC", "188452^MDC_TEMP_AXILLA^MDC",
+                                  "188420^MDC_TEMP_RECT^MDC", "188428^MDC_TEMP_EAR^MDC", "150368^MDC_TEMP_CORE^MDC",
+                                  "MDC_TEMP_ORAL", "188452"])
+def test_a_spot_check_thermometer_writing_the_measuring_site_has_its_temperature_read(code):
+    """Ward spot-check monitors write the site of a temperature (oral, tympanic, axillary...), rarely
+    the unspecified MDC_TEMP_BODY: each reading was dead-lettered as an unknown metric."""
+    (r,) = readings(msg(f"OBX|1|NM|{code}|1.1.1.1|37.2|268192^MDC_DIM_DEGC^MDC|||||R"))
+    assert (r["metric"], r["value"], r["unit"]) == ("temperature", 37.2, "Cel")
