@@ -6,6 +6,7 @@ Checked before parsing, with cheap counts, so a hostile body costs a scan and ne
 from __future__ import annotations
 
 import asyncio
+import zlib
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -41,8 +42,9 @@ class Bounds:
 
 
 async def read_body(request: Request, bounds: Bounds) -> bytes:
-    """The whole body, or Invalid (too_large, body_timeout) carrying the bytes read so far. A body
-    declared too large is not read beyond what the dead-letter record keeps."""
+    """The whole body (decompressed when it says Content-Encoding gzip or deflate), or Invalid
+    (too_large, body_timeout) carrying the bytes read so far. A body declared too large is not read
+    beyond what the dead-letter record keeps."""
     declared = int(request.headers.get("content-length") or 0)
     too_big = declared > bounds.max_body_bytes
     stop_at = MAX_PAYLOAD_KEEP if too_big else bounds.max_body_bytes + 1
@@ -62,4 +64,23 @@ async def read_body(request: Request, bounds: Bounds) -> bytes:
                       bytes(data)) from None
     if not complete:
         raise Invalid("too_large", f"body of {max(declared, len(data))} bytes is over {bounds.max_body_bytes}", bytes(data))
-    return bytes(data)
+    return decoded(bytes(data), request.headers.get("content-encoding", ""), bounds)
+
+
+def decoded(data: bytes, encoding: str, bounds: Bounds) -> bytes:
+    """The body without its Content-Encoding (gzip, deflate), decompressed to at most the body limit."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return data
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise Invalid("unsupported", f"Content-Encoding {encoding[:20]!r} is not supported (gzip, deflate)", data)
+    z = zlib.decompressobj(wbits=47)  # a gzip or zlib header
+    try:
+        out = z.decompress(data, bounds.max_body_bytes + 1)
+    except zlib.error:
+        raise Invalid("schema", f"the body is not valid {encoding}", data) from None
+    if len(out) > bounds.max_body_bytes:
+        raise Invalid("too_large", f"the body decompresses to over {bounds.max_body_bytes} bytes", data)
+    if not z.eof:
+        raise Invalid("schema", f"the {encoding} body is cut short", data)
+    return out

@@ -241,7 +241,7 @@ class MLLPServer:
             msgs.append(hl7v2.MessageSpan(hl7v2.header_of(text), 0, 1, [("MSH", 1)], refused=True))
             idx = 1
         for raw in frames:
-            text = raw.decode("utf-8", "replace")
+            text = hl7v2.decode(raw)
             header = hl7v2.header_of(text)
             alarms = hl7v2_alarms.is_alarm_message(header)
             try:

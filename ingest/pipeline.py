@@ -10,10 +10,12 @@ harmless downstream.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from wardwatch.bus import Bus, BusProducer
@@ -130,6 +132,27 @@ class Ingestor:
                              detail=r.detail) for r in batch.rejected]
         items.sort(key=lambda it: it.index)
         return IngestResult(received=received, accepted=len(batch.accepted) + len(batch.alarms), rejected=len(batch.rejected), items=items)
+
+
+def loads(raw: bytes) -> Any:
+    """A JSON body. orjson refuses the NaN and Infinity literals that Python's json.dumps writes; such a
+    body is read again with them as NaN, so that only the readings holding one are rejected (their
+    value is no possible one), not every reading beside them."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw, parse_constant=lambda _: float("nan"), parse_int=_int)
+    except (ValueError, RecursionError):  # also JSON nested deeper than the parser's limit
+        raise Invalid("malformed_json", "the body is not valid JSON") from None
+
+
+def _int(text: str) -> int | float:
+    """An integer as orjson reads it: a float beyond 64 bits (inf beyond a float; never an int that
+    ``float()`` cannot convert)."""
+    n = int(text)
+    return n if -(1 << 63) <= n < (1 << 64) else float(text)
 
 
 def now_ms() -> int:

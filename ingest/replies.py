@@ -24,7 +24,7 @@ from wardwatch.identifiers import to_identifier
 
 from .bounds import Bounds
 from .formats import fhir, hl7v2
-from .pipeline import Batch, IngestResult, ItemResult
+from .pipeline import Batch, IngestResult, ItemResult, loads
 
 FHIR_JSON = "application/fhir+json"
 HL7_ER7 = "x-application/hl7-v2+er7"
@@ -87,10 +87,7 @@ class FhirReply:
         device = to_identifier(principal.name) if principal is not None and principal.name else None
 
         def parse(raw: bytes, bounds: Bounds) -> list:
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise Invalid("malformed_json", "the body is not valid JSON") from None
+            body = loads(raw)
             if self.expect == "Observation" and not (isinstance(body, dict) and body.get("resourceType") == "Observation"):
                 raise Invalid("unsupported", "POST [base]/Observation takes an Observation (a Bundle goes to [base])")
             if self.expect == "message" and not (isinstance(body, dict) and body.get("resourceType") == "Bundle"
@@ -234,7 +231,7 @@ class Hl7Reply:
         self.parsed = -1
 
     def parse(self, raw: bytes, bounds: Bounds) -> list:
-        text = self.text = raw.decode("utf-8", "replace")
+        text = self.text = hl7v2.decode(raw)
         bounds.check_hl7(text)
         messages = hl7v2.split_messages(text)
         if not messages:

@@ -42,7 +42,7 @@ from wardwatch.token_sync import follow_tokens
 from . import replies
 from .bounds import Bounds, read_body
 from .formats import hl7v2
-from .pipeline import Backpressure, Batch, Ingestor, IngestResult, now_ms
+from .pipeline import Backpressure, Batch, Ingestor, IngestResult, loads, now_ms
 from wardwatch.codec import REASONS, Invalid, Limits
 
 log = logging.getLogger("wardwatch.ingest")
@@ -116,10 +116,7 @@ ADMIN_ANSWERS: dict[int, tuple[str, Any]] = {200: ("the patient's record", Patie
 
 
 def parse_json(raw: bytes, bounds: Bounds) -> list:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:  # also JSON nested deeper than orjson's limit
-        raise Invalid("malformed_json", "the body is not valid JSON") from None
+    doc = loads(raw)
     items = doc.get("readings") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise Invalid("schema", 'expected {"readings": [...]} or a JSON list of readings')

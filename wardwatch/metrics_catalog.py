@@ -70,19 +70,29 @@ LOINC_TO_METRIC.update({"2708-6": Metric.spo2, "8310-5": Metric.temperature, "83
 MDC_TO_METRIC: dict[int, Metric] = {info.mdc: m for m, info in CATALOG.items() if info.mdc}
 MDC_TO_METRIC.update({149522: Metric.heart_rate, 150037: Metric.sbp, 150038: Metric.dbp, 150039: Metric.map,
                       150021: Metric.sbp, 150022: Metric.dbp, 150023: Metric.map, 150344: Metric.temperature,
-                      149546: Metric.pulse_rate})  # MDC_PULS_RATE_NON_INV: a cuff's pulse rate (PHD IG)
+                      149546: Metric.pulse_rate,  # MDC_PULS_RATE_NON_INV: a cuff's pulse rate (PHD IG)
+                      # the respiration rate as monitors measure it: airway flow, ECG-lead impedance, capnography
+                      151570: Metric.resp_rate, 151578: Metric.resp_rate, 151594: Metric.resp_rate,
+                      # body temperature at a site, as spot-check thermometers write it: core, tympanic,
+                      # rectal, oral, ear, axillary
+                      150368: Metric.temperature, 150392: Metric.temperature, 188420: Metric.temperature,
+                      188424: Metric.temperature, 188428: Metric.temperature, 188452: Metric.temperature})
 
 # IEEE 11073-10101 reference ids (as PCD-01 writes them in OBX-3.2, or alone) -> code.
 MDC_NAME_TO_CODE: dict[str, int] = {info.mdc_name: info.mdc for info in CATALOG.values() if info.mdc and info.mdc_name}
 MDC_NAME_TO_CODE.update({"MDC_ECG_CARD_BEAT_RATE": 147842, "MDC_PRESS_BLD_NONINV_SYS": 150021,
-                         "MDC_PRESS_BLD_NONINV_DIA": 150022, "MDC_PRESS_BLD_NONINV_MEAN": 150023, "MDC_TEMP": 150344})
+                         "MDC_PRESS_BLD_NONINV_DIA": 150022, "MDC_PRESS_BLD_NONINV_MEAN": 150023, "MDC_TEMP": 150344,
+                         "MDC_AWAY_RESP_RATE": 151570, "MDC_TTHOR_RESP_RATE": 151578, "MDC_CO2_RESP_RATE": 151594,
+                         "MDC_TEMP_CORE": 150368, "MDC_TEMP_TYMP": 150392, "MDC_TEMP_RECT": 188420, "MDC_TEMP_ORAL": 188424,
+                         "MDC_TEMP_EAR": 188428, "MDC_TEMP_AXILLA": 188452})
 
 # IEEE 11073 units (partition 4, MDC_DIM_*) as PCD-01 writes them in OBX-6 -> UCUM.
 MDC_UNIT_TO_UCUM: dict[int, str] = {262688: "%", 264864: "/min", 264928: "/min", 268192: "Cel", 266560: "[degF]",
-                                    266016: "mm[Hg]", 262656: "1"}
+                                    266016: "mm[Hg]", 265987: "kPa", 262656: "1"}
 MDC_UNIT_NAME_TO_CODE: dict[str, int] = {"MDC_DIM_PERCENT": 262688, "MDC_DIM_BEAT_PER_MIN": 264864,
                                          "MDC_DIM_RESP_PER_MIN": 264928, "MDC_DIM_DEGC": 268192, "MDC_DIM_FAHR": 266560,
-                                         "MDC_DIM_MMHG": 266016, "MDC_DIM_DIMLESS": 262656}
+                                         "MDC_DIM_MMHG": 266016, "MDC_DIM_KILO_PASCAL": 265987,
+                                         "MDC_DIM_DIMLESS": 262656}
 
 
 def mdc_code(text: str) -> int | None:
@@ -90,19 +100,19 @@ def mdc_code(text: str) -> int | None:
     units too), partition-and-hex (``0002-4182`` = partition 2, term 0x4182) or partition::term
     (``2::16770``); None when it is none of these."""
     t = text.strip()
-    if t.isdigit():
+    if t.isascii() and t.isdigit():  # isdigit alone is true for "²", which int() refuses
         return int(t)
     up = t.upper()
     if up.startswith("MDC_"):
         return MDC_NAME_TO_CODE.get(up, MDC_UNIT_NAME_TO_CODE.get(up))
     part, sep, term = t.partition("-")
-    if sep and len(part) == 4 and len(term) == 4 and part.isdigit():
+    if sep and len(part) == 4 and len(term) == 4 and part.isascii() and part.isdigit():
         try:
             return int(part) * 65536 + int(term, 16)
         except ValueError:
             return None
     part, sep, term = t.partition("::")
-    if sep and part.isdigit() and term.isdigit() and int(term) < 65536:
+    if sep and (part + term).isascii() and part.isdigit() and term.isdigit() and int(term) < 65536:
         return int(part) * 65536 + int(term)
     return None
 

@@ -100,6 +100,8 @@ def quantity(part: dict) -> tuple[Any, Any]:
     q = part["valueQuantity"]
     if not isinstance(q, dict):
         raise Invalid("schema", "valueQuantity must be an object")
+    if q.get("comparator") is not None:  # "<70": the value is not 70, only beyond it
+        raise Invalid("schema", f"valueQuantity.comparator {str(q['comparator'])[:4]!r}: not an exact value")
     code, unit = q.get("code"), q.get("unit")
     if q.get("system") == MDC and isinstance(code, str):
         n = mdc_code(code)
@@ -387,7 +389,7 @@ def parse_document(doc: Any, max_entries: int | None = None, default_device: str
                 _observation_items(entry, res, index, fallback)
                 if not entry.items:
                     entry.kind = "ignored"
-            elif kind in CONTEXT_TYPES:
+            elif isinstance(kind, str) and kind in CONTEXT_TYPES:
                 entry.kind = "context"
             else:
                 raise Invalid("unsupported", f"a {str(kind)[:40]} entry is not taken (Observations, with their "

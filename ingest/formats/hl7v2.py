@@ -5,13 +5,15 @@ What is understood (docs/ingest.md, "HL7 v2"):
 * segments ended by CR, LF or CRLF; the delimiters the message declares in MSH-1/MSH-2; the escape
   sequences ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` and ``\\Xhh\\`` (formatting escapes become a space); ``""``
   (an explicit null) read as empty; repetitions (``~``) in PID-3 and OBX-18;
+* the character set each message's MSH-18 declares (``8859/1`` ... ``8859/15``), else UTF-8 (``decode``);
 * PID-3: the repetition whose identifier type (CX-5) is MR, else PI, else the first; its CX-1 is
   the patient; the assigning authority (CX-4, with ``&`` sub-components) is allowed and not part
   of the id. PV1-3 (point of care^room^bed) is read into ``location``;
 * OBX-3: an MDC code as a number, a reference id (``MDC_...``), partition-hex (``0002-4182``) or
   partition::term, in the first or the alternate triplet (OBX-3.4..6), or a code of the code
   table (``wardwatch/data/hl7_codes.toml`` merged with ``WARDWATCH_HL7_CODE_TABLE``);
-* OBX-2 NM and SN (``=``, or no comparator) numerics; OBX-11 X (no value) and D/W are skipped;
+* OBX-2 NM and SN (``=``, or no comparator) numerics (a vital-sign code with a value of another type
+  is rejected, not skipped); OBX-11 X (no value) and D/W are skipped;
 * OBX-6 as UCUM or MDC (number, reference id, partition-hex), or a code-table unit;
 * times (OBX-14, else OBR-7, else MSH-7): ``YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]``; a time without a
   zone takes MSH-7's zone, else the setting ``hl7_local_timezone`` (UTC by default);
@@ -28,6 +30,7 @@ ERR segments; the MLLP listener (ingest/mllp.py) sends them, and ``/v1/hl7v2`` c
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import tomllib
@@ -144,20 +147,54 @@ _SEG_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 FRAME_END_NEXT = "\r\n\x0b"  # what may follow an FS that ends a frame: its CR (LF as some engines relay it), the next VT
 _FRAME_END = re.compile(f"\x1c(?=[{FRAME_END_NEXT}]|\\Z)")
 _FRAME_START = re.compile(r"(\A|[\r\n])\x0b+")
+_BOM = re.compile("(\\A|[\r\n])\ufeff+")  # a UTF-8 byte order mark before a message (files saved on Windows)
 
 
 def unframe(text: str) -> str:
-    """MLLP framing bytes at frame boundaries removed, line ends as HL7's CR."""
-    text = _FRAME_START.sub(r"\1", _FRAME_END.sub("\n", text))
+    """MLLP framing bytes at frame boundaries and byte order marks before a message removed, line
+    ends as HL7's CR."""
+    text = _BOM.sub(r"\1", _FRAME_START.sub(r"\1", _FRAME_END.sub("\n", text)))
     return text.replace("\r\n", "\r").replace("\n", "\r")
 
 
+BATCH_SEGMENTS = ("FHS", "BHS", "BTS", "FTS")
+_MSH_AT = re.compile(rb"(?:\A|(?<=[\r\n\x0b]))(?:\xef\xbb\xbf)?MSH")
+
+
+def _charset(msh: bytes) -> str:
+    """The Python codec of MSH-18 (HL7 table 0211: ``8859/1`` ... ``8859/15``, ``UNICODE UTF-8``,
+    ``ASCII``) of the message beginning at ``msh``; UTF-8 when none, or one that is not ASCII-compatible."""
+    line = re.split(rb"[\r\n]", msh, maxsplit=1)[0]
+    if msh.startswith(b"\xef\xbb\xbf") or len(line) < 8:
+        return "utf-8"
+    f = line[3:].split(line[3:4])  # f[k] = MSH-(k+1)
+    declared = f[17].split(line[5:6])[0].split(line[4:5])[0] if len(f) > 17 else b""
+    name = declared.strip().decode("ascii", "replace").upper()
+    if name.startswith("8859/") and name[5:].isdecimal():
+        try:
+            return codecs.lookup(f"iso8859-{name[5:]}").name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def decode(raw: bytes) -> str:
+    """A body or MLLP frame as text, each message in the character set its MSH-18 declares (UTF-8
+    when none): read as UTF-8, Latin-1 ids lost their letters to U+FFFD and two devices became one."""
+    starts = [m.start() for m in _MSH_AT.finditer(raw)]
+    if not starts:
+        return raw.decode("utf-8", "replace")
+    cuts = [0] + starts[1:] + [len(raw)]
+    return "".join(raw[a:b].decode(_charset(raw[s:b]), "replace") for a, b, s in zip(cuts, cuts[1:], starts))
+
+
 def split_messages(text: str) -> list[str]:
-    """Several messages in one body: MLLP frames, or MSH segments one after another."""
+    """Several messages in one body: MLLP frames, or MSH segments one after another; the envelope of
+    an HL7 batch file (FHS, BHS ... BTS, FTS) is no message and is left out."""
     text = unframe(text)
     msgs, cur = [], []
     for seg in text.split("\r"):
-        if not seg.strip():
+        if not seg.strip() or seg[:3] in BATCH_SEGMENTS:
             continue
         if seg.startswith("MSH") and cur:
             msgs.append("\r".join(cur))
@@ -201,6 +238,9 @@ def parse(text: str) -> Message:
         # put them in OBX-5 text): it is skipped, so the message's readings are not lost for it.
         if _SEG_ID.match(parts[0]):
             segs.append(parts)
+    n_msh = sum(1 for seg in segs if seg[0] == "MSH")
+    if n_msh > 1:  # read as one message, the later messages' readings went to the first one's PID
+        raise Invalid("unsupported", f"{n_msh} messages (MSH segments) run together: one message per MLLP frame is taken")
     return Message(d, segs)
 
 
@@ -280,9 +320,10 @@ def canonical(value: str, d: Delims) -> str:
     return "^".join(cs)
 
 
-def parse_ts(value: str, default_tz: tzinfo = timezone.utc) -> int:
-    """HL7 DTM/TS -> epoch ms: ``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]``; TS's ``^precision`` ignored."""
-    value = value.split("^")[0].strip()
+def parse_ts(value: str, default_tz: tzinfo = timezone.utc, comp: str = "^") -> int:
+    """HL7 DTM/TS -> epoch ms: ``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]``; TS's ``^precision``
+    (after the message's component separator ``comp``) ignored."""
+    value = value.split(comp)[0].strip()
     if not value:
         raise Invalid("schema", "no observation time (OBX-14, OBR-7 or MSH-7)")
     body, tz = _split_zone(value)
@@ -290,7 +331,7 @@ def parse_ts(value: str, default_tz: tzinfo = timezone.utc) -> int:
     frac = 0.0
     if "." in body:
         body, f = body.split(".", 1)
-        if not f.isdigit():
+        if not (f.isascii() and f.isdigit()):  # isdigit alone is true for "²", which float() refuses
             raise Invalid("schema", f"HL7 timestamp {value[:24]!r} has a bad fraction of a second")
         frac = float("0." + f)
     fmt = {4: "%Y", 6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(body))
@@ -308,7 +349,7 @@ def _split_zone(value: str) -> tuple[str, tzinfo | None]:
         i = value.find(sign, 4)
         if i >= 0:
             off = value[i + 1:]
-            if len(off) != 4 or not off.isdigit() or int(off[:2]) > 14 or int(off[2:]) > 59:
+            if len(off) != 4 or not (off.isascii() and off.isdigit()) or int(off[:2]) > 14 or int(off[2:]) > 59:
                 raise Invalid("schema", f"bad time zone offset in HL7 timestamp {value[:24]!r}")
             delta = timedelta(hours=int(off[:2]), minutes=int(off[2:]))
             return value[:i], timezone(delta if sign == "+" else -delta)
@@ -393,7 +434,7 @@ def _device_field(value: str, d: Delims) -> str:
 
 def _hierarchy(sub_id: str) -> tuple[int, ...] | None:
     parts = sub_id.strip().split(".")
-    if not sub_id.strip() or not all(p.isdigit() for p in parts):
+    if not sub_id.strip() or not all(p.isascii() and p.isdigit() for p in parts):
         return None
     out = [int(p) for p in parts]
     while out and out[-1] == 0:
@@ -434,6 +475,9 @@ def _unit(value: str, d: Delims, codes: CodeTable) -> str:
     return ""
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # NM (and an exponent)
+
+
 def _value(kind: str, value: str, d: Delims) -> float:
     v = unescape(value.split(d.rep)[0], d).strip() if kind == "NM" else value.split(d.rep)[0]
     if kind == "SN":
@@ -443,10 +487,9 @@ def _value(kind: str, value: str, d: Delims) -> float:
         if comp(v, d, 3):
             raise Invalid("schema", "OBX-5 is a ratio or range, not one value")
         v = num
-    try:
-        x = float(v)
-    except ValueError:
-        raise Invalid("schema", "OBX-5 is not a number") from None
+    if not _NUMBER.fullmatch(v.strip()):  # float() alone also reads "9_6" and non-ASCII digits
+        raise Invalid("schema", "OBX-5 is not a number")
+    x = float(v)
     if x != x or x in (float("inf"), float("-inf")):
         raise Invalid("schema", "OBX-5 is not a finite number")
     return x
@@ -488,23 +531,25 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
         if own and level is not None:
             devices[level] = own
         kind = comp(fld(seg, 2), d, 1).upper()
-        if kind not in ("NM", "SN"):
-            continue  # PCD-01 also reports devices, settings and text: not vital-sign numerics
         status = comp(fld(seg, 11), d, 1).upper()
         if status in ("X", "D", "W") or not fld(seg, 5):
             continue  # no value (X), deleted (D) or withdrawn (W): nothing to read
+        metric = _code(fld(seg, 3), d, codes)
+        if kind not in ("NM", "SN") and metric is None:
+            continue  # PCD-01 also reports devices, settings and text: not vital-sign numerics
         raw = "|".join(seg)
         where = ("OBX", n_obx)
         item: dict | Invalid
-        metric = _code(fld(seg, 3), d, codes)
-        if metric is None:
+        if kind not in ("NM", "SN"):  # a vital sign's value as ST, TX, no type...: kept with its reason
+            item = Invalid("schema", f"OBX-2 value type {kind[:10]!r} is not NM or SN: a vital sign must be numeric", raw)
+        elif metric is None:
             shown = comp(fld(seg, 3), d, 1) or comp(fld(seg, 3), d, 2)
             item = Invalid("unknown_metric", f"OBX-3 code {shown[:30]!r} is not a known vital sign", raw)
         else:
             device = own or device_above(level[:-1] if level else (), devices) or sender
             try:
                 value = _value(kind, fld(seg, 5), d)
-                ts = parse_ts(fld(seg, 14) or obr_time or msh_time, tz)
+                ts = parse_ts(fld(seg, 14) or obr_time or msh_time, tz, d.comp)
                 unit = _unit(fld(seg, 6), d, codes)
                 if not unit:
                     raise Invalid("unit", "OBX-6 (units) is empty")

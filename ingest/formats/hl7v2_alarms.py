@@ -272,7 +272,7 @@ def _alarm(prefix: str, g: dict, obr: list[str], d, tz, msh_time: str, sender: s
         raise Invalid("schema", "no device: neither OBX-18 nor MSH-3 names one")
     device_id = to_identifier(device)
 
-    ts = hl7v2.parse_ts(fld(ev, 14) or fld(obr, 7) or msh_time, tz)
+    ts = hl7v2.parse_ts(fld(ev, 14) or fld(obr, 7) or msh_time, tz, d.comp)
     # OBR-29 (EIP): the parent alarm's filler id (EIP-2, written with sub-components); else OBR-3 (EI).
     # Their entity identifier alone (EI-1): the device is part of the identity already. With the
     # facets' OBX-4 prefix, so that two alarms an OBR may carry stay two.

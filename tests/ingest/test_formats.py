@@ -51,3 +51,29 @@ def test_fhir_bundle_with_a_blood_pressure_panel():
     with pytest.raises(Invalid) as info:
         fhir.observation_readings(obs | {"effectiveDateTime": "2026-11-24T10:15:00"})
     assert "time zone" in info.value.detail
+
+
+def test_a_pulse_oximeter_reporting_below_its_range_with_a_comparator_is_not_stored_as_that_value():
+    """FHIR Quantity.comparator ``<`` means the value is below what is written (an oximeter's "<70"):
+    storing 70 would be a wrong SpO2. Rejected with its reason, as HL7 SN ``<^70`` is."""
+    obs = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-11-24T10:15:00Z",
+           "subject": {"reference": "Patient/p2"}, "device": {"reference": "Device/mon-2"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"}]},
+           "valueQuantity": {"value": 70, "comparator": "<", "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}}
+    (item,) = fhir.observation_readings(obs)
+    assert isinstance(item, Invalid) and item.reason == "schema" and "comparator" in item.detail
+    (ok,) = fhir.observation_readings(obs | {"valueQuantity": {"value": 97, "unit": "%", "code": "%"}})
+    assert ok["value"] == 97
+
+
+def test_a_bundle_entry_with_an_object_as_its_resource_type_is_rejected_alone_not_the_whole_bundle():
+    """A resourceType that is an object (a client's serialisation bug) raised TypeError in the
+    entry loop: the body was answered "could not be parsed" and the good Observation beside it lost."""
+    obs = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-11-24T10:15:00Z",
+           "subject": {"reference": "Patient/p2"}, "device": {"reference": "Device/mon-2"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "valueQuantity": {"value": 72, "code": "/min"}}
+    doc = fhir.parse_document({"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": {"resourceType": {"text": "Device"}}}, {"resource": obs}]})
+    assert [e.kind for e in doc.entries] == ["rejected", "observation"]
+    assert doc.entries[0].items[0].reason == "unsupported" and doc.entries[1].items[0]["value"] == 72

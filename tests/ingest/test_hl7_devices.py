@@ -16,7 +16,7 @@ import json
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from ingest.formats import hl7v2
+from ingest.formats import fhir, hl7v2, hl7v2_alarms
 from wardwatch.codec import Invalid
 from wardwatch.identifiers import from_device_id, is_identifier, to_identifier
 from wardwatch.metrics_catalog import mdc_code
@@ -181,3 +181,154 @@ def test_the_device_id_mapping_is_injective_and_always_valid(a, b):
         assert ia != ib
     if not ia.startswith("x__h"):
         assert from_device_id(ia) == a
+
+
+@pytest.mark.parametrize("kind", ["ST", "", "TX"])
+def test_a_gateway_writing_a_heart_rate_as_st_or_without_obx2_has_it_dead_lettered_with_its_reason(kind):
+    """Legacy gateways write numerics as ST (or leave OBX-2 empty). A known vital sign with a value
+    that is not NM/SN must be kept with a reason, not skipped: over MLLP a message of only such OBX
+    was answered AA while its readings vanished."""
+    text = msg(f"OBX|1|{kind}|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.1|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||F", SPO2)
+    bad, good = readings(text)
+    assert isinstance(bad, Invalid) and bad.reason == "schema" and "OBX-2" in bad.detail
+    assert good["metric"] == "spo2"
+    # settings and text of codes that are no vital sign are still skipped
+    assert readings(msg("OBX|1|ST|184327^MDC_ATTR_ALERT_TYPE^MDC|1|none||||||R")) == []
+
+
+def test_a_gateway_writing_a_utf8_bom_before_msh_has_its_readings_read():
+    """Windows interface engines save and post HL7 files with a UTF-8 byte order mark; it was taken
+    as part of the first segment, and the whole message was refused as "does not begin with MSH"."""
+    (r,) = readings("\ufeff" + msg(SPO2))
+    assert (r["metric"], r["patient"], r["device"]) == ("spo2", "p1", "mon-1")
+    framed = "\x0b\ufeff" + msg(SPO2) + "\x1c\r" + "\x0b\ufeff" + msg(SPO2).replace("|C1|", "|C2|") + "\x1c\r"
+    assert [hl7v2.header_of(m).control_id for m in hl7v2.split_messages(framed)] == ["C1", "C2"]
+    assert hl7v2.header_of("\ufeff" + msg(SPO2)).control_id == "C1"
+
+
+def test_a_gateway_posting_an_hl7_batch_file_has_only_its_messages_read_not_its_envelope():
+    """HL7 v2 batch protocol: FHS/BHS before the messages, BTS/FTS after. The envelope was split off
+    as a message of its own and rejected ("does not begin with MSH"): a dead letter and an ACK for
+    a message nobody sent, and the body answered 207 although every reading was good."""
+    from ingest.bounds import Bounds
+    from ingest.replies import Hl7Reply
+
+    envelope_head = "FHS|^~\\&|GW|WARD7|WW|HOSP|20261124101500+0100\rBHS|^~\\&|GW|WARD7|WW|HOSP|20261124101500+0100\r"
+    body = envelope_head + msg(SPO2) + msg(SPO2).replace("|C1|", "|C2|") + "BTS|2\rFTS|1\r"
+    assert [hl7v2.header_of(m).control_id for m in hl7v2.split_messages(body)] == ["C1", "C2"]
+    reply = Hl7Reply(False)
+    items = reply.parse(body.encode(), Bounds(1 << 20, 10, 1000, 1 << 20, 1000, 1000, 10_000, 100))
+    assert [i["metric"] for i in items] == ["spo2", "spo2"]
+    assert [m.header.control_id for m in reply.msgs] == ["C1", "C2"]
+
+
+@pytest.mark.parametrize("unit", ["265987^MDC_DIM_KILO_PASCAL^MDC", "^MDC_DIM_KILO_PASCAL^MDC", "0004-0F03^^MDC"])
+def test_a_drager_monitor_writing_etco2_in_mdc_kilopascal_has_it_converted_to_mmhg(unit):
+    """European monitors are commonly set to kPa for CO2. kPa converts to mm[Hg] and is understood in
+    UCUM, but its MDC form (MDC_DIM_KILO_PASCAL, 4::3843) was passed on as the bare code and every
+    such reading was rejected as an unknown unit."""
+    from wardwatch.codec import DEFAULT_LIMITS, reading_from_mapping
+
+    (r,) = readings(msg(f"OBX|1|NM|151708^MDC_AWAY_CO2_ET^MDC|1.1.1.1|5.1|{unit}|||||R|||20261124101500+0100||||mon-1"))
+    assert r["unit"] == "kPa"
+    reading = reading_from_mapping(r, r["ts"], DEFAULT_LIMITS)
+    assert (reading.unit, reading.value) == ("mm[Hg]", pytest.approx(38.25, abs=0.01))
+
+
+def test_a_monitor_declaring_latin1_in_msh18_keeps_two_devices_with_umlauts_apart():
+    """MSH-18 ``8859/1``: the bytes are Latin-1, not UTF-8. Read as UTF-8, every non-ASCII letter
+    became U+FFFD, so ``Bett-ü`` and ``Bett-ö`` were one device (and a Latin-1 body split into
+    messages of mixed declarations must be read message by message)."""
+    from ingest.bounds import Bounds
+    from ingest.replies import Hl7Reply
+
+    def latin1(device: str, cid: str) -> bytes:
+        text = msg(SPO2.replace("||||mon-1", f"||||{device}")).replace("|C1|P|2.6", f"|{cid}|P|2.6||||||8859/1")
+        return text.encode("latin-1")
+
+    body = latin1("Bett-ü", "C1") + msg(SPO2.replace("||||mon-1", "||||Bett-é")).encode("utf-8") + latin1("Bett-ö", "C3")
+    items = Hl7Reply(False).parse(body, Bounds(1 << 20, 10, 1000, 1 << 20, 1000, 1000, 10_000, 100))
+    assert [i["device"] for i in items] == [to_identifier("Bett-ü"), to_identifier("Bett-é"), to_identifier("Bett-ö")]
+    assert "||||Bett-ü\r" in hl7v2.decode(b"\x0b" + latin1("Bett-ü", "C1") + b"\x1c\r")  # as the MLLP listener reads a frame
+
+
+@pytest.mark.parametrize("written", ["9_6", "٩٦", "9\u00a06", "0x60"])
+def test_an_obx5_that_is_no_hl7_number_is_rejected_not_read_by_pythons_float(written):
+    """HL7 NM is an optional sign, ASCII digits and a decimal point. Python's float also reads digit
+    group underscores and non-ASCII digits: a garbled ``9_6`` was stored as SpO2 96."""
+    (r,) = readings(msg(SPO2.replace("|96|", f"|{written}|")))
+    assert isinstance(r, Invalid) and r.reason == "schema"
+
+
+@pytest.mark.parametrize("written,value", [("+96", 96.0), (" 96 ", 96.0), ("96.", 96.0), (".5", 0.5), ("-0.5", -0.5),
+                                           ("9.6E1", 96.0)])
+def test_an_obx5_with_a_sign_spaces_or_a_bare_decimal_point_is_read(written, value):
+    (r,) = readings(msg(SPO2.replace("|96|", f"|{written}|")))
+    assert r["value"] == value
+
+
+def test_two_messages_run_together_in_one_mllp_frame_are_refused_not_filed_under_the_first_patient():
+    """A sender that puts two ORU^R01 in one MLLP block (no FS/VT between them): the second MSH was
+    read as just another segment, and the second patient's readings were filed under the first
+    patient's PID. Refused whole (kept on the dead-letter topic, answered AR) instead."""
+    second = msg(SPO2.replace("||||mon-1", "||||mon-2").replace("|96|", "|88|"), pid="p2^^^HOSP^MR").replace("|C1|", "|C2|")
+    with pytest.raises(Invalid) as info:
+        hl7v2.parse_message(msg(SPO2) + second, CODES)
+    assert info.value.reason == "unsupported" and "one message" in info.value.detail
+    with pytest.raises(Invalid):  # the monitors' own alarms (ORU^R40) likewise
+        hl7v2_alarms.parse_alarm_message(msg(SPO2).replace("ORU^R01^ORU_R01", "ORU^R40^ORU_R40") + second)
+    # over HTTP a body of several messages is split first: each patient keeps their own readings
+    got = [(r["patient"], r["value"]) for m in hl7v2.split_messages(msg(SPO2) + second) for r in readings(m)]
+    assert got == [("p1", 96.0), ("p2", 88.0)]
+
+
+def test_a_message_in_its_own_delimiters_with_a_time_precision_component_keeps_its_time():
+    """TS in v2.3-2.4 is ``time^degree of precision``. In a message declaring ``$`` as its component
+    separator the precision came after a ``$`` that was taken as part of the zone: refused."""
+    def other(t: str) -> str:
+        return t.replace("|", "#").replace("^", "$").replace("~", "*").replace("\\", "@").replace("&", "%")
+
+    obx = SPO2.replace("20261124101500+0100||||mon-1", "20261124101500+0100^S||||mon-1")
+    (r,) = readings(other(msg(obx)))
+    assert r["ts"] == 1795511700000
+    (r,) = readings(other(msg(SPO2.replace("20261124101500+0100||||mon-1", "||||mon-1"), msh7="20261124101500+0100^S")))
+    assert r["ts"] == 1795511700000
+
+
+@pytest.mark.parametrize("obx", [
+    SPO2.replace("20261124101500+0100||||mon-1", "20261124101500.²+0100||||mon-1"),
+    SPO2.replace("20261124101500+0100||||mon-1", "20261124101500+01²0||||mon-1"),
+    SPO2.replace("150456^MDC_PULS_OXIM_SAT_O2^MDC", "15045²"),
+    SPO2.replace("262688^MDC_DIM_PERCENT^MDC", "4::²2"),
+    SPO2.replace("|1.1.1.1|", "|1.²|")])
+def test_a_superscript_digit_in_a_time_code_or_containment_id_costs_that_obx_only(obx):
+    """``str.isdigit`` is true for ``²`` (Latin-1 0xB2), which ``int`` and ``float`` refuse: the
+    ValueError escaped the parser, and over HTTP every message of the body was refused with it."""
+    items = readings(msg(obx, SPO2.replace("|96|", "|95|")))
+    assert items[-1]["value"] == 95.0
+    assert isinstance(items[0], Invalid) or items[0]["value"] == 96.0
+    with pytest.raises(Invalid):  # the FHIR path reads MDC codes with the same function
+        fhir.metric_of({"coding": [{"system": fhir.MDC, "code": "15045²"}]})
+
+
+@pytest.mark.parametrize("code", ["^MDC_TTHOR_RESP_RATE^MDC", "^MDC_AWAY_RESP_RATE^MDC", "^MDC_CO2_RESP_RATE^MDC",
+                                  "151578^MDC_TTHOR_RESP_RATE^MDC", "151570", "151594^^MDC"])
+def test_a_bedside_monitors_impedance_or_co2_respiration_rate_is_read_as_the_respiration_rate(code):
+    """Bedside monitors measure the respiration rate from the ECG leads (transthoracic impedance,
+    MDC_TTHOR_RESP_RATE) or the capnograph (MDC_AWAY_RESP_RATE, MDC_CO2_RESP_RATE), rarely as the
+    generic MDC_RESP_RATE: every such reading was dead-lettered as an unknown metric, and NEWS2
+    lost its respiration rate."""
+    (r,) = readings(msg(f"OBX|1|NM|{code}|1.1.1.1|18|264928^MDC_DIM_RESP_PER_MIN^MDC|||||R"))
+    assert (r["metric"], r["value"], r["unit"]) == ("resp_rate", 18.0, "/min")
+    (r,) = readings(msg(f"OBX|1|NM|MDC_RESP_RATE|1.1.1.1|18|264928^MDC_DIM_RESP_PER_MIN^MDC|||||R"))
+    assert r["metric"] == "resp_rate"
+
+
+@pytest.mark.parametrize("code", ["188424^MDC_TEMP_ORAL^MDC", "150392^MDC_TEMP_TYMP^MDC", "188452^MDC_TEMP_AXILLA^MDC",
+                                  "188420^MDC_TEMP_RECT^MDC", "188428^MDC_TEMP_EAR^MDC", "150368^MDC_TEMP_CORE^MDC",
+                                  "MDC_TEMP_ORAL", "188452"])
+def test_a_spot_check_thermometer_writing_the_measuring_site_has_its_temperature_read(code):
+    """Ward spot-check monitors write the site of a temperature (oral, tympanic, axillary...), rarely
+    the unspecified MDC_TEMP_BODY: each reading was dead-lettered as an unknown metric."""
+    (r,) = readings(msg(f"OBX|1|NM|{code}|1.1.1.1|37.2|268192^MDC_DIM_DEGC^MDC|||||R"))
+    assert (r["metric"], r["value"], r["unit"]) == ("temperature", 37.2, "Cel")

@@ -90,3 +90,49 @@ async def test_a_full_backlog_answers_429_and_kafka_trouble_503_without_acceptin
     gateway.app.state.ingestor.producer.send_many = broken
     r = await gateway.client.post("/v1/readings", json=[reading()])
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
+
+
+async def test_a_gateway_sending_a_gzip_body_has_its_readings_read_and_a_bomb_is_refused(gateway):
+    """Gateways on metered links compress (Content-Encoding: gzip). The body was parsed as it came,
+    every reading refused as "not valid JSON"; decompressed, within the body limit, it is read."""
+    import gzip
+
+    now = int(time.time() * 1000)
+    body = orjson.dumps({"readings": [reading(ts=now - 2000), reading(metric="spo2", value=97, unit="%", ts=now - 2000)]})
+    r = await gateway.client.post("/v1/readings", content=gzip.compress(body),
+                                  headers={"content-type": "application/json", "content-encoding": "gzip"})
+    assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+    bomb = gzip.compress(b"[" + b" " * (gateway.settings.ingest_max_body_bytes + 10) + b"]")
+    r = await gateway.client.post("/v1/readings", content=bomb, headers={"content-encoding": "gzip"})
+    assert r.status_code == 422 and [i["reason"] for i in r.json()["items"]] == ["too_large"]
+    r = await gateway.client.post("/v1/readings", content=body, headers={"content-encoding": "br"})
+    assert r.status_code == 422 and [i["reason"] for i in r.json()["items"]] == ["unsupported"]
+
+
+async def test_a_python_gateway_writing_nan_for_a_missing_value_loses_only_that_reading(gateway):
+    """Python's json.dumps writes NaN and Infinity as bare literals. orjson refuses them, so the whole
+    body was one malformed_json dead letter and the good readings beside the NaN were not ingested."""
+    import json
+
+    now = int(time.time() * 1000)
+    body = json.dumps({"readings": [reading(ts=now - 2000), reading(metric="spo2", value=float("nan"), unit="%", ts=now - 2000),
+                                    reading(metric="resp_rate", value=float("inf"), unit="/min", ts=now - 2000)]})
+    assert "NaN" in body and "Infinity" in body
+    r = await gateway.client.post("/v1/readings", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 207, r.text
+    assert [(i["status"], i["reason"]) for i in r.json()["items"]] == [
+        ("accepted", None), ("rejected", "impossible_value"), ("rejected", "impossible_value")]
+    ts = "%sZ" % time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 5))
+    obs = {"resourceType": "Observation", "status": "final", "effectiveDateTime": ts,
+           "subject": {"reference": "Patient/p3"}, "device": {"reference": "Device/mon-3"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "9279-1"}]},
+           "valueQuantity": {"value": 18, "unit": "breaths/min", "code": "/min"}}
+    bad = obs | {"valueQuantity": {"value": float("nan"), "code": "/min"}}
+    bundle = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": obs}, {"resource": bad}]})
+    r = await gateway.client.post("/v1/fhir", content=bundle, headers={"content-type": "application/fhir+json"})
+    assert (r.json()["accepted"], r.json()["rejected"]) == (1, 1), r.text
+    r = await gateway.client.post("/v1/readings", content=b'{"readings": [NaN', headers={"content-type": "application/json"})
+    assert [i["reason"] for i in r.json()["items"]] == ["malformed_json"]
+    huge = body.replace("NaN", "9" * 400).replace("Infinity", "-" + "9" * 30)  # past a float, past 64 bits
+    r = await gateway.client.post("/v1/readings", content=huge, headers={"content-type": "application/json"})
+    assert [i["reason"] for i in r.json()["items"]] == [None, "impossible_value", "impossible_value"], r.text
