@@ -274,8 +274,9 @@ class DetectorEngine:
         for a stage that says which rows it scored afresh (``fresh``), exactly when they were."""
         latest, latest_ts = self.filters.clean[rows], self.filters.clean_ts[rows]
         t_rows = self.silence.last_seen[rows]
-        now = int(t_rows.max())
-        results: list[StageScores] = [s.update(rows, latest, latest_ts, now) for s in self.stages]
+        # Each patient's own "now" (its newest reading): another patient's clock in the same round
+        # must not make this one's values stale.
+        results: list[StageScores] = [s.update(rows, latest, latest_ts, t_rows) for s in self.stages]
         written = self._written.score_written
         write = t_rows - written[rows] >= SCORE_WRITE_EVERY_MS
         level = np.zeros(len(rows), np.int8)

@@ -1,0 +1,69 @@
+"""Properties of the engine on sequences of readings, as outside gateways send them: how a stream is
+cut into batches, late and resent readings, silent devices."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from detectors.engine import DetectorEngine
+from detectors.scores.news2 import News2Stage
+from wardwatch.columns import ReadingColumns
+
+from .helpers import columns
+
+BASE = 1_700_000_000_000
+HOUR = 3600_000
+PANEL = ["resp_rate", "spo2", "sbp", "heart_rate", "temperature"]
+VALUES = {"heart_rate": [0.0, 35.0, 60.0, 80.0, 135.0, 150.0], "spo2": [0.0, 80.0, 88.0, 92.0, 97.0],
+          "resp_rate": [0.0, 5.0, 16.0, 26.0, 30.0], "sbp": [0.0, 80.0, 120.0, 230.0],
+          "temperature": [34.0, 37.0, 39.5]}
+
+
+def event_keys(events) -> list:
+    return sorted((e.event_id, e.alert.message) for e in events)
+
+
+def run_in_batches(rows, cuts, stages=lambda: [News2Stage()]) -> list:
+    """Events of ``rows`` (patient, metric, value, ts) cut into batches before each index in ``cuts``."""
+    engine = DetectorEngine(stages=stages())
+    events = []
+    bounds = [0, *cuts, len(rows)]
+    for a, b in zip(bounds, bounds[1:]):
+        if a < b:
+            events += engine.process(columns(*zip(*rows[a:b]))).events
+    return event_keys(events)
+
+
+@st.composite
+def streams(draw):
+    """Readings of three patients, each patient's in time order (a distinct time per reading), the
+    patients interleaved, one of them possibly hours behind the others (a gateway forwarding a buffer)."""
+    steps = draw(st.lists(st.tuples(st.integers(0, 2), st.sampled_from(PANEL), st.integers(0, 5),
+                                    st.sampled_from([1000, 5000, 20_000, 600_000, 3 * HOUR])), min_size=1, max_size=60))
+    t = {0: BASE, 1: BASE + draw(st.sampled_from([0, 1000, 5 * HOUR])), 2: BASE}
+    rows = []
+    for p, metric, i, dt in steps:
+        t[p] += dt
+        rows.append((f"p{p}", metric, VALUES[metric][i % len(VALUES[metric])], t[p]))
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=6)))
+    return rows, cuts
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_the_alarms_of_a_stream_do_not_depend_on_how_it_is_cut_into_batches(stream):
+    rows, cuts = stream
+    assert run_in_batches(rows, cuts) == run_in_batches(rows, [])
+
+
+def test_a_patients_news2_is_not_judged_stale_by_another_patients_newer_readings():
+    # A's full panel scores NEWS2 >= 7 at BASE; in the same batch B, whose gateway is live, reads 5 h
+    # later. A's values are A's latest: whether B is in A's batch must not change A's early warning.
+    a = columns(["A"] * 5, PANEL, [30.0, 85.0, 85.0, 140.0, 39.5], [BASE] * 5)
+    b = columns(["B"], ["heart_rate"], [70.0], [BASE + 5 * HOUR])
+    alone, together = DetectorEngine(stages=[News2Stage()]), DetectorEngine(stages=[News2Stage()])
+    want = event_keys(alone.process(a).events)
+    assert "early_warning" in {c for c in alone.active_alarms()["A"]}
+    got = event_keys(together.process(ReadingColumns.concat([a, b])).events)
+    assert got == want
+    assert together.scores["news2"][together.table.index["A"]] == alone.scores["news2"][alone.table.index["A"]]
