@@ -55,9 +55,12 @@ class DeviceSilence(RowState):
 
     def clear(self, rows: np.ndarray, ids: list[str]) -> list:
         """Readings from a device that had gone silent clear its alarm (once per batch, after its
-        rounds). ``rows``: the rows that had readings in the batch."""
+        rounds). ``rows``: the rows that had readings in the batch. Only a reading newer than the
+        last one before the silence means the device is back: a late one (a gateway forwarding an
+        hour-old reading of another metric) leaves the alarm raised."""
         events = []
-        for r in rows[self.silent_active[rows]]:
+        back = self.silent_active[rows] & (self.last_seen[rows] > self.silent_onset[rows] - self.stale_after_ms)
+        for r in rows[back]:
             t = int(self.last_seen[r])
             events.append(make_event(ids[r], "device_silent", AlertKind.technical, Priority.medium,
                                      int(self.silent_onset[r]), t, AlertEventType.cleared, alarm_texts.device_back(),

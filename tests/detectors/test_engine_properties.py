@@ -67,3 +67,18 @@ def test_a_patients_news2_is_not_judged_stale_by_another_patients_newer_readings
     got = event_keys(together.process(ReadingColumns.concat([a, b])).events)
     assert got == want
     assert together.scores["news2"][together.table.index["A"]] == alone.scores["news2"][alone.table.index["A"]]
+
+
+def test_an_hours_late_reading_does_not_clear_a_silent_devices_alarm():
+    # The monitor went silent after BASE; a gateway then forwards an hour-old SpO2 reading (the first
+    # SpO2 this patient has, so it is in order for its metric). The device is still silent.
+    engine = DetectorEngine(stale_after_ms=60_000)
+    engine.process(columns(["p1"], ["heart_rate"], [80.0], [BASE]))
+    raised = engine.tick(BASE + 120_000).events
+    assert [(e.alert.condition, e.type.value) for e in raised] == [("device_silent", "raised")]
+    late = engine.process(columns(["p1"], ["spo2"], [97.0], [BASE - HOUR]))
+    assert [e for e in late.events if e.alert.condition == "device_silent"] == []
+    assert engine.tick(BASE + 180_000).events == []  # still raised, nothing new to say
+    # a reading newer than the last one before the silence does clear it
+    back = engine.process(columns(["p1"], ["heart_rate"], [81.0], [BASE + 200_000]))
+    assert [(e.alert.condition, e.type.value) for e in back.events] == [("device_silent", "cleared")]
