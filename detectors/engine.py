@@ -249,6 +249,12 @@ class DetectorEngine:
                                                 changed[touched_rows], ids, self.filters.clean, self.filters.clean_ts,
                                                 self.sensor_off.off_active, self.scores)
         out.events = events
+        if same.any():
+            # A repeat in the same batch is stored with the clean value of the copy that was processed:
+            # its point is written once (the last copy's fields win), and must not lose that value,
+            # as a repeat in a later batch does not (InfluxDB keeps the field it does not rewrite).
+            first = order[np.maximum.accumulate(np.where(same, 0, np.arange(n)))]
+            clean_out[order] = clean_out[first]
         out.vitals_lines = self._vitals_lines(rows, metric, cols, clean_out)
         out.alert_lines = [alert_line(e) for e in events]
         return out

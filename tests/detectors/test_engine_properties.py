@@ -82,3 +82,48 @@ def test_an_hours_late_reading_does_not_clear_a_silent_devices_alarm():
     # a reading newer than the last one before the silence does clear it
     back = engine.process(columns(["p1"], ["heart_rate"], [81.0], [BASE + 200_000]))
     assert [(e.alert.condition, e.type.value) for e in back.events] == [("device_silent", "cleared")]
+
+
+def stored(lines) -> dict:
+    """What InfluxDB holds after ``lines`` are written in order: per (series, time) the fields, a later
+    write of a field overwriting it, the others kept."""
+    table: dict = {}
+    for ln in lines:
+        head, fields, ts = ln.split(" ")
+        point = table.setdefault((head, ts), {})
+        point.update(f.split("=", 1) for f in fields.split(","))
+    return table
+
+
+def test_a_reading_resent_within_its_own_batch_keeps_its_clean_value_in_storage():
+    # A gateway that resends a request at once: the consumer fetches both copies in one batch.
+    once = DetectorEngine().process(columns(["p1"], ["heart_rate"], [80.0], [BASE]))
+    twice = DetectorEngine().process(columns(["p1"] * 2, ["heart_rate"] * 2, [80.0] * 2, [BASE] * 2))
+    assert twice.late == 1
+    assert stored(twice.vitals_lines) == stored(once.vitals_lines)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.lists(st.tuples(st.integers(0, 59), st.integers(0, 60)), max_size=10))
+def test_resent_readings_change_no_alarm_and_no_stored_row_however_the_stream_is_cut(stream, resends):
+    rows, cuts = stream
+    with_repeats = list(rows)
+    for which, where in resends:  # a reading sent again, later in the stream (or right after itself)
+        if which < len(rows):
+            with_repeats.insert(min(max(where, with_repeats.index(rows[which]) + 1), len(with_repeats)),
+                                rows[which])
+
+    def run(rs, cuts):
+        engine = DetectorEngine(stages=[News2Stage()])
+        bounds, events, vitals, alerts = [0, *cuts, len(rs)], [], [], set()
+        for a, b in zip(bounds, bounds[1:]):
+            if a < b:
+                out = engine.process(columns(*zip(*rs[a:b])))
+                events += out.events
+                vitals += out.vitals_lines
+                alerts |= set(out.alert_lines)
+        return event_keys(events), stored(vitals), alerts
+
+    want = run(rows, [])
+    assert run(with_repeats, []) == want
+    assert run(with_repeats, [c for c in cuts if c < len(with_repeats)]) == want
