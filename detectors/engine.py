@@ -141,7 +141,7 @@ class DetectorEngine:
         self._written = _Written()
         # Every per-patient detector, in the order of a round; they share the patient table's rows.
         self.detectors: list[RowState] = [self.filters, self.silence, self.snapshots, self.sensor_off, self.limits,
-                                          self.early_warning, self._written]
+                                          self.early_warning, self._written, self.cross_check]
         self.capacity = 0
         self.scores: dict[str, np.ndarray] = {}  # score name -> latest value per patient row
         self._vitals = VitalsLines()
@@ -342,10 +342,7 @@ class DetectorEngine:
     def waveform(self, patient: str, ecg: np.ndarray, ppg: np.ndarray | None, fs: float, t_end_ms: int) -> list[AlertEvent]:
         """A short ECG (+ pleth) chunk: asystole only when the pleth does not contradict it, else a
         technical "check ECG leads" alarm. See :mod:`detectors.alarms.asystole`."""
-        events = self.cross_check.update(patient, ecg, ppg, fs, t_end_ms)
-        if events:
-            self._row(patient)
-        return events
+        return self.cross_check.update(patient, ecg, ppg, fs, t_end_ms, self._row(patient))
 
     # ------------------------------------------------------------------ events
 
@@ -382,7 +379,9 @@ class DetectorEngine:
         """The binary checkpoint layout of this engine's arrays (fixed once the engine is built)."""
         if self._layout is None:
             fields = [(label, getattr(o, n).dtype, getattr(o, n).shape[1:]) for label, o, n in self._state_fields()]
-            meaning = (METRIC_NAMES, [d.layout_meaning() for d in self.detectors], [s.name for s in self.stages])
+            # (a detector whose state is all extra state has no columns to give a meaning to)
+            meaning = (METRIC_NAMES, [d.layout_meaning() for d in self.detectors if any(True for _ in d.checkpoint_arrays())],
+                       [s.name for s in self.stages])
             self._layout = StateLayout(fields, meaning)
         return self._layout
 

@@ -406,9 +406,10 @@ class DetectorWorker:
                 for tp, end in offsets.items():
                     self._suspect[tp] = max(end, self._suspect.get(tp, 0))
                 raise _BatchRaised from exc
+        dirty = set(cols.patient.tolist())
         for raw in waves:
-            self._waveform(raw, out, rejected)
-        dirty = set(cols.patient.tolist()) | {e.alert.patient for e in out.events}
+            self._waveform(raw, out, rejected, dirty)
+        dirty |= {e.alert.patient for e in out.events}
         await self.checkpoint.add(offsets, {"publish": self._publish(out.events, out.snapshots, rejected),
                                             "store": self._store(out, len(cols), t0)}, dirty)
         # getmany returns without yielding while records are buffered, and the next batch's compute
@@ -468,9 +469,10 @@ class DetectorWorker:
             return
         out.merge(res)
 
-    def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput]) -> None:
+    def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput], dirty: set[str]) -> None:
         try:
             chunk = WaveformChunk.model_validate_json(raw)
+            dirty.add(chunk.patient)  # its cross-check state moves on (the newest chunk's time)
             events = self.engine.waveform(chunk.patient, np.asarray(chunk.ecg),
                                           None if chunk.pleth is None else np.asarray(chunk.pleth), chunk.fs, chunk.t_end)
         except Exception as exc:

@@ -127,3 +127,38 @@ def test_resent_readings_change_no_alarm_and_no_stored_row_however_the_stream_is
     want = run(rows, [])
     assert run(with_repeats, []) == want
     assert run(with_repeats, [c for c in cuts if c < len(with_repeats)]) == want
+
+
+def ecg_chunk(beating: bool, fs: int = 250, seconds: int = 5):
+    import numpy as np
+
+    t = np.arange(seconds * fs) / fs
+    if not beating:
+        return np.zeros_like(t)
+    return sum(np.exp(-((t - b) / 0.012) ** 2) for b in np.arange(0.3, seconds, 0.8))
+
+
+def test_an_asystole_streamed_in_chunks_is_one_alarm_that_clears_when_the_beats_return():
+    # A monitor streams its ECG in 5 s chunks: 20 s without a beat, then the heart beats again.
+    engine = DetectorEngine()
+    events = []
+    for k, beating in enumerate([False, False, False, False, True, True]):
+        events += engine.waveform("p1", ecg_chunk(beating), None, 250, BASE + 5000 * (k + 1))
+    assert [(e.alert.condition, e.type.value) for e in events] == [("asystole", "raised"), ("asystole", "cleared")]
+    assert events[0].alert.id == events[1].alert.id
+    # a chunk resent, or one arriving late, changes nothing
+    assert engine.waveform("p1", ecg_chunk(False), None, 250, BASE + 5000) == []
+    assert engine.waveform("p1", ecg_chunk(False), None, 250, BASE + 30_000) == []
+
+
+def test_an_asystole_alarm_survives_a_checkpoint_and_is_cleared_once_after_the_restore():
+    from detectors.state_records import read_record
+
+    engine = DetectorEngine()
+    raised = engine.waveform("p1", ecg_chunk(False), None, 250, BASE + 5000)
+    records = engine.state_records(["p1"], {0: 10})
+    restored = DetectorEngine()
+    assert restored.load_records({"p1": read_record(records[0])}) == (["p1"], 0)
+    assert restored.waveform("p1", ecg_chunk(False), None, 250, BASE + 10_000) == []  # still the same episode
+    cleared = restored.waveform("p1", ecg_chunk(True), None, 250, BASE + 15_000)
+    assert [(e.alert.id, e.type.value) for e in cleared] == [(raised[0].alert.id, "cleared")]
