@@ -33,7 +33,7 @@ from wardwatch import alarm_texts, heap, web
 from wardwatch.auth import TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
-from wardwatch.codec import Limits, decode_readings
+from wardwatch.codec import Invalid, Limits, check_time, decode_readings
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import alert_line
@@ -472,12 +472,15 @@ class DetectorWorker:
     def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput], dirty: set[str]) -> None:
         try:
             chunk = WaveformChunk.model_validate_json(raw)
+            # The time window of readings (wardwatch.codec): a chunk from a wrong clock is rejected, never judged.
+            check_time(chunk.t_end, int(time.time() * 1000), self.limits)
             dirty.add(chunk.patient)  # its cross-check state moves on (the newest chunk's time)
             events = self.engine.waveform(chunk.patient, np.asarray(chunk.ecg),
                                           None if chunk.pleth is None else np.asarray(chunk.pleth), chunk.fs, chunk.t_end)
         except Exception as exc:
-            rejected.append(RejectedInput(source="kafka:readings", reason="schema",
-                                          detail=f"waveform chunk: {type(exc).__name__}: {str(exc)[:200]}",
+            reason, why = (exc.reason, exc.detail) if isinstance(exc, Invalid) else \
+                ("schema", f"{type(exc).__name__}: {str(exc)[:200]}")
+            rejected.append(RejectedInput(source="kafka:readings", reason=reason, detail=f"waveform chunk: {why}",
                                           payload=raw[:4096].decode("utf-8", "replace")))
             return
         out.events.extend(events)
