@@ -203,7 +203,9 @@ class DetectorEngine:
 
     # ------------------------------------------------------------------ processing
 
-    def process(self, cols: ReadingColumns) -> EngineOutput:
+    def process(self, cols: ReadingColumns, now_ms: int | None = None) -> EngineOutput:
+        """``now_ms``: the wall-clock time the batch arrived (the worker's), for device silence only;
+        None runs on reading time alone."""
         out = EngineOutput()
         n = len(cols)
         if n == 0:
@@ -230,6 +232,8 @@ class DetectorEngine:
         clean_out = np.full(n, np.nan)
         events: list[AlertEvent] = []
         ids = self.table.ids
+        touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
+        seen_before = self.silence.last_seen[touched_rows].copy()
         for k in range(int(rank.max()) + 1 if len(rank) else 0):
             sel = idx_in[rank == k]
             rnd = Round(rows[sel], metric[sel], cols.value[sel], cols.ts[sel], cols.quality[sel], ids)
@@ -240,9 +244,8 @@ class DetectorEngine:
             self.limits.update(rnd, events)
             clean_out[sel] = rnd.clean
             self._scores(np.unique(rnd.rows), events, out)
-        touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
         if len(touched_rows):
-            events.extend(self.silence.clear(touched_rows, ids))
+            events.extend(self.silence.clear(touched_rows, seen_before, ids, now_ms))
             changed = np.zeros(self.capacity, bool)
             changed[[self.table.index[e.alert.patient] for e in events]] = True
             out.snapshots = self.snapshots.emit(touched_rows, self.silence.last_seen[touched_rows],

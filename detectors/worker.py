@@ -398,10 +398,10 @@ class DetectorWorker:
         now_ms = int(time.time() * 1000)
         cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
         if self._is_suspect(batches):
-            out = self._compute(cols, rejected)
+            out = self._compute(cols, rejected, now_ms)
         else:
             try:
-                out = self.engine.process(cols)
+                out = self.engine.process(cols, now_ms)
             except Exception as exc:
                 for tp, end in offsets.items():
                     self._suspect[tp] = max(end, self._suspect.get(tp, 0))
@@ -429,11 +429,11 @@ class DetectorWorker:
                     del self._suspect[tp]
         return suspect
 
-    def _compute(self, cols: ReadingColumns, rejected: list[RejectedInput]) -> EngineOutput:
+    def _compute(self, cols: ReadingColumns, rejected: list[RejectedInput], now_ms: int | None = None) -> EngineOutput:
         """The engine on a suspect batch: undone and split when it raises, to find the records
         that break it, which are set aside (dead letter + technical alarm) while the rest go on."""
         out, bad = EngineOutput(), []
-        self._bisect(cols, np.arange(len(cols)), out, bad)  # its first try is the whole batch
+        self._bisect(cols, np.arange(len(cols)), out, bad, now_ms)  # its first try is the whole batch
         now = int(time.time() * 1000)
         for i, exc in bad:
             rec = {"patient": cols.patient[i], "device": cols.device[i], "metric": METRICS[int(cols.metric[i])].value
@@ -453,19 +453,20 @@ class DetectorWorker:
             log.error("set aside %d record(s) the engine could not process", len(bad))
         return out
 
-    def _bisect(self, cols: ReadingColumns, idx: np.ndarray, out: EngineOutput, bad: list) -> None:
+    def _bisect(self, cols: ReadingColumns, idx: np.ndarray, out: EngineOutput, bad: list,
+                now_ms: int | None = None) -> None:
         part = cols.take(idx)
         sp = self.engine.savepoint(part)
         try:
-            res = self.engine.process(part)
+            res = self.engine.process(part, now_ms)
         except Exception as exc:
             self.engine.rollback(sp)
             if len(idx) == 1:
                 bad.append((int(idx[0]), exc))
                 return
             mid = len(idx) // 2
-            self._bisect(cols, idx[:mid], out, bad)
-            self._bisect(cols, idx[mid:], out, bad)
+            self._bisect(cols, idx[:mid], out, bad, now_ms)
+            self._bisect(cols, idx[mid:], out, bad, now_ms)
             return
         out.merge(res)
 
