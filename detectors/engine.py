@@ -141,7 +141,7 @@ class DetectorEngine:
         self._written = _Written()
         # Every per-patient detector, in the order of a round; they share the patient table's rows.
         self.detectors: list[RowState] = [self.filters, self.silence, self.snapshots, self.sensor_off, self.limits,
-                                          self.early_warning, self._written]
+                                          self.early_warning, self._written, self.cross_check]
         self.capacity = 0
         self.scores: dict[str, np.ndarray] = {}  # score name -> latest value per patient row
         self._vitals = VitalsLines()
@@ -203,7 +203,9 @@ class DetectorEngine:
 
     # ------------------------------------------------------------------ processing
 
-    def process(self, cols: ReadingColumns) -> EngineOutput:
+    def process(self, cols: ReadingColumns, now_ms: int | None = None) -> EngineOutput:
+        """``now_ms``: the wall-clock time the batch arrived (the worker's), for device silence only;
+        None runs on reading time alone."""
         out = EngineOutput()
         n = len(cols)
         if n == 0:
@@ -230,6 +232,8 @@ class DetectorEngine:
         clean_out = np.full(n, np.nan)
         events: list[AlertEvent] = []
         ids = self.table.ids
+        touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
+        seen_before = self.silence.last_seen[touched_rows].copy()
         for k in range(int(rank.max()) + 1 if len(rank) else 0):
             sel = idx_in[rank == k]
             rnd = Round(rows[sel], metric[sel], cols.value[sel], cols.ts[sel], cols.quality[sel], ids)
@@ -240,15 +244,20 @@ class DetectorEngine:
             self.limits.update(rnd, events)
             clean_out[sel] = rnd.clean
             self._scores(np.unique(rnd.rows), events, out)
-        touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
         if len(touched_rows):
-            events.extend(self.silence.clear(touched_rows, ids))
+            events.extend(self.silence.clear(touched_rows, seen_before, ids, now_ms))
             changed = np.zeros(self.capacity, bool)
             changed[[self.table.index[e.alert.patient] for e in events]] = True
             out.snapshots = self.snapshots.emit(touched_rows, self.silence.last_seen[touched_rows],
                                                 changed[touched_rows], ids, self.filters.clean, self.filters.clean_ts,
                                                 self.sensor_off.off_active, self.scores)
         out.events = events
+        if same.any():
+            # A repeat in the same batch is stored with the clean value of the copy that was processed:
+            # its point is written once (the last copy's fields win), and must not lose that value,
+            # as a repeat in a later batch does not (InfluxDB keeps the field it does not rewrite).
+            first = order[np.maximum.accumulate(np.where(same, 0, np.arange(n)))]
+            clean_out[order] = clean_out[first]
         out.vitals_lines = self._vitals_lines(rows, metric, cols, clean_out)
         out.alert_lines = [alert_line(e) for e in events]
         return out
@@ -274,8 +283,9 @@ class DetectorEngine:
         for a stage that says which rows it scored afresh (``fresh``), exactly when they were."""
         latest, latest_ts = self.filters.clean[rows], self.filters.clean_ts[rows]
         t_rows = self.silence.last_seen[rows]
-        now = int(t_rows.max())
-        results: list[StageScores] = [s.update(rows, latest, latest_ts, now) for s in self.stages]
+        # Each patient's own "now" (its newest reading): another patient's clock in the same round
+        # must not make this one's values stale.
+        results: list[StageScores] = [s.update(rows, latest, latest_ts, t_rows) for s in self.stages]
         written = self._written.score_written
         write = t_rows - written[rows] >= SCORE_WRITE_EVERY_MS
         level = np.zeros(len(rows), np.int8)
@@ -335,10 +345,7 @@ class DetectorEngine:
     def waveform(self, patient: str, ecg: np.ndarray, ppg: np.ndarray | None, fs: float, t_end_ms: int) -> list[AlertEvent]:
         """A short ECG (+ pleth) chunk: asystole only when the pleth does not contradict it, else a
         technical "check ECG leads" alarm. See :mod:`detectors.alarms.asystole`."""
-        events = self.cross_check.update(patient, ecg, ppg, fs, t_end_ms)
-        if events:
-            self._row(patient)
-        return events
+        return self.cross_check.update(patient, ecg, ppg, fs, t_end_ms, self._row(patient))
 
     # ------------------------------------------------------------------ events
 
@@ -375,7 +382,9 @@ class DetectorEngine:
         """The binary checkpoint layout of this engine's arrays (fixed once the engine is built)."""
         if self._layout is None:
             fields = [(label, getattr(o, n).dtype, getattr(o, n).shape[1:]) for label, o, n in self._state_fields()]
-            meaning = (METRIC_NAMES, [d.layout_meaning() for d in self.detectors], [s.name for s in self.stages])
+            # (a detector whose state is all extra state has no columns to give a meaning to)
+            meaning = (METRIC_NAMES, [d.layout_meaning() for d in self.detectors if any(True for _ in d.checkpoint_arrays())],
+                       [s.name for s in self.stages])
             self._layout = StateLayout(fields, meaning)
         return self._layout
 

@@ -33,7 +33,7 @@ from wardwatch import alarm_texts, heap, web
 from wardwatch.auth import TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
-from wardwatch.codec import Limits, decode_readings
+from wardwatch.codec import Invalid, Limits, check_time, decode_readings
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import alert_line
@@ -398,17 +398,18 @@ class DetectorWorker:
         now_ms = int(time.time() * 1000)
         cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
         if self._is_suspect(batches):
-            out = self._compute(cols, rejected)
+            out = self._compute(cols, rejected, now_ms)
         else:
             try:
-                out = self.engine.process(cols)
+                out = self.engine.process(cols, now_ms)
             except Exception as exc:
                 for tp, end in offsets.items():
                     self._suspect[tp] = max(end, self._suspect.get(tp, 0))
                 raise _BatchRaised from exc
+        dirty = set(cols.patient.tolist())
         for raw in waves:
-            self._waveform(raw, out, rejected)
-        dirty = set(cols.patient.tolist()) | {e.alert.patient for e in out.events}
+            self._waveform(raw, out, rejected, dirty)
+        dirty |= {e.alert.patient for e in out.events}
         await self.checkpoint.add(offsets, {"publish": self._publish(out.events, out.snapshots, rejected),
                                             "store": self._store(out, len(cols), t0)}, dirty)
         # getmany returns without yielding while records are buffered, and the next batch's compute
@@ -428,11 +429,11 @@ class DetectorWorker:
                     del self._suspect[tp]
         return suspect
 
-    def _compute(self, cols: ReadingColumns, rejected: list[RejectedInput]) -> EngineOutput:
+    def _compute(self, cols: ReadingColumns, rejected: list[RejectedInput], now_ms: int | None = None) -> EngineOutput:
         """The engine on a suspect batch: undone and split when it raises, to find the records
         that break it, which are set aside (dead letter + technical alarm) while the rest go on."""
         out, bad = EngineOutput(), []
-        self._bisect(cols, np.arange(len(cols)), out, bad)  # its first try is the whole batch
+        self._bisect(cols, np.arange(len(cols)), out, bad, now_ms)  # its first try is the whole batch
         now = int(time.time() * 1000)
         for i, exc in bad:
             rec = {"patient": cols.patient[i], "device": cols.device[i], "metric": METRICS[int(cols.metric[i])].value
@@ -452,30 +453,35 @@ class DetectorWorker:
             log.error("set aside %d record(s) the engine could not process", len(bad))
         return out
 
-    def _bisect(self, cols: ReadingColumns, idx: np.ndarray, out: EngineOutput, bad: list) -> None:
+    def _bisect(self, cols: ReadingColumns, idx: np.ndarray, out: EngineOutput, bad: list,
+                now_ms: int | None = None) -> None:
         part = cols.take(idx)
         sp = self.engine.savepoint(part)
         try:
-            res = self.engine.process(part)
+            res = self.engine.process(part, now_ms)
         except Exception as exc:
             self.engine.rollback(sp)
             if len(idx) == 1:
                 bad.append((int(idx[0]), exc))
                 return
             mid = len(idx) // 2
-            self._bisect(cols, idx[:mid], out, bad)
-            self._bisect(cols, idx[mid:], out, bad)
+            self._bisect(cols, idx[:mid], out, bad, now_ms)
+            self._bisect(cols, idx[mid:], out, bad, now_ms)
             return
         out.merge(res)
 
-    def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput]) -> None:
+    def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput], dirty: set[str]) -> None:
         try:
             chunk = WaveformChunk.model_validate_json(raw)
+            # The time window of readings (wardwatch.codec): a chunk from a wrong clock is rejected, never judged.
+            check_time(chunk.t_end, int(time.time() * 1000), self.limits)
+            dirty.add(chunk.patient)  # its cross-check state moves on (the newest chunk's time)
             events = self.engine.waveform(chunk.patient, np.asarray(chunk.ecg),
                                           None if chunk.pleth is None else np.asarray(chunk.pleth), chunk.fs, chunk.t_end)
         except Exception as exc:
-            rejected.append(RejectedInput(source="kafka:readings", reason="schema",
-                                          detail=f"waveform chunk: {type(exc).__name__}: {str(exc)[:200]}",
+            reason, why = (exc.reason, exc.detail) if isinstance(exc, Invalid) else \
+                ("schema", f"{type(exc).__name__}: {str(exc)[:200]}")
+            rejected.append(RejectedInput(source="kafka:readings", reason=reason, detail=f"waveform chunk: {why}",
                                           payload=raw[:4096].decode("utf-8", "replace")))
             return
         out.events.extend(events)

@@ -7,13 +7,14 @@ import numpy as np
 from wardwatch import alarm_texts
 from wardwatch.models import AlertEventType, AlertKind, Priority
 
-from ..protocol import Round, RowState
+from ..protocol import Round, RowState, grow
 from .events import make_event
 
 
 class DeviceSilence(RowState):
-    """A medium-priority technical ``device_silent`` alarm when no reading has come from a patient for
-    ``stale_after_ms`` (wall-clock time, checked by :meth:`tick`), cleared by the next reading.
+    """A medium-priority technical ``device_silent`` alarm when no new reading has come from a patient
+    for ``stale_after_ms`` (wall-clock time of arrival, checked by :meth:`tick`), cleared by the next
+    new one.
     Keeps each patient's newest reading time (``last_seen``), which the engine's scores and
     snapshots run on. IEC 60601-1-8 technical alarm ("loss of monitoring"); the timeout is
     WardWatch's ``WARDWATCH_STALE_AFTER_S``.
@@ -47,17 +48,35 @@ class DeviceSilence(RowState):
         super().__init__()
         self.stale_after_ms = stale_after_ms
         self.ids: list[str] = []
+        # Per row, the wall-clock time new data last arrived: not checkpointed (a wall-clock time of
+        # this process; after a restore the reading time stands for it until new data arrives).
+        self.last_arrival = np.empty(0, np.int64)
+
+    def resize(self, n_rows: int) -> None:
+        super().resize(n_rows)
+        self.last_arrival = grow(self.last_arrival, n_rows, -1)
+
+    def row_arrays(self):
+        yield from super().row_arrays()
+        yield self, "last_arrival"
+
+    def checkpoint_arrays(self):
+        yield from super().row_arrays()
 
     def update(self, rnd: Round) -> None:
         """Readings arrived: the newest reading time of each patient moves on."""
         self.ids = rnd.ids
         np.maximum.at(self.last_seen, rnd.rows, rnd.ts)
 
-    def clear(self, rows: np.ndarray, ids: list[str]) -> list:
-        """Readings from a device that had gone silent clear its alarm (once per batch, after its
-        rounds). ``rows``: the rows that had readings in the batch."""
+    def clear(self, rows: np.ndarray, before: np.ndarray, ids: list[str], now_ms: int | None = None) -> list:
+        """After a batch's rounds: the rows whose newest reading time moved past ``before`` (what it was
+        before the batch) had new data, which arrived at wall-clock ``now_ms`` (None: the engine runs
+        on reading time alone, e.g. offline, and the reading time stands for it), and a device that
+        had gone silent is back. A late reading (older than the newest one) is no news from the monitor."""
+        new = rows[self.last_seen[rows] > before]
+        self.last_arrival[new] = self.last_seen[new] if now_ms is None else now_ms
         events = []
-        for r in rows[self.silent_active[rows]]:
+        for r in new[self.silent_active[new]]:
             t = int(self.last_seen[r])
             events.append(make_event(ids[r], "device_silent", AlertKind.technical, Priority.medium,
                                      int(self.silent_onset[r]), t, AlertEventType.cleared, alarm_texts.device_back(),
@@ -69,8 +88,12 @@ class DeviceSilence(RowState):
         """Devices silent for longer than ``stale_after_ms`` at wall-clock ``now_ms`` raise."""
         ids = self.ids if ids is None else ids
         n = len(ids)
+        # Silent: no new data arrived (wall clock) for the timeout, so that a monitor whose clock is
+        # behind is not "silent"; the reading time for a patient whose arrival is not known. The
+        # onset stays on reading time, so a replay raises the very same alert.
         seen = self.last_seen[:n]
-        silent = (seen >= 0) & (now_ms - seen > self.stale_after_ms) & ~self.silent_active[:n]
+        arrived = np.where(self.last_arrival[:n] >= 0, self.last_arrival[:n], seen)
+        silent = (seen >= 0) & (now_ms - arrived > self.stale_after_ms) & ~self.silent_active[:n]
         events = []
         for r in np.flatnonzero(silent):
             onset = int(seen[r] + self.stale_after_ms)

@@ -100,7 +100,11 @@ class LimitAlarms(RowState):
     # ------------------------------------------------------------------ per-patient limits
 
     def set_limits(self, patient: str, limits: dict) -> None:
-        """Per-patient limits, as published on the limits topic (``{"spo2": {"low": 88}}``)."""
+        """Per-patient limits, as published on the limits topic (``{"spo2": {"low": 88}}``). A document
+        of the wrong shape raises here and is not kept: kept, it would raise again whenever the
+        patient's row is made (in the middle of a batch)."""
+        apply_override(self.rules, limits)
+        disabled_until(limits)
         self.overrides[patient] = limits
         r = self.index.get(patient)
         if r is not None and r < self.limit.shape[0]:

@@ -25,8 +25,10 @@ class StageScores:
 class ScoreStage(Protocol):
     name: str
 
-    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
-        """Score ``rows`` from their latest clean values (rows x METRICS, NaN missing) and times."""
+    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray,
+               now_ms: int | np.ndarray) -> StageScores:
+        """Score ``rows`` from their latest clean values (rows x METRICS, NaN missing) and times;
+        ``now_ms``: per row, the patient's newest reading time (the engine's), or one time for all."""
 
     def resize(self, n_rows: int) -> None: ...
 

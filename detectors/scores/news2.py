@@ -139,8 +139,10 @@ class News2Stage:
     def load_state(self, rows: np.ndarray, state: dict) -> None:
         return None
 
-    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
-        fresh = np.where(latest_ts >= now_ms - self.max_age_ms, latest, np.nan)
+    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray,
+               now_ms: int | np.ndarray) -> StageScores:
+        now = np.reshape(np.asarray(now_ms, np.int64), (-1, 1))  # one time for all rows, or one per row
+        fresh = np.where(latest_ts >= now - self.max_age_ms, latest, np.nan)
         total, partial, parts = news2(fresh)
         level, cond = news2_alarm(total, parts)
         if not self.alarms:

@@ -188,7 +188,7 @@ class RiskStage(RowState):
         trend = self.trend.score(v - h[:, -7])[:, None]
         return np.hstack(parts + [hours, total[:, None], comps, shock, z, iso, trend])
 
-    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int) -> StageScores:
+    def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray, now_ms: int | np.ndarray) -> StageScores:
         """The history advances every round; features, the anomaly and trend scores and the model run
         only for the rows whose hour changed (a new hour, or a new patient): the risk cannot change
         in between, so neither can its alarm. ``every_round`` computes the features for every row of

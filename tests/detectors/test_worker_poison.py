@@ -23,8 +23,8 @@ POISON = 66.6
 class BrittleEngine(DetectorEngine):
     """An engine with a bug that one value triggers, half-way through changing its state."""
 
-    def process(self, cols):
-        out = super().process(cols)
+    def process(self, cols, now_ms=None):
+        out = super().process(cols, now_ms)
         if (cols.value == POISON).any():
             raise FloatingPointError("a bug this reading triggers")
         return out
