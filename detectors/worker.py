@@ -36,6 +36,7 @@ from wardwatch.checkpoint import Checkpoint, CheckpointAborted
 from wardwatch.codec import Invalid, Limits, check_time, decode_readings
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
+from wardwatch.kafka import partitions_of
 from wardwatch.lineprotocol import alert_line
 from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
@@ -45,6 +46,7 @@ from wardwatch.token_sync import follow_tokens
 
 from .early_warning.drift import EarlyWarningDrift
 from .engine import DetectorEngine, EngineOutput
+from .routing import split_misrouted
 from .state_records import StateRecord, read_record
 
 log = logging.getLogger("wardwatch.detect")
@@ -66,6 +68,8 @@ class WorkerMetrics:
         self.rejected = Counter("wardwatch_detect_rejected_total", "inputs rejected on the consumer side",
                                 ["reason"], registry=r)
         self.late = Counter("wardwatch_detect_late_total", "late, duplicate or out-of-order readings", registry=r)
+        self.rerouted = Counter("wardwatch_detect_rerouted_total",
+                                "records on another partition than their patient's, sent on to it", registry=r)
         self.alarms = Counter("wardwatch_detect_alarm_events_total", "alarm events", ["kind", "type"], registry=r)
         self.batch = Histogram("wardwatch_detect_batch_seconds", "time to process and store one batch", registry=r)
         self.lag = Gauge("wardwatch_detect_consumer_lag", "records behind the end of the readings topic", registry=r)
@@ -390,8 +394,13 @@ class DetectorWorker:
     async def _process(self, batches) -> None:
         t0 = time.perf_counter()
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs}
-        values, waves = [], []
+        values, waves, away = [], [], []
+        partitions = sorted(self.consumer.partitions_for_topic(self.topics.readings) or ())
+        cache = partitions_of(self.topics.readings, partitions)
         for tp, msgs in self._skip_covered(batches).items():
+            if partitions:  # (known once the group has assigned partitions, which a fetch implies)
+                msgs, resend = split_misrouted(msgs, tp.partition, partitions, cache)
+                away += resend
             for m in msgs:
                 # Waveform chunks share the topic (and so the patient's partition and order).
                 (waves if m.value and _WAVEFORM.search(m.value[:200]) else values).append(m.value)
@@ -410,8 +419,10 @@ class DetectorWorker:
         for raw in waves:
             self._waveform(raw, out, rejected, dirty)
         dirty |= {e.alert.patient for e in out.events}
-        await self.checkpoint.add(offsets, {"publish": self._publish(out.events, out.snapshots, rejected),
-                                            "store": self._store(out, len(cols), t0)}, dirty)
+        effects = {"publish": self._publish(out.events, out.snapshots, rejected), "store": self._store(out, len(cols), t0)}
+        if away:  # committed past only once the patient's own partition has them (detectors/routing.py)
+            effects["reroute"] = self._reroute(away)
+        await self.checkpoint.add(offsets, effects, dirty)
         # getmany returns without yielding while records are buffered, and the next batch's compute
         # then holds the loop: give the publish lane its turns now, so alarms leave first.
         for _ in range(PUBLISH_TURNS):
@@ -518,6 +529,10 @@ class DetectorWorker:
             await self._retry("dead letters", lambda: self.producer.send_many(self.topics.deadletter, dead))
             for r in rejected:
                 self.metrics.rejected.labels(r.reason).inc()
+
+    async def _reroute(self, items: list[tuple[bytes, bytes]]) -> None:
+        await self._retry("rerouted readings", lambda: self.producer.send_many(self.topics.readings, items))
+        self.metrics.rerouted.inc(len(items))
 
     async def _caught_up(self) -> bool:
         """Silence is judged only with nothing waiting: a backlog is not a silent device."""

@@ -264,6 +264,9 @@ class MemoryConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self._pos)
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(len(self.bus.log(topic))))
+
     def pause(self, *tps: TopicPartition) -> None:
         self._paused |= set(tps)
 
