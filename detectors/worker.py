@@ -33,10 +33,9 @@ from wardwatch import alarm_texts, heap, web
 from wardwatch.auth import TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.checkpoint import Checkpoint, CheckpointAborted
-from wardwatch.codec import Invalid, Limits, check_time, decode_readings
+from wardwatch.codec import Invalid, Limits, check_time, decode_readings, encode_readings
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
-from wardwatch.kafka import partitions_of
 from wardwatch.lineprotocol import alert_line
 from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import RejectedInput, WaveformChunk
@@ -46,7 +45,7 @@ from wardwatch.token_sync import follow_tokens
 
 from .early_warning.drift import EarlyWarningDrift
 from .engine import DetectorEngine, EngineOutput
-from .routing import split_misrouted
+from .routing import Routes
 from .state_records import StateRecord, read_record
 
 log = logging.getLogger("wardwatch.detect")
@@ -120,6 +119,7 @@ class DetectorWorker:
         self.engine_factory = engine_factory or (lambda: DetectorEngine(stale_after_ms=int(settings.stale_after_s * 1000)))
         self.engine = self.engine_factory()
         self.limits = Limits.from_settings(settings)
+        self.routes = Routes()
         self.metrics = WorkerMetrics()
         self.producer = self.bus.producer()
         # The state checkpoint (megabytes at once) has its own connection: aiokafka sends one request
@@ -394,18 +394,26 @@ class DetectorWorker:
     async def _process(self, batches) -> None:
         t0 = time.perf_counter()
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs}
-        values, waves, away = [], [], []
+        now_ms = int(time.time() * 1000)
         partitions = sorted(self.consumer.partitions_for_topic(self.topics.readings) or ())
-        cache = partitions_of(self.topics.readings, partitions)
+        parts, rejected, waves, away = [], [], [], []
         for tp, msgs in self._skip_covered(batches).items():
-            if partitions:  # (known once the group has assigned partitions, which a fetch implies)
-                msgs, resend = split_misrouted(msgs, tp.partition, partitions, cache)
-                away += resend
+            values = []
             for m in msgs:
                 # Waveform chunks share the topic (and so the patient's partition and order).
-                (waves if m.value and _WAVEFORM.search(m.value[:200]) else values).append(m.value)
-        now_ms = int(time.time() * 1000)
-        cols, rejected = decode_readings(values, now_ms, None, limits=self.limits)
+                if m.value and _WAVEFORM.search(m.value[:200]):
+                    waves.append((tp.partition, m.value))
+                else:
+                    values.append(m.value)
+            cols, rej = decode_readings(values, now_ms, None, limits=self.limits)
+            rejected += rej
+            if partitions and len(cols):  # a reading goes where its patient lives (detectors/routing.py)
+                moved = self.routes.away(cols.patient, tp.partition, partitions)
+                if moved.any():
+                    away += encode_readings(cols.take(moved), checked=True)
+                    cols = cols.take(~moved)
+            parts.append(cols)
+        cols = parts[0] if len(parts) == 1 else ReadingColumns.concat(parts)
         if self._is_suspect(batches):
             out = self._compute(cols, rejected, now_ms)
         else:
@@ -416,8 +424,8 @@ class DetectorWorker:
                     self._suspect[tp] = max(end, self._suspect.get(tp, 0))
                 raise _BatchRaised from exc
         dirty = set(cols.patient.tolist())
-        for raw in waves:
-            self._waveform(raw, out, rejected, dirty)
+        for partition, raw in waves:
+            self._waveform(raw, out, rejected, dirty, away if partitions else None, partition, partitions)
         dirty |= {e.alert.patient for e in out.events}
         effects = {"publish": self._publish(out.events, out.snapshots, rejected), "store": self._store(out, len(cols), t0)}
         if away:  # committed past only once the patient's own partition has them (detectors/routing.py)
@@ -481,9 +489,13 @@ class DetectorWorker:
             return
         out.merge(res)
 
-    def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput], dirty: set[str]) -> None:
+    def _waveform(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput], dirty: set[str],
+                  away: list | None = None, partition: int = 0, partitions: list[int] = ()) -> None:
         try:
             chunk = WaveformChunk.model_validate_json(raw)
+            if away is not None and self.routes.is_away(chunk.patient, partition, partitions):
+                away.append((chunk.patient.encode(), raw))
+                return
             # The time window of readings (wardwatch.codec): a chunk from a wrong clock is rejected, never judged.
             check_time(chunk.t_end, int(time.time() * 1000), self.limits)
             dirty.add(chunk.patient)  # its cross-check state moves on (the newest chunk's time)

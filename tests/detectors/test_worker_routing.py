@@ -6,12 +6,11 @@ robin) or pick partitions itself: the worker holding the patient must still see 
 
 import asyncio
 import time
-from types import SimpleNamespace
 
-import orjson
+import numpy as np
 import pytest
 
-from detectors.routing import patient_of, split_misrouted
+from detectors.routing import Routes
 from detectors.worker import DetectorWorker
 from wardwatch.bus import open_bus
 from wardwatch.kafka import make_producer, partition_for
@@ -19,10 +18,6 @@ from wardwatch.models import Reading
 from wardwatch.store import InfluxStore
 
 from .helpers import first_alert_events
-
-
-def record(value: bytes, key: bytes | None):
-    return SimpleNamespace(value=value, key=key)
 
 
 def reading(patient: str, **kw) -> bytes:
@@ -33,45 +28,26 @@ def reading(patient: str, **kw) -> bytes:
 PARTS = [0, 1, 2, 3, 4, 5]
 
 
-def home_of(patient: bytes) -> int:
-    return partition_for(patient, len(PARTS))
+def home_of(patient: str) -> int:
+    return partition_for(patient.encode(), len(PARTS))
 
 
-# ---------------------------------------------------------------- which records move
+# ---------------------------------------------------------------- which readings move
 
 
-def test_our_own_records_stay_where_they_are():
-    value = reading("p1")
-    home, away = split_misrouted([record(value, b"p1")], home_of(b"p1"), PARTS, {})
-    assert len(home) == 1 and away == []
+def test_a_reading_on_its_patients_partition_stays_and_one_elsewhere_moves_whatever_its_key():
+    patients = np.array(["p1", "p2", "p1"], object)
+    routes = Routes()
+    landed = home_of("p1")
+    assert routes.away(patients, landed, PARTS).tolist() == [False, home_of("p2") != landed, False]
+    assert routes.away(patients, (landed + 1) % 6, PARTS)[[0, 2]].tolist() == [True, True]
 
 
-def test_a_reading_keyed_by_its_device_goes_to_its_patients_partition():
-    value = reading("p1")
-    landed = home_of(b"mon-7")
-    home, away = split_misrouted([record(value, b"mon-7")], landed, PARTS, {})
-    assert home == [] and away == [(b"p1", value)]
-
-
-def test_a_reading_without_a_key_or_on_a_partition_chosen_by_hand_is_sent_on_keyed_by_its_patient():
-    value = reading("p1")
-    elsewhere = (home_of(b"p1") + 1) % len(PARTS)
-    for key, landed in ((None, home_of(b"p1")), (b"p1", elsewhere)):
-        home, away = split_misrouted([record(value, key)], landed, PARTS, {})
-        assert home == [] and away == [(b"p1", value)]
-
-
-def test_the_body_names_the_patient_not_the_key_even_with_spaces_or_a_second_patient_field():
-    spaced = orjson.dumps({"patient": "p2"}).replace(b":", b": ")
-    assert patient_of(spaced, b"p2") == b"p2"  # another client's spacing: read with a parser
-    twice = b'{"patient":"p1","patient":"p2","metric":"spo2"}'
-    assert patient_of(twice, b"p1") == b"p2"  # a parser keeps the last: so does the worker's decoder
-
-
-def test_a_record_whose_patient_cannot_be_read_stays_for_the_decoder_to_reject_with_its_reason():
-    for value in (b"{not json", b"[1, 2]", b'{"patient": 7}', b"", None):
-        home, away = split_misrouted([record(value, b"x")], 0, PARTS, {})
-        assert len(home) == 1 and away == []
+def test_a_new_partition_count_is_a_new_layout_not_the_old_cache():
+    routes = Routes()
+    routes.away(np.array(["p1"], object), 0, PARTS)
+    three = [0, 1, 2]
+    assert routes.away(np.array(["p1"], object), partition_for(b"p1", 3), three).tolist() == [False]
 
 
 # ---------------------------------------------------------------- two workers, a foreign gateway
@@ -110,9 +86,8 @@ async def test_a_patient_whose_readings_come_on_every_partition_is_watched_by_on
         assert len(holders) == 1
         owner = holders[0]
         assert {tp.partition for tp in owner.consumer.assignment()} >= {partition_for(b"p-foreign", n)}
-        # Every one moved, even those that landed on the right partition: without the patient as key,
-        # a restored worker could not tell which of them its saved state already holds.
-        assert sum(w.metrics.rerouted._value.get() for w in workers) == 30
+        home = partition_for(b"p-foreign", n)
+        assert sum(w.metrics.rerouted._value.get() for w in workers) == sum(1 for i in range(30) if i % n != home)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
