@@ -102,11 +102,11 @@ class EventLog:
     def since(self, seq: int, wards: set[str] | None, patients: set[str], limit: int = 5000) -> list[dict] | None:
         """Events after ``seq`` for a scope (wards None = all); None when more than ``limit`` (resync)."""
         with self._lock:
-            rows = self._db.execute("SELECT body, ward, patient, type FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                    (seq, limit + 1)).fetchall()
+            rows = self._db.execute("SELECT body, ward, patient, type, json_extract(body, '$.alert.escalation_level')"
+                                    " FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit + 1)).fetchall()
         if len(rows) > limit:
             return None
-        return [orjson.loads(b) for b, w, p, t in rows if in_scope(w, p, wards, patients, t)]
+        return [orjson.loads(b) for b, w, p, t, level in rows if in_scope(w, p, wards, patients, t, bool(level))]
 
     def open_alarms(self, wards: set[str] | None, patients: set[str]) -> list[dict]:
         with self._lock:
@@ -147,9 +147,12 @@ class EventLog:
         return [dict(zip(("at", "who", "role", "action", "target", "detail"), r)) for r in rows]
 
 
-def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str], type_: str) -> bool:
-    # Escalations go to a wider audience: everyone connected.
-    return wards is None or ward in wards or patient in patients or type_ == AlertEventType.escalated.value
+def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str], type_: str,
+             escalated: bool = False) -> bool:
+    # Escalations go to a wider audience: everyone connected; and so does what follows on an
+    # escalated alarm (its acknowledgement, its resolve), or it would stay shown there for ever.
+    return (wards is None or ward in wards or patient in patients or type_ == AlertEventType.escalated.value
+            or escalated)
 
 
 def redundant(current: Alert | None, event: AlertEvent) -> bool:

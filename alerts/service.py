@@ -206,7 +206,9 @@ class AlertService:
                 continue
             doc = stored.model_dump(mode="json")
             doc["ward"] = ward
-            self.feed.publish_event(doc, ward, everyone=stored.type is AlertEventType.escalated)
+            # Once escalated, an alarm is shown to everyone (open_alarms), so all its events go to everyone.
+            self.feed.publish_event(doc, ward, everyone=stored.type is AlertEventType.escalated
+                                    or stored.alert.escalation_level > 0)
             self.m_events.labels(stored.type.value).inc()
             if event.event_id in self._mine:
                 self._mine.discard(event.event_id)

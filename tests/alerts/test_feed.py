@@ -103,3 +103,25 @@ async def test_unacknowledged_alarm_escalates_to_everyone(ward):
     assert events and events[0]["type"] == "escalated"
     assert events[0]["alert"]["priority"] == "high" and events[0]["alert"]["escalation_level"] == 1
     await other.close()
+
+
+async def test_another_wards_escalated_alarm_is_seen_acknowledged_and_resolved_where_it_was_shown(ward):
+    other, _ = await connect(ward, ward.tokens["nurse"], wards=("w8",))  # shown p0's alarm once it escalates
+    ev = raised("p0", priority=Priority.medium)
+    await send_events(ward, [ev])
+    events = await collect_events(other, 1, timeout=8)
+    assert events and events[0]["type"] == "escalated"
+    escalated_seq = events[0]["seq"]
+    own, _ = await connect(ward, ward.tokens["nurse"], wards=("w7",))
+    for kind in ("ack", "resolve"):
+        await own.send(orjson.dumps({"type": kind, "alert_id": ev.alert.id}).decode())
+    seen = [e for e in await collect_events(other, 3, timeout=5) if e["type"] != "escalated"]
+    assert [(e["type"], e["alert"]["state"]) for e in seen] == [("acknowledged", "acknowledged"),
+                                                                  ("resolved", "resolved")]
+    await other.close()
+    # A browser of ward w8 that reconnects from the escalation on learns it too: no alarm stays shown for ever.
+    again, replay = await connect(ward, ward.tokens["nurse"], wards=("w8",), since=escalated_seq)
+    assert replay["type"] == "replay"
+    assert [e["type"] for e in replay["events"] if e["type"] != "escalated"] == ["acknowledged", "resolved"]
+    await again.close()
+    await own.close()
