@@ -53,6 +53,7 @@ from .overrides import Overrides
 log = logging.getLogger("wardwatch.alerts")
 HEARTBEAT_S = 5.0
 LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
+SINCE_WAIT_S = 2.0  # how long a subscribe waits for this view to reach a seq another instance showed
 REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
 MAX_ESCALATION = 2
 FOLDED_MAX = 50_000  # stored records remembered by their bytes' digest: minutes of alarms at any plausible rate
@@ -422,10 +423,24 @@ class AlertService:
             want = allowed if want is None else want & allowed
             patients = {p for p in patients if self.ward_of(p) in allowed}
         self.feed.remove(client)
-        client.wards, client.patients, client.needs_resync = want, patients, False
         since = msg.get("since")
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            since = None
+        elif since > self.log.last_seq():
+            # Seqs are the shared log's: a client coming from an instance a moment ahead waits (out of
+            # the feed) for this view to get there. One it never reaches (a log rebuilt, another
+            # deployment, a number beyond any) gets a snapshot: an empty replay would leave the client
+            # ahead of every event to come.
+            deadline = time.monotonic() + SINCE_WAIT_S
+            while self.log.last_seq() < since and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self.log.last_seq() < since:
+                since = None
+            if client not in self.connections:  # its token was revoked meanwhile: it rejoins nothing
+                return
+        client.wards, client.patients, client.needs_resync = want, patients, False
         # No await between reading the log and joining the feed: nothing can fall in between.
-        replay = self.log.since(int(since), want, patients, REPLAY_MAX) if isinstance(since, int) else None
+        replay = self.log.since(since, want, patients, REPLAY_MAX) if since is not None else None
         if replay is not None:
             reply = {"type": "replay", "events": replay, "seq": self.log.last_seq()}
         else:

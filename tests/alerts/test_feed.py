@@ -125,3 +125,48 @@ async def test_another_wards_escalated_alarm_is_seen_acknowledged_and_resolved_w
     assert [e["type"] for e in replay["events"] if e["type"] != "escalated"] == ["acknowledged", "resolved"]
     await again.close()
     await own.close()
+
+
+async def test_a_since_the_service_never_wrote_gets_a_snapshot_and_the_socket_stays_on_the_live_feed(calm_ward):
+    ev = raised("p0")
+    await send_events(calm_ward, [ev])
+    for _ in range(100):
+        if calm_ward.service.log.alarm(ev.alert.id):
+            break
+        await asyncio.sleep(0.05)
+    last = calm_ward.service.log.last_seq()
+    sockets = []
+    # From the future (a log rebuilt, another deployment), beyond SQLite's integers, negative, not a number.
+    for since in (last + 1000, 2**63, 2**64 - 1, -1, True, 1.5):
+        ws, first = await connect(calm_ward, calm_ward.tokens["nurse"], since=since)
+        assert first["type"] == "snapshot", (since, first)
+        assert first["seq"] == last and [a["id"] for a in first["alarms"]] == [ev.alert.id], since
+        sockets.append(ws)
+    later = raised("p1")
+    await send_events(calm_ward, [later])
+    for ws in sockets:
+        assert [e["event_id"] for e in await collect_events(ws, 1)] == [later.event_id]
+        await ws.close()
+
+
+async def test_a_client_from_an_instance_a_moment_ahead_gets_what_follows_its_seq_and_nothing_twice(calm_ward):
+    ev = raised("p0")
+    await send_events(calm_ward, [ev])
+    for _ in range(100):
+        if calm_ward.service.log.alarm(ev.alert.id):
+            break
+        await asyncio.sleep(0.05)
+    ahead = calm_ward.service.log.last_seq() + 1  # the client saw, elsewhere, the event this view folds next
+    ws = await websockets.connect(calm_ward.url)
+    await ws.send(orjson.dumps({"type": "auth", "token": calm_ward.tokens["nurse"]}).decode())
+    assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+    await ws.send(orjson.dumps({"type": "subscribe", "wards": ["w7"], "since": ahead}).decode())
+    await asyncio.sleep(0.3)
+    seen, after = raised("p1"), raised("p2")
+    await send_events(calm_ward, [seen])
+    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reply["type"] == "replay" and reply["events"] == [] and reply["seq"] == ahead
+    await send_events(calm_ward, [after])
+    got = await collect_events(ws, 2, timeout=2)
+    assert [e["event_id"] for e in got] == [after.event_id], "the one it saw elsewhere is not sent again"
+    await ws.close()
