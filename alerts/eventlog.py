@@ -163,7 +163,7 @@ def redundant(current: Alert | None, event: AlertEvent) -> bool:
     t = event.type
     if t is AlertEventType.acknowledged:
         return current.state in (AlertState.acknowledged, AlertState.resolved)
-    if t is AlertEventType.resolved:
+    if t in (AlertEventType.resolved, AlertEventType.audio_paused):  # a resolved alarm sounds no more
         return current.state is AlertState.resolved
     if t is AlertEventType.escalated:
         return current.state is not AlertState.active or current.escalation_level != event.alert.escalation_level

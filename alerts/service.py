@@ -589,5 +589,6 @@ async def _send_error(ws, code: int, message: str) -> None:
 
 
 def _unchanged(kind: str, state: AlertState) -> bool:
+    # A resolved alarm sounds no more: pausing its audio changes nothing either.
     return (kind == "ack" and state in (AlertState.acknowledged, AlertState.resolved)) or (
-        kind == "resolve" and state is AlertState.resolved)
+        kind in ("resolve", "pause") and state is AlertState.resolved)

@@ -315,3 +315,31 @@ async def test_unknown_methods_get_405_out_of_range_history_400_and_pages_a_csp(
             r = await http.get(path, headers=auth)
             assert r.headers["content-security-policy"] == "default-src 'self'; frame-ancestors 'none'", path
             assert r.headers["x-frame-options"] == "DENY", path
+
+
+async def next_reply(ws) -> dict:
+    """The next message that answers something (not a feed frame nor a monitoring notice)."""
+    while True:
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        if reply["type"] not in ("batch", "heartbeat", "monitoring"):
+            return reply
+
+
+async def test_pausing_an_alarm_already_resolved_changes_nothing_and_records_nothing(stack):
+    ev = raised("p0", condition="pause_after_resolve", onset=30_000_000)
+    await send_events(stack, [ev])
+    await until(lambda: stack.service.log.alarm(ev.alert.id))
+    nurse = next(c for c in stack.callers if c.label == "nurse w7")
+    ws, _ = await authed(stack.url, nurse.token)
+    assert (await answer(ws, {"type": "resolve", "alert_id": ev.alert.id}))["type"] == "pong"
+    assert stack.service.log.alarm(ev.alert.id)[0].state.value == "resolved"
+    for _ in range(3):
+        reply = await answer(ws, {"type": "pause", "alert_id": ev.alert.id})
+        assert reply == {"type": "unchanged", "alert_id": ev.alert.id, "state": "resolved"}
+    await ws.close()
+    with stack.service.log._lock:
+        paused = stack.service.log._db.execute("SELECT COUNT(*) FROM events WHERE alert_id=? AND type=?",
+                                               (ev.alert.id, AlertEventType.audio_paused.value)).fetchone()[0]
+    assert paused == 0
+    assert [r["action"] for r in stack.service.log.audit_rows() if r["target"] == ev.alert.id] == ["resolved"]
+
