@@ -361,14 +361,20 @@ class AlertService:
         try:
             async for raw in ws:
                 try:
-                    msg = orjson.loads(raw)
+                    try:
+                        msg = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        raise Refused(400, "not JSON: a message is an object like {\"type\": \"ping\"}") from None
+                    if not isinstance(msg, dict):
+                        raise Refused(400, "a message is an object like {\"type\": \"ping\"}")
                     await self.on_message(client, msg)
                 except AuthError as exc:
                     await _send_error(ws, exc.status, exc.message)
                 except Refused as exc:
                     await _send_error(ws, exc.code, exc.message)
                 except Exception as exc:  # one bad message never drops the connection
-                    await ws.send(orjson.dumps({"type": "error", "message": str(exc)[:200]}).decode())
+                    log.error("a socket message failed (%s)", type(exc).__name__)  # its text may name a patient
+                    await _send_error(ws, 500, f"the message could not be handled ({type(exc).__name__})")
         except ConnectionClosed:
             pass
         finally:
@@ -395,9 +401,9 @@ class AlertService:
     async def on_message(self, client: Client, msg: dict) -> None:
         kind = msg.get("type")
         if kind == "auth":
-            raise ValueError("already authenticated")
+            raise Refused(400, "already authenticated")
         if not isinstance(kind, str) or kind not in access.SOCKET_MESSAGES:
-            raise ValueError(f"unknown message type {str(kind)[:30]!r}")
+            raise Refused(400, f"unknown message type {str(kind)[:30]!r}")
         access.require_role(client.principal, kind)  # the ward, where it matters, is checked per message
         client.rates.check(kind)
         if kind == "subscribe":
@@ -412,6 +418,8 @@ class AlertService:
             await client.ws.send(orjson.dumps({"type": "pong", "server_time": now_ms()}).decode())
 
     async def subscribe(self, client: Client, msg: dict) -> None:
+        if not all(isinstance(msg.get(k) or [], list) for k in ("wards", "patients")):
+            raise Refused(400, "wards and patients are lists of ids")
         wards = [str(w) for w in msg.get("wards") or []]
         patients = {str(p) for p in msg.get("patients") or []}
         allowed = set(client.principal.wards)

@@ -343,3 +343,15 @@ async def test_pausing_an_alarm_already_resolved_changes_nothing_and_records_not
     assert paused == 0
     assert [r["action"] for r in stack.service.log.audit_rows() if r["target"] == ev.alert.id] == ["resolved"]
 
+
+async def test_malformed_and_unknown_socket_messages_get_a_400_and_the_socket_stays_open(stack):
+    nurse = next(c for c in stack.callers if c.label == "nurse w7")
+    ws, _ = await authed(stack.url, nurse.token)
+    for raw in ("not json", '{"type": "ack", ', "[1, 2]", '"ack"', "42", "null", b"\x00\xff\x80",
+                '{"no": "type"}', '{"type": "teleport"}', '{"type": ["ack"]}', '{"type": "auth", "token": "x"}',
+                '{"type": "subscribe", "wards": 5}', '{"type": "subscribe", "patients": 7}'):
+        await ws.send(raw)
+        reply = await next_reply(ws)
+        assert reply["type"] == "error" and reply["code"] == 400 and reply["message"], (raw, reply)
+    assert (await answer(ws, {"type": "ping"}))["type"] == "pong"
+    await ws.close()
