@@ -360,6 +360,8 @@ class AlertService:
         self.connections.add(client)
         try:
             async for raw in ws:
+                if client not in self.connections:  # token revoked: the close is under way, and a client
+                    break  # that ignores it must not go on acting until the close times out
                 try:
                     try:
                         msg = orjson.loads(raw)

@@ -355,3 +355,39 @@ async def test_malformed_and_unknown_socket_messages_get_a_400_and_the_socket_st
         assert reply["type"] == "error" and reply["code"] == 400 and reply["message"], (raw, reply)
     assert (await answer(ws, {"type": "ping"}))["type"] == "pong"
     await ws.close()
+
+
+async def test_a_revoked_token_whose_client_ignores_the_close_can_act_no_more(stack):
+    """A client that is not a browser need not answer the server's close: its socket then stays half
+    open for the close timeout, and whatever it sends meanwhile must not be acted on."""
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    ev = raised("p0", condition="revoked_acts", onset=40_000_000)
+    await send_events(stack, [ev])
+    await until(lambda: stack.service.log.alarm(ev.alert.id))
+    tokens = TokenStore(stack.settings.tokens_path)
+    token, principal = tokens.create(Role.nurse, "revoked-while-open")
+    proto = ClientProtocol(parse_uri(stack.url))
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.settings.alerts_port)
+
+    async def flush() -> None:
+        for data in proto.data_to_send():
+            writer.write(data)
+        await writer.drain()
+
+    proto.send_request(proto.connect())
+    await flush()
+    while not proto.events_received() and proto.handshake_exc is None:  # the handshake's response
+        proto.receive_data(await asyncio.wait_for(reader.read(65536), 5))
+    proto.send_text(orjson.dumps({"type": "auth", "token": token}))
+    await flush()
+    assert b"hello" in await asyncio.wait_for(reader.read(65536), 5)
+    tokens.revoke(principal.token_id)
+    await asyncio.sleep(2.5)  # the service has found it revoked and sent its close, which this client ignores
+    proto.send_text(orjson.dumps({"type": "resolve", "alert_id": ev.alert.id}))
+    await flush()
+    await asyncio.sleep(1.0)
+    writer.close()
+    assert stack.service.log.alarm(ev.alert.id)[0].state.value == "active"
+    assert not [r for r in stack.service.log.audit_rows() if r["who"] == "revoked-while-open"]
