@@ -42,6 +42,8 @@ class EventLog:
             CREATE TABLE IF NOT EXISTS audit (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
                 action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS audit_target ON audit (target);
+            CREATE INDEX IF NOT EXISTS audit_patient ON audit (json_extract(detail, '$.patient'));
         """)
         self._lock = threading.Lock()
 
@@ -140,10 +142,13 @@ class EventLog:
             self._db.execute("INSERT INTO audit (at, who, role, action, target, detail) VALUES (?,?,?,?,?,?)",
                              (time.time() if at is None else at, who, role, action, target, orjson.dumps(detail).decode()))
 
-    def audit_rows(self, limit: int = 1000) -> list[dict]:
+    def audit_rows(self, limit: int = 1000, patient: str | None = None) -> list[dict]:
+        """The latest rows, or the latest about one patient (theirs, or an action on their alarm)."""
+        where, args = ("WHERE target = ? OR json_extract(detail, '$.patient') = ?", (patient, patient)) \
+            if patient is not None else ("", ())
         with self._lock:
-            rows = self._db.execute("SELECT at, who, role, action, target, detail FROM audit ORDER BY id DESC LIMIT ?",
-                                    (limit,)).fetchall()
+            rows = self._db.execute(f"SELECT at, who, role, action, target, detail FROM audit {where}"
+                                    " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [dict(zip(("at", "who", "role", "action", "target", "detail"), r)) for r in rows]
 
 

@@ -67,3 +67,16 @@ async def test_history_and_exports_answer_503_while_influxdb_is_unreachable_and_
     for rec in logged:
         text = rec.getMessage() + (rec.exc_text or "") + str(rec.exc_info or "")
         assert "p1" not in text, text
+
+
+async def test_a_patients_audit_trail_is_whole_however_busy_the_other_patients_are(calm_ward):
+    log = calm_ward.service.log
+    log.audit("clinician-tester", "clinician", "disable_alarm", "p1", {"condition": "spo2_low", "why": "palliative"})
+    log.audit("nurse-tester", "nurse", "acknowledged", "al-1", {"patient": "p1", "cross_ward": False})
+    for i in range(1500):  # a busy hospital's rows since, none of them p1's
+        log.audit("nurse-tester", "nurse", "acknowledged", f"al-x{i}", {"patient": "p4", "cross_ward": False})
+    auth = {"Authorization": f"Bearer {calm_ward.tokens['clinician']}"}
+    async with httpx.AsyncClient(base_url=calm_ward.http) as http:
+        r = await http.get("/api/audit", params={"patient": "p1"}, headers=auth)
+    assert r.status_code == 200
+    assert [(row["action"], row["target"]) for row in r.json()] == [("acknowledged", "al-1"), ("disable_alarm", "p1")]
