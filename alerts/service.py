@@ -500,9 +500,10 @@ class AlertService:
         limits = limit_checks.check_limits(msg.get("limits"))
         why = limit_checks.check_why(msg.get("why"))
         at = now_ms()
+        # Audited first: a change the audit trail cannot take is refused, never applied unrecorded.
+        await self.audit(client, "set_limits", patient, {"limits": limits, "why": why})
         await self._publish_limits(client, patient, limit_checks.with_limits(self.overrides.get(patient), limits, at),
                                    why, at)
-        await self.audit(client, "set_limits", patient, {"limits": limits, "why": why})
         await client.ws.send(orjson.dumps({"type": "limits_set", "patient": patient}).decode())
 
     async def disable_alarm(self, client: Client, msg: dict) -> None:
@@ -510,16 +511,20 @@ class AlertService:
         at = now_ms()
         condition, until = limit_checks.check_disable(msg.get("condition"), msg.get("until"), at)
         why = limit_checks.check_why(msg.get("why"))
+        await self.audit(client, "disable_alarm", patient, {"condition": condition, "until": until, "why": why})
         await self._publish_limits(client, patient,
                                    limit_checks.with_disable(self.overrides.get(patient), condition, until, at), why, at)
-        await self.audit(client, "disable_alarm", patient, {"condition": condition, "until": until, "why": why})
         await client.ws.send(orjson.dumps({"type": "alarm_disabled", "patient": patient, "condition": condition,
                                            "until": until}).decode())
 
     async def audit(self, client: Client, action: str, target: str, detail: dict) -> None:
         """A row of the one audit trail: into the shared alert log, which every instance folds."""
         record = audit_record(client.principal.name, client.principal.role.value, action, target, detail, time.time())
-        await asyncio.wait_for(self.log_producer.send_many(self.bus.topics.alert_log, [record]), LOG_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self.log_producer.send_many(self.bus.topics.alert_log, [record]), LOG_TIMEOUT_S)
+        except Exception as exc:
+            log.error("an audit row could not be recorded in the alert log (%s)", type(exc).__name__)
+            raise Refused(503, "not recorded: the alert log is unreachable; try again") from exc
 
     async def _publish_limits(self, client: Client, patient: str, limits: dict, why: str, at: int) -> None:
         doc = {"patient": patient, "limits": limits, "by": client.principal.name, "why": why, "at": at}

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import websockets
 
-from wardwatch.models import Priority
+from wardwatch.models import Priority, now_ms
 
 from .conftest import collect_events, connect, raised, send_events
 
@@ -170,3 +170,26 @@ async def test_a_client_from_an_instance_a_moment_ahead_gets_what_follows_its_se
     got = await collect_events(ws, 2, timeout=2)
     assert [e["event_id"] for e in got] == [after.event_id], "the one it saw elsewhere is not sent again"
     await ws.close()
+
+
+async def test_a_limit_change_that_cannot_be_audited_is_refused_and_never_applied(calm_ward):
+    async def unreachable(*args, **kwargs):
+        raise ConnectionError("the alert log is unreachable")
+
+    calm_ward.service.log_producer.send_many = unreachable  # the audit trail's topic, and only it
+    ws, _ = await connect(calm_ward, calm_ward.tokens["clinician"])
+    for msg in ({"type": "set_limits", "patient": "p1", "limits": {"spo2": {"low": 85}}, "why": "COPD"},
+                {"type": "disable_alarm", "patient": "p1", "condition": "spo2_low", "why": "palliative",
+                 "until": now_ms() + 3600_000}):
+        await ws.send(orjson.dumps(msg).decode())
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 15))
+        while reply["type"] in ("batch", "heartbeat"):
+            reply = orjson.loads(await asyncio.wait_for(ws.recv(), 15))
+        assert reply["type"] == "error" and reply["code"] == 503, (msg["type"], reply)
+    await ws.close()
+    assert calm_ward.service.overrides.get("p1") == {}
+    limits = calm_ward.bus.consumer(calm_ward.bus.topics.limits, group_id=None)
+    await limits.start()
+    batches = await limits.getmany(timeout_ms=3000)
+    await limits.stop()
+    assert not [m for msgs in batches.values() for m in msgs], "nothing the audit trail lacks reached the detectors"
