@@ -101,22 +101,24 @@ class EventLog:
             row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
         return row[0] or 0
 
-    def since(self, seq: int, wards: set[str] | None, patients: set[str], limit: int = 5000) -> list[dict] | None:
-        """Events after ``seq`` for a scope (wards None = all); None when more than ``limit`` (resync)."""
+    def since(self, seq: int, wards: set[str] | None, patients: set[str], limit: int = 5000,
+              allowed: set[str] | None = None) -> list[dict] | None:
+        """Events after ``seq`` for a scope (wards None = all; ``allowed``: the token's wards, None = all);
+        None when more than ``limit`` (resync)."""
         with self._lock:
             rows = self._db.execute("SELECT body, ward, patient, type, json_extract(body, '$.alert.escalation_level')"
                                     " FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit + 1)).fetchall()
         if len(rows) > limit:
             return None
-        return [orjson.loads(b) for b, w, p, t, level in rows if in_scope(w, p, wards, patients, t, bool(level))]
+        return [orjson.loads(b) for b, w, p, t, level in rows if in_scope(w, p, wards, patients, t, bool(level), allowed)]
 
-    def open_alarms(self, wards: set[str] | None, patients: set[str]) -> list[dict]:
+    def open_alarms(self, wards: set[str] | None, patients: set[str], allowed: set[str] | None = None) -> list[dict]:
         with self._lock:
             rows = self._db.execute("SELECT body, ward, patient FROM alarms WHERE open=1").fetchall()
         out = []
         for body, ward, patient in rows:
             alarm = orjson.loads(body)
-            if in_scope(ward, patient, wards, patients, "") or alarm.get("escalation_level", 0) > 0:
+            if in_scope(ward, patient, wards, patients, "", allowed=allowed) or alarm.get("escalation_level", 0) > 0:
                 out.append(alarm | {"ward": ward})
         return out
 
@@ -153,11 +155,12 @@ class EventLog:
 
 
 def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str], type_: str,
-             escalated: bool = False) -> bool:
+             escalated: bool = False, allowed: set[str] | None = None) -> bool:
     # Escalations go to a wider audience: everyone connected; and so does what follows on an
     # escalated alarm (its acknowledgement, its resolve), or it would stay shown there for ever.
-    return (wards is None or ward in wards or patient in patients or type_ == AlertEventType.escalated.value
-            or escalated)
+    # A patient asked for by id counts only while on the token's wards (``allowed``, None = all).
+    return (wards is None or ward in wards or (patient in patients and (allowed is None or ward in allowed))
+            or type_ == AlertEventType.escalated.value or escalated)
 
 
 def redundant(current: Alert | None, event: AlertEvent) -> bool:

@@ -450,11 +450,12 @@ class AlertService:
                 return
         client.wards, client.patients, client.needs_resync = want, patients, False
         # No await between reading the log and joining the feed: nothing can fall in between.
-        replay = self.log.since(since, want, patients, REPLAY_MAX) if since is not None else None
+        replay = self.log.since(since, want, patients, REPLAY_MAX, allowed or None) if since is not None else None
         if replay is not None:
             reply = {"type": "replay", "events": replay, "seq": self.log.last_seq()}
         else:
-            reply = {"type": "snapshot", "seq": self.log.last_seq(), "alarms": self.log.open_alarms(want, patients),
+            reply = {"type": "snapshot", "seq": self.log.last_seq(),
+                     "alarms": self.log.open_alarms(want, patients, allowed or None),
                      "vitals": self.feed.vitals_for(client, self.registry.ward_of),
                      "patients": [r.model_dump() | {"ward": r.ward} for r in self.registry.patients.values()
                                   if client.sees(r.ward, r.patient)]}

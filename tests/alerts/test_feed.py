@@ -193,3 +193,41 @@ async def test_a_limit_change_that_cannot_be_audited_is_refused_and_never_applie
     batches = await limits.getmany(timeout_ms=3000)
     await limits.stop()
     assert not [m for msgs in batches.values() for m in msgs], "nothing the audit trail lacks reached the detectors"
+
+
+async def test_a_ward_nurse_watching_a_patient_sees_nothing_of_them_once_moved_to_another_ward(calm_ward):
+    from wardwatch.auth import Role, TokenStore
+    from wardwatch.registry import Registry
+
+    token = TokenStore(calm_ward.settings.tokens_path).create(Role.nurse, "nurse-w7", ("w7",))[0]
+    ws = await websockets.connect(calm_ward.url)
+    await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+    assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+    await ws.send(orjson.dumps({"type": "subscribe", "wards": ["w7"], "patients": ["p1"]}).decode())
+    snap = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert snap["type"] == "snapshot" and "p1" in {p["patient"] for p in snap["patients"]}
+    # An all-wards nurse asking the very same: the same scope of the feed, were it not for the token.
+    wide, _ = await connect(calm_ward, calm_ward.tokens["nurse"], wards=())
+    await wide.send(orjson.dumps({"type": "subscribe", "wards": ["w7"], "patients": ["p1"]}).decode())
+    assert orjson.loads(await asyncio.wait_for(wide.recv(), 5))["type"] == "snapshot"
+    await Registry(calm_ward.settings.registry_path, calm_ward.bus).admit("p1", "w8", "1")  # moved to ward w8
+    for _ in range(100):
+        if calm_ward.service.ward_of("p1") == "w8":
+            break
+        await asyncio.sleep(0.05)
+    ev = raised("p1")
+    await send_events(calm_ward, [ev])
+    assert [e["event_id"] for e in await collect_events(wide, 1)] == [ev.event_id]
+    assert await collect_events(ws, 1, timeout=1.5) == [], "the w7 token sees no alarm of a w8 patient"
+    await ws.send(orjson.dumps({"type": "subscribe", "wards": ["w7"], "patients": ["p1"], "since": snap["seq"]}).decode())
+    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    while reply["type"] in ("batch", "heartbeat"):
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reply["type"] == "replay" and reply["events"] == []
+    await ws.send(orjson.dumps({"type": "subscribe", "wards": ["w7"], "patients": ["p1"]}).decode())
+    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    while reply["type"] in ("batch", "heartbeat"):
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reply["alarms"] == [] and "p1" not in {p["patient"] for p in reply["patients"]}
+    await ws.close()
+    await wide.close()
