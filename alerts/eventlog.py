@@ -42,6 +42,8 @@ class EventLog:
             CREATE TABLE IF NOT EXISTS audit (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
                 action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS audit_target ON audit (target);
+            CREATE INDEX IF NOT EXISTS audit_patient ON audit (json_extract(detail, '$.patient'));
         """)
         self._lock = threading.Lock()
 
@@ -99,22 +101,24 @@ class EventLog:
             row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
         return row[0] or 0
 
-    def since(self, seq: int, wards: set[str] | None, patients: set[str], limit: int = 5000) -> list[dict] | None:
-        """Events after ``seq`` for a scope (wards None = all); None when more than ``limit`` (resync)."""
+    def since(self, seq: int, wards: set[str] | None, patients: set[str], limit: int = 5000,
+              allowed: set[str] | None = None) -> list[dict] | None:
+        """Events after ``seq`` for a scope (wards None = all; ``allowed``: the token's wards, None = all);
+        None when more than ``limit`` (resync)."""
         with self._lock:
-            rows = self._db.execute("SELECT body, ward, patient, type FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                    (seq, limit + 1)).fetchall()
+            rows = self._db.execute("SELECT body, ward, patient, type, json_extract(body, '$.alert.escalation_level')"
+                                    " FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit + 1)).fetchall()
         if len(rows) > limit:
             return None
-        return [orjson.loads(b) for b, w, p, t in rows if in_scope(w, p, wards, patients, t)]
+        return [orjson.loads(b) for b, w, p, t, level in rows if in_scope(w, p, wards, patients, t, bool(level), allowed)]
 
-    def open_alarms(self, wards: set[str] | None, patients: set[str]) -> list[dict]:
+    def open_alarms(self, wards: set[str] | None, patients: set[str], allowed: set[str] | None = None) -> list[dict]:
         with self._lock:
             rows = self._db.execute("SELECT body, ward, patient FROM alarms WHERE open=1").fetchall()
         out = []
         for body, ward, patient in rows:
             alarm = orjson.loads(body)
-            if in_scope(ward, patient, wards, patients, "") or alarm.get("escalation_level", 0) > 0:
+            if in_scope(ward, patient, wards, patients, "", allowed=allowed) or alarm.get("escalation_level", 0) > 0:
                 out.append(alarm | {"ward": ward})
         return out
 
@@ -140,16 +144,23 @@ class EventLog:
             self._db.execute("INSERT INTO audit (at, who, role, action, target, detail) VALUES (?,?,?,?,?,?)",
                              (time.time() if at is None else at, who, role, action, target, orjson.dumps(detail).decode()))
 
-    def audit_rows(self, limit: int = 1000) -> list[dict]:
+    def audit_rows(self, limit: int = 1000, patient: str | None = None) -> list[dict]:
+        """The latest rows, or the latest about one patient (theirs, or an action on their alarm)."""
+        where, args = ("WHERE target = ? OR json_extract(detail, '$.patient') = ?", (patient, patient)) \
+            if patient is not None else ("", ())
         with self._lock:
-            rows = self._db.execute("SELECT at, who, role, action, target, detail FROM audit ORDER BY id DESC LIMIT ?",
-                                    (limit,)).fetchall()
+            rows = self._db.execute(f"SELECT at, who, role, action, target, detail FROM audit {where}"
+                                    " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [dict(zip(("at", "who", "role", "action", "target", "detail"), r)) for r in rows]
 
 
-def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str], type_: str) -> bool:
-    # Escalations go to a wider audience: everyone connected.
-    return wards is None or ward in wards or patient in patients or type_ == AlertEventType.escalated.value
+def in_scope(ward: str, patient: str, wards: set[str] | None, patients: set[str], type_: str,
+             escalated: bool = False, allowed: set[str] | None = None) -> bool:
+    # Escalations go to a wider audience: everyone connected; and so does what follows on an
+    # escalated alarm (its acknowledgement, its resolve), or it would stay shown there for ever.
+    # A patient asked for by id counts only while on the token's wards (``allowed``, None = all).
+    return (wards is None or ward in wards or (patient in patients and (allowed is None or ward in allowed))
+            or type_ == AlertEventType.escalated.value or escalated)
 
 
 def redundant(current: Alert | None, event: AlertEvent) -> bool:
@@ -160,7 +171,7 @@ def redundant(current: Alert | None, event: AlertEvent) -> bool:
     t = event.type
     if t is AlertEventType.acknowledged:
         return current.state in (AlertState.acknowledged, AlertState.resolved)
-    if t is AlertEventType.resolved:
+    if t in (AlertEventType.resolved, AlertEventType.audio_paused):  # a resolved alarm sounds no more
         return current.state is AlertState.resolved
     if t is AlertEventType.escalated:
         return current.state is not AlertState.active or current.escalation_level != event.alert.escalation_level

@@ -54,10 +54,15 @@ class Client:
 
     @property
     def scope_key(self) -> tuple:
-        return (None if self.wards is None else tuple(sorted(self.wards)), tuple(sorted(self.patients)))
+        # The token's wards too: clients of one scope get the same frames, and what a patient's events
+        # show depends on them (below).
+        return (None if self.wards is None else tuple(sorted(self.wards)), tuple(sorted(self.patients)),
+                self.principal.wards)
 
     def sees(self, ward: str, patient: str) -> bool:
-        return self.wards is None or ward in self.wards or patient in self.patients
+        # A patient asked for by id is seen only while on the token's wards: moved elsewhere, no more.
+        return self.wards is None or ward in self.wards or (
+            patient in self.patients and (not self.principal.wards or ward in self.principal.wards))
 
 
 @dataclass

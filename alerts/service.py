@@ -53,6 +53,7 @@ from .overrides import Overrides
 log = logging.getLogger("wardwatch.alerts")
 HEARTBEAT_S = 5.0
 LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
+SINCE_WAIT_S = 2.0  # how long a subscribe waits for this view to reach a seq another instance showed
 REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
 MAX_ESCALATION = 2
 FOLDED_MAX = 50_000  # stored records remembered by their bytes' digest: minutes of alarms at any plausible rate
@@ -206,7 +207,9 @@ class AlertService:
                 continue
             doc = stored.model_dump(mode="json")
             doc["ward"] = ward
-            self.feed.publish_event(doc, ward, everyone=stored.type is AlertEventType.escalated)
+            # Once escalated, an alarm is shown to everyone (open_alarms), so all its events go to everyone.
+            self.feed.publish_event(doc, ward, everyone=stored.type is AlertEventType.escalated
+                                    or stored.alert.escalation_level > 0)
             self.m_events.labels(stored.type.value).inc()
             if event.event_id in self._mine:
                 self._mine.discard(event.event_id)
@@ -357,15 +360,23 @@ class AlertService:
         self.connections.add(client)
         try:
             async for raw in ws:
+                if client not in self.connections:  # token revoked: the close is under way, and a client
+                    break  # that ignores it must not go on acting until the close times out
                 try:
-                    msg = orjson.loads(raw)
+                    try:
+                        msg = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        raise Refused(400, "not JSON: a message is an object like {\"type\": \"ping\"}") from None
+                    if not isinstance(msg, dict):
+                        raise Refused(400, "a message is an object like {\"type\": \"ping\"}")
                     await self.on_message(client, msg)
                 except AuthError as exc:
                     await _send_error(ws, exc.status, exc.message)
                 except Refused as exc:
                     await _send_error(ws, exc.code, exc.message)
                 except Exception as exc:  # one bad message never drops the connection
-                    await ws.send(orjson.dumps({"type": "error", "message": str(exc)[:200]}).decode())
+                    log.error("a socket message failed (%s)", type(exc).__name__)  # its text may name a patient
+                    await _send_error(ws, 500, f"the message could not be handled ({type(exc).__name__})")
         except ConnectionClosed:
             pass
         finally:
@@ -392,9 +403,9 @@ class AlertService:
     async def on_message(self, client: Client, msg: dict) -> None:
         kind = msg.get("type")
         if kind == "auth":
-            raise ValueError("already authenticated")
+            raise Refused(400, "already authenticated")
         if not isinstance(kind, str) or kind not in access.SOCKET_MESSAGES:
-            raise ValueError(f"unknown message type {str(kind)[:30]!r}")
+            raise Refused(400, f"unknown message type {str(kind)[:30]!r}")
         access.require_role(client.principal, kind)  # the ward, where it matters, is checked per message
         client.rates.check(kind)
         if kind == "subscribe":
@@ -409,6 +420,8 @@ class AlertService:
             await client.ws.send(orjson.dumps({"type": "pong", "server_time": now_ms()}).decode())
 
     async def subscribe(self, client: Client, msg: dict) -> None:
+        if not all(isinstance(msg.get(k) or [], list) for k in ("wards", "patients")):
+            raise Refused(400, "wards and patients are lists of ids")
         wards = [str(w) for w in msg.get("wards") or []]
         patients = {str(p) for p in msg.get("patients") or []}
         allowed = set(client.principal.wards)
@@ -420,14 +433,29 @@ class AlertService:
             want = allowed if want is None else want & allowed
             patients = {p for p in patients if self.ward_of(p) in allowed}
         self.feed.remove(client)
-        client.wards, client.patients, client.needs_resync = want, patients, False
         since = msg.get("since")
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            since = None
+        elif since > self.log.last_seq():
+            # Seqs are the shared log's: a client coming from an instance a moment ahead waits (out of
+            # the feed) for this view to get there. One it never reaches (a log rebuilt, another
+            # deployment, a number beyond any) gets a snapshot: an empty replay would leave the client
+            # ahead of every event to come.
+            deadline = time.monotonic() + SINCE_WAIT_S
+            while self.log.last_seq() < since and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self.log.last_seq() < since:
+                since = None
+            if client not in self.connections:  # its token was revoked meanwhile: it rejoins nothing
+                return
+        client.wards, client.patients, client.needs_resync = want, patients, False
         # No await between reading the log and joining the feed: nothing can fall in between.
-        replay = self.log.since(int(since), want, patients, REPLAY_MAX) if isinstance(since, int) else None
+        replay = self.log.since(since, want, patients, REPLAY_MAX, allowed or None) if since is not None else None
         if replay is not None:
             reply = {"type": "replay", "events": replay, "seq": self.log.last_seq()}
         else:
-            reply = {"type": "snapshot", "seq": self.log.last_seq(), "alarms": self.log.open_alarms(want, patients),
+            reply = {"type": "snapshot", "seq": self.log.last_seq(),
+                     "alarms": self.log.open_alarms(want, patients, allowed or None),
                      "vitals": self.feed.vitals_for(client, self.registry.ward_of),
                      "patients": [r.model_dump() | {"ward": r.ward} for r in self.registry.patients.values()
                                   if client.sees(r.ward, r.patient)]}
@@ -473,9 +501,10 @@ class AlertService:
         limits = limit_checks.check_limits(msg.get("limits"))
         why = limit_checks.check_why(msg.get("why"))
         at = now_ms()
+        # Audited first: a change the audit trail cannot take is refused, never applied unrecorded.
+        await self.audit(client, "set_limits", patient, {"limits": limits, "why": why})
         await self._publish_limits(client, patient, limit_checks.with_limits(self.overrides.get(patient), limits, at),
                                    why, at)
-        await self.audit(client, "set_limits", patient, {"limits": limits, "why": why})
         await client.ws.send(orjson.dumps({"type": "limits_set", "patient": patient}).decode())
 
     async def disable_alarm(self, client: Client, msg: dict) -> None:
@@ -483,16 +512,20 @@ class AlertService:
         at = now_ms()
         condition, until = limit_checks.check_disable(msg.get("condition"), msg.get("until"), at)
         why = limit_checks.check_why(msg.get("why"))
+        await self.audit(client, "disable_alarm", patient, {"condition": condition, "until": until, "why": why})
         await self._publish_limits(client, patient,
                                    limit_checks.with_disable(self.overrides.get(patient), condition, until, at), why, at)
-        await self.audit(client, "disable_alarm", patient, {"condition": condition, "until": until, "why": why})
         await client.ws.send(orjson.dumps({"type": "alarm_disabled", "patient": patient, "condition": condition,
                                            "until": until}).decode())
 
     async def audit(self, client: Client, action: str, target: str, detail: dict) -> None:
         """A row of the one audit trail: into the shared alert log, which every instance folds."""
         record = audit_record(client.principal.name, client.principal.role.value, action, target, detail, time.time())
-        await asyncio.wait_for(self.log_producer.send_many(self.bus.topics.alert_log, [record]), LOG_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self.log_producer.send_many(self.bus.topics.alert_log, [record]), LOG_TIMEOUT_S)
+        except Exception as exc:
+            log.error("an audit row could not be recorded in the alert log (%s)", type(exc).__name__)
+            raise Refused(503, "not recorded: the alert log is unreachable; try again") from exc
 
     async def _publish_limits(self, client: Client, patient: str, limits: dict, why: str, at: int) -> None:
         doc = {"patient": patient, "limits": limits, "by": client.principal.name, "why": why, "at": at}
@@ -572,5 +605,6 @@ async def _send_error(ws, code: int, message: str) -> None:
 
 
 def _unchanged(kind: str, state: AlertState) -> bool:
+    # A resolved alarm sounds no more: pausing its audio changes nothing either.
     return (kind == "ack" and state in (AlertState.acknowledged, AlertState.resolved)) or (
-        kind == "resolve" and state is AlertState.resolved)
+        kind in ("resolve", "pause") and state is AlertState.resolved)

@@ -9,6 +9,7 @@ Every route is GET (actions come over the socket); every answer carries the secu
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from http import HTTPStatus
 from pathlib import Path
@@ -38,6 +39,7 @@ from .history import limits_view, patient_history, to_csv, to_fhir_bundle
 if TYPE_CHECKING:
     from .service import AlertService
 
+log = logging.getLogger("wardwatch.alerts")
 STATIC = Path(__file__).parent / "static"
 API = {"/api/history": "history", "/api/history.csv": "history.csv", "/api/history.fhir": "history.fhir",
        "/api/audit": "audit"}
@@ -124,7 +126,11 @@ async def api(request: Request) -> Response:
         access.authorize(principal, action, svc.ward_of(patient))
     except AuthError as exc:
         return _json(exc.status, {"error": exc.message})
-    hist = await patient_history(svc.store, patient, start, stop, every)
+    try:
+        hist = await patient_history(svc.store, patient, start, stop, every)
+    except Exception as exc:  # the store down or refusing: say so, and log no query (it names the patient)
+        log.error("a history read failed (%s)", type(exc).__name__)
+        return _json(503, {"error": "the history store is unreachable; try again"})
     hist["limits"] = limits_view(svc.overrides.get(patient))
     if action == "history":
         return web.raw(orjson.dumps(hist), 200, "application/json")
@@ -137,9 +143,7 @@ def audit(svc: "AlertService", principal, q: dict) -> Response:
     """The audit log; a ward-scoped token reads one patient's rows (``?patient=``) of its wards."""
     patient = (q.get("patient") or [None])[0]
     access.authorize(principal, "audit", None if patient is None else svc.ward_of(patient))
-    rows = svc.log.audit_rows()
-    if patient is not None:
-        rows = [r for r in rows if r["target"] == patient or orjson.loads(r["detail"]).get("patient") == patient]
+    rows = svc.log.audit_rows(patient=patient)  # filtered before the limit: a patient's trail is never cut short
     return web.raw(orjson.dumps(rows), 200, "application/json")
 
 

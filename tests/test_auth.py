@@ -48,3 +48,12 @@ def test_a_token_from_another_machine_works_here_and_its_revocation_is_never_und
     with pytest.raises(Unauthorized):
         here.check(token, {Role.nurse})
     assert here.active({principal.token_id}) == set()
+
+
+@pytest.mark.parametrize("wards", [("",), (",",), ("w7", ""), ("w7,w8",), (" w7",), ("w7\n",)])
+def test_a_token_for_a_blank_or_malformed_ward_is_refused_never_widened_to_every_ward(tmp_path, wards):
+    """A blank ward (an empty shell variable, say) was stored as no ward at all: a token for every ward."""
+    store = TokenStore(tmp_path / "t.sqlite3")
+    with pytest.raises(ValueError):
+        store.create(Role.nurse, "nurse", wards)
+    assert store.list() == []

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from .identifiers import is_identifier
+
 
 class Role(StrEnum):
     gateway = "gateway"
@@ -99,6 +101,10 @@ class TokenStore:
 
     def create(self, role: Role | str, name: str = "", wards: tuple[str, ...] = ()) -> tuple[str, Principal]:
         role = Role(role)
+        # Stored comma-joined, and no ward at all means every ward: a blank one must not widen the token.
+        bad = [w for w in wards if not is_identifier(w)]
+        if bad:
+            raise ValueError(f"not a ward id: {bad[0]!r} (letters, digits and . _ : - only)")
         token_id = secrets.token_hex(4)
         token = f"ww_{role.value}_{token_id}_{secrets.token_urlsafe(32)}"
         name = name or f"{role.value}-{token_id}"

@@ -44,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     store = TokenStore(settings.tokens_path)
     if args.action == "create":
-        token, principal = store.create(args.role, args.name, tuple(args.ward))
+        try:
+            token, principal = store.create(args.role, args.name, tuple(args.ward))
+        except ValueError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            return 2
         share(settings, [store.row(principal.token_id)])
         print(token)
         return 0

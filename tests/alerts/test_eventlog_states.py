@@ -54,3 +54,13 @@ def test_a_resolved_detector_alarm_never_leaves_resolved(latched, steps):
     people = {AlertEventType.acknowledged, AlertEventType.resolved}
     if latched and AlertState.resolved in states:
         assert any(t in people for t, _ in steps)
+
+
+def test_a_pause_folded_after_a_resolve_is_dropped_like_a_repeat():
+    # Two nurses, one resolving and one pausing the same alarm at once: the pause comes second in the log.
+    base = raised("p1", priority=Priority.high)
+    log = EventLog()
+    log.append(base, "w7")
+    assert log.append(step(base, AlertEventType.resolved, 20_000), "w7") is not None
+    assert log.append(step(base, AlertEventType.audio_paused, 20_001), "w7") is None
+    assert log.alarm(base.alert.id)[0].state is AlertState.resolved

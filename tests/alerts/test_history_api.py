@@ -48,3 +48,35 @@ async def test_history_is_downsampled_exported_and_guarded(ward):
         assert (await http.get("/healthz")).status_code == 200
         page = await http.get("/")
         assert page.status_code == 200 and "Nurse station" in page.text
+
+
+async def test_history_and_exports_answer_503_while_influxdb_is_unreachable_and_log_no_patient(calm_ward, caplog):
+    from devservices import free_port
+
+    down = calm_ward.settings.model_copy(update={"influx_url": f"http://127.0.0.1:{free_port()}"})
+    calm_ward.service.store = InfluxStore(down, timeout_ms=2000)  # nothing listens there
+    auth = {"Authorization": f"Bearer {calm_ward.tokens['nurse']}"}
+    caplog.clear()
+    async with httpx.AsyncClient(base_url=calm_ward.http) as http:
+        for path in ("/api/history", "/api/history.csv", "/api/history.fhir"):
+            r = await http.get(path, params={"patient": "p1"}, headers=auth)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert r.json()["error"] and r.headers["x-frame-options"] == "DENY", path
+    logged = [rec for rec in caplog.records if rec.name.startswith("wardwatch") or rec.name.startswith("websockets")]
+    assert logged, "the outage is logged"
+    for rec in logged:
+        text = rec.getMessage() + (rec.exc_text or "") + str(rec.exc_info or "")
+        assert "p1" not in text, text
+
+
+async def test_a_patients_audit_trail_is_whole_however_busy_the_other_patients_are(calm_ward):
+    log = calm_ward.service.log
+    log.audit("clinician-tester", "clinician", "disable_alarm", "p1", {"condition": "spo2_low", "why": "palliative"})
+    log.audit("nurse-tester", "nurse", "acknowledged", "al-1", {"patient": "p1", "cross_ward": False})
+    for i in range(1500):  # a busy hospital's rows since, none of them p1's
+        log.audit("nurse-tester", "nurse", "acknowledged", f"al-x{i}", {"patient": "p4", "cross_ward": False})
+    auth = {"Authorization": f"Bearer {calm_ward.tokens['clinician']}"}
+    async with httpx.AsyncClient(base_url=calm_ward.http) as http:
+        r = await http.get("/api/audit", params={"patient": "p1"}, headers=auth)
+    assert r.status_code == 200
+    assert [(row["action"], row["target"]) for row in r.json()] == [("acknowledged", "al-1"), ("disable_alarm", "p1")]

@@ -315,3 +315,79 @@ async def test_unknown_methods_get_405_out_of_range_history_400_and_pages_a_csp(
             r = await http.get(path, headers=auth)
             assert r.headers["content-security-policy"] == "default-src 'self'; frame-ancestors 'none'", path
             assert r.headers["x-frame-options"] == "DENY", path
+
+
+async def next_reply(ws) -> dict:
+    """The next message that answers something (not a feed frame nor a monitoring notice)."""
+    while True:
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        if reply["type"] not in ("batch", "heartbeat", "monitoring"):
+            return reply
+
+
+async def test_pausing_an_alarm_already_resolved_changes_nothing_and_records_nothing(stack):
+    ev = raised("p0", condition="pause_after_resolve", onset=30_000_000)
+    await send_events(stack, [ev])
+    await until(lambda: stack.service.log.alarm(ev.alert.id))
+    nurse = next(c for c in stack.callers if c.label == "nurse w7")
+    ws, _ = await authed(stack.url, nurse.token)
+    assert (await answer(ws, {"type": "resolve", "alert_id": ev.alert.id}))["type"] == "pong"
+    assert stack.service.log.alarm(ev.alert.id)[0].state.value == "resolved"
+    for _ in range(3):
+        reply = await answer(ws, {"type": "pause", "alert_id": ev.alert.id})
+        assert reply == {"type": "unchanged", "alert_id": ev.alert.id, "state": "resolved"}
+    await ws.close()
+    with stack.service.log._lock:
+        paused = stack.service.log._db.execute("SELECT COUNT(*) FROM events WHERE alert_id=? AND type=?",
+                                               (ev.alert.id, AlertEventType.audio_paused.value)).fetchone()[0]
+    assert paused == 0
+    assert [r["action"] for r in stack.service.log.audit_rows() if r["target"] == ev.alert.id] == ["resolved"]
+
+
+async def test_malformed_and_unknown_socket_messages_get_a_400_and_the_socket_stays_open(stack):
+    nurse = next(c for c in stack.callers if c.label == "nurse w7")
+    ws, _ = await authed(stack.url, nurse.token)
+    for raw in ("not json", '{"type": "ack", ', "[1, 2]", '"ack"', "42", "null", b"\x00\xff\x80",
+                '{"no": "type"}', '{"type": "teleport"}', '{"type": ["ack"]}', '{"type": "auth", "token": "x"}',
+                '{"type": "subscribe", "wards": 5}', '{"type": "subscribe", "patients": 7}'):
+        await ws.send(raw)
+        reply = await next_reply(ws)
+        assert reply["type"] == "error" and reply["code"] == 400 and reply["message"], (raw, reply)
+    assert (await answer(ws, {"type": "ping"}))["type"] == "pong"
+    await ws.close()
+
+
+async def test_a_revoked_token_whose_client_ignores_the_close_can_act_no_more(stack):
+    """A client that is not a browser need not answer the server's close: its socket then stays half
+    open for the close timeout, and whatever it sends meanwhile must not be acted on."""
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    ev = raised("p0", condition="revoked_acts", onset=40_000_000)
+    await send_events(stack, [ev])
+    await until(lambda: stack.service.log.alarm(ev.alert.id))
+    tokens = TokenStore(stack.settings.tokens_path)
+    token, principal = tokens.create(Role.nurse, "revoked-while-open")
+    proto = ClientProtocol(parse_uri(stack.url))
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.settings.alerts_port)
+
+    async def flush() -> None:
+        for data in proto.data_to_send():
+            writer.write(data)
+        await writer.drain()
+
+    proto.send_request(proto.connect())
+    await flush()
+    while not proto.events_received() and proto.handshake_exc is None:  # the handshake's response
+        proto.receive_data(await asyncio.wait_for(reader.read(65536), 5))
+    proto.send_text(orjson.dumps({"type": "auth", "token": token}))
+    await flush()
+    assert b"hello" in await asyncio.wait_for(reader.read(65536), 5)
+    tokens.revoke(principal.token_id)
+    await asyncio.sleep(2.5)  # the service has found it revoked and sent its close, which this client ignores
+    proto.send_text(orjson.dumps({"type": "resolve", "alert_id": ev.alert.id}))
+    await flush()
+    await asyncio.sleep(1.0)
+    writer.close()
+    assert stack.service.log.alarm(ev.alert.id)[0].state.value == "active"
+    assert not [r for r in stack.service.log.audit_rows() if r["who"] == "revoked-while-open"]
