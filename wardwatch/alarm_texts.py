@@ -193,6 +193,10 @@ def ecg_signal_poor(gap_s: float, pleth_rate: float, pleth_sqi: float) -> str:
             f" (quality {pleth_sqi:.2f}): check the ECG leads")
 
 
+def ecg_missing(share: float) -> str:
+    return f"ECG signal missing ({share:.0%} of the samples): check the ECG leads"
+
+
 def ecg_back() -> str:
     return "ECG shows beats again"
 

@@ -19,6 +19,9 @@ from ..protocol import RowState, grow
 from .events import make_event
 
 
+MAX_MISSING = 0.1  # a larger share of missing ECG samples is no verdict on the heart
+
+
 @dataclass(frozen=True)
 class AsystoleVerdict:
     ecg_asystole: bool  # the ECG alone shows no beat for the asystole time
@@ -28,10 +31,17 @@ class AsystoleVerdict:
     alarm: bool  # WardWatch raises the asystole alarm
     technical: bool  # ... or a technical "ECG signal poor" alarm instead
     reason: str
+    ecg_missing: float = 0.0  # the share of the chunk's ECG samples that are missing (NaN)
 
 
 def verify_asystole(ecg: np.ndarray, ppg: np.ndarray | None, fs: float, asystole_s: float = 4.0,
                     min_sqi: float = 0.6) -> AsystoleVerdict:
+    # Missing samples (leads off, as some monitors write it) say nothing about the heart: read as a
+    # flat line they were an "asystole". Beyond a few, the ECG cannot be judged: a technical alarm.
+    missing = float(np.isnan(ecg).mean()) if len(ecg) else 1.0
+    if missing > MAX_MISSING:
+        return AsystoleVerdict(True, len(ecg) / fs, float("nan"), 0.0, False, True,
+                               f"{missing:.0%} of the ECG samples missing: check ECG leads", missing)
     peaks = ecg_beats(ecg, fs)
     gaps = np.diff(np.r_[0, peaks, len(ecg)]) / fs
     longest = float(gaps.max()) if len(gaps) else len(ecg) / fs
@@ -148,6 +158,7 @@ class WaveformCrossCheck(RowState):
         elif verdict == self.ECG_POOR:
             events.append(make_event(patient, "ecg_signal_poor", AlertKind.technical, Priority.low, onset, t_end_ms,
                                      AlertEventType.raised,
+                                     alarm_texts.ecg_missing(v.ecg_missing) if v.ecg_missing > MAX_MISSING else
                                      alarm_texts.ecg_signal_poor(v.ecg_longest_gap_s, v.ppg_rate, v.ppg_sqi),
                                      {"pleth_rate": v.ppg_rate, "pleth_sqi": v.ppg_sqi}))
         self.wave_active[row], self.wave_onset[row] = verdict, onset

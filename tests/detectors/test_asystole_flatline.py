@@ -32,3 +32,26 @@ def test_a_low_voltage_ecg_still_shows_its_beats_and_its_flat_line_does_not(fs):
     assert len(ecg_beats(qrs + noise, fs)) >= 5
     assert not verify_asystole(qrs + noise, None, fs).ecg_asystole
     assert verify_asystole(noise, None, fs).alarm
+
+
+def test_an_ecg_whose_samples_are_missing_is_a_technical_alarm_to_check_the_leads_not_an_asystole():
+    """Leads off, as some monitors write it: NaN samples (Python's json.dumps writes them as NaN)."""
+    from detectors.alarms.asystole import WaveformCrossCheck
+
+    t = np.arange(10 * FS) / FS
+    beating = sum(1.5 * np.exp(-((t - b) / 0.012) ** 2) for b in np.arange(0.3, 10, 0.8))
+    leads_off = beating.copy()
+    leads_off[2 * FS:] = np.nan  # the leads came off after 2 s
+    verdict = verify_asystole(leads_off, None, FS)
+    assert not verdict.alarm and verdict.technical and "leads" in verdict.reason
+
+    check = WaveformCrossCheck()
+    check.resize(1)
+    events = check.update("p1", leads_off, None, FS, 1_000_000)
+    assert [(e.alert.condition, e.alert.kind.value, e.type.value) for e in events] == [
+        ("ecg_signal_poor", "technical", "raised")]
+    assert "missing" in events[0].alert.message
+    # A few missing samples in a beating ECG are no alarm at all.
+    few = beating.copy()
+    few[::50] = np.nan
+    assert not verify_asystole(few, None, FS).ecg_asystole
