@@ -39,6 +39,7 @@ from .alarms.early_warning import EarlyWarningAlarm
 from .alarms.events import make_event
 from .alarms.limits import LimitAlarms
 from .alarms.sensor_off import SensorOffAlarms
+from .alarms.signal_lost import SignalLost
 from .filters import SignalFilter
 from .protocol import Round, RowState
 from .scores.base import ScoreStage, StageScores
@@ -135,13 +136,14 @@ class DetectorEngine:
         self.silence = DeviceSilence(stale_after_ms)
         self.snapshots = Snapshots()
         self.sensor_off = SensorOffAlarms()
+        self.signal_lost = SignalLost(self.silence.stale_after_ms)
         self.limits = LimitAlarms(rules, self.table.ids, self.table.index)
         self.early_warning = EarlyWarningAlarm()
         self.cross_check = WaveformCrossCheck()
         self._written = _Written()
         # Every per-patient detector, in the order of a round; they share the patient table's rows.
-        self.detectors: list[RowState] = [self.filters, self.silence, self.snapshots, self.sensor_off, self.limits,
-                                          self.early_warning, self._written, self.cross_check]
+        self.detectors: list[RowState] = [self.filters, self.silence, self.snapshots, self.sensor_off, self.signal_lost,
+                                          self.limits, self.early_warning, self._written, self.cross_check]
         self.capacity = 0
         self.scores: dict[str, np.ndarray] = {}  # score name -> latest value per patient row
         self._vitals = VitalsLines()
@@ -241,6 +243,7 @@ class DetectorEngine:
             self.silence.update(rnd)
             self.snapshots.update(rnd)
             self.sensor_off.update(rnd, events)
+            self.signal_lost.update(rnd, events)
             self.limits.update(rnd, events)
             clean_out[sel] = rnd.clean
             self._scores(np.unique(rnd.rows), events, out)

@@ -52,6 +52,7 @@ LIMIT_ENTRIES: dict[str, AlarmEntry] = {
                             f"{'low' if r.side == 'low' else 'high'}", False) for r in DEFAULT_RULES}
 CATALOGUE: dict[str, AlarmEntry] = LIMIT_ENTRIES | {
     "sensor_off": AlarmEntry("Sensor off", True),
+    "signal_lost": AlarmEntry("Signal lost", True),
     "device_silent": AlarmEntry("No data from the monitor", True),
     "asystole": AlarmEntry("Asystole", False),
     "ecg_signal_poor": AlarmEntry("ECG signal poor", True),
@@ -68,8 +69,9 @@ def entry(condition: str) -> AlarmEntry | None:
     ``device:MDC_EVT_HI`` -> monitor alarm); None for a condition the catalogue does not know."""
     if condition in CATALOGUE:
         return CATALOGUE[condition]
-    if condition.startswith("sensor_off_") and condition[len("sensor_off_"):] in METRIC_TEXT:
-        return CATALOGUE["sensor_off"]
+    for probe in ("sensor_off", "signal_lost"):
+        if condition.startswith(probe + "_") and condition[len(probe) + 1:] in METRIC_TEXT:
+            return CATALOGUE[probe]
     if condition.startswith("device:"):
         return CATALOGUE["device"]
     return None
@@ -85,6 +87,8 @@ def title(condition: str) -> str:
     """The clinical name of a condition (for lists, chart markers and the audit trail)."""
     if condition.startswith("sensor_off_"):
         return f"{PROBE_TEXT.get(condition[len('sensor_off_'):], 'Sensor')} off"
+    if condition.startswith("signal_lost_"):
+        return f"{PROBE_TEXT.get(condition[len('signal_lost_'):], 'Sensor')}: signal lost"
     e = entry(condition)
     return e.title if e else condition.replace("_", " ")
 
@@ -174,6 +178,11 @@ def early_warning_cleared() -> str:
 
 def sensor_off(metric: str, held_ms: int) -> str:
     return f"{PROBE_TEXT.get(metric, 'Sensor')} off or disconnected: no valid {in_sentence(metric)} for {duration(held_ms)}"
+
+
+def signal_lost(metric: str, silent_ms: int) -> str:
+    return (f"{PROBE_TEXT.get(metric, 'Sensor')}: no {in_sentence(metric)} for {duration(silent_ms)} while other readings "
+            f"go on: check the probe and its device")
 
 
 def sensor_back(metric: str) -> str:

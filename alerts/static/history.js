@@ -17,7 +17,8 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 const fmtTime = (ms) => new Date(ms).toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
 const metricName = (m) => state.texts?.metrics?.[m] || m;
 const unitOf = (m) => state.texts?.units?.[m] || "";
-const title = (c) => state.texts?.titles?.[c]?.title || (c && c.startsWith("sensor_off_") ? `${state.texts?.probes?.[c.slice(11)] || "Sensor"} off` : c);
+const title = (c) => state.texts?.titles?.[c]?.title || (c && c.startsWith("sensor_off_") ? `${state.texts?.probes?.[c.slice(11)] || "Sensor"} off`
+  : c && c.startsWith("signal_lost_") ? `${state.texts?.probes?.[c.slice(12)] || "Sensor"}: signal lost` : c);
 
 function status(text) { $("status").textContent = text; }
 
@@ -106,6 +107,7 @@ function relevant(ep, chart) {
   const c = ep.condition || "", rule = (state.history.limits || []).find((l) => l.condition === c);
   if (rule) return rule.metric === chart || (chart === "pulse_rate" && rule.metric === "heart_rate");
   if (c.startsWith("sensor_off_")) return c.slice(11) === chart;
+  if (c.startsWith("signal_lost_")) return c.slice(12) === chart;
   if (c === "early_warning") return chart === "news2" || chart === "risk";
   if (c === "asystole" || c === "ecg_signal_poor") return chart === "heart_rate";
   return true;
