@@ -51,3 +51,21 @@ def test_a_monitor_whose_every_probe_stops_is_device_silent_not_signal_lost():
     seen, _ = stream(engine, range(30), lambda s: ["heart_rate", "spo2", "resp_rate"])
     ticked = engine.tick(T0 + 200_000).events
     assert [e.alert.condition for e in ticked] == ["device_silent"] and seen == []
+
+
+def test_an_early_warning_is_not_cleared_as_low_risk_because_its_probes_fell_silent():
+    """NEWS2 9 from HR, RR and SpO2; then those probes stop and only the thermometer goes on. Their
+    values grow stale and the score, from the temperature alone, falls to 0: that is no recovery."""
+    from detectors.scores.news2 import News2Stage
+
+    engine = DetectorEngine(stages=[News2Stage(max_age_ms=90_000)], stale_after_ms=60_000)
+    sick = {"heart_rate": 135.0, "resp_rate": 26.0, "spo2": 90.0, "temperature": 37.0}
+    well = {"heart_rate": 70.0, "resp_rate": 14.0, "spo2": 97.0, "temperature": 37.0}
+    events = []
+    for s in range(600):
+        vitals = sick if s < 60 else {"temperature": 37.0} if s < 400 else well
+        events += engine.process(columns("p1", list(vitals), list(vitals.values()), [T0 + 1000 * s] * len(vitals))).events
+    seen = [(e.type.value, e.alert.condition, (e.at - T0) // 1000) for e in events if e.alert.condition == "early_warning"]
+    assert seen[0][:2] == ("raised", "early_warning") and seen[0][2] < 60
+    cleared = [x for x in seen if x[0] == "cleared"]
+    assert len(cleared) == 1 and cleared[0][2] >= 400  # only once the probes are back, with a low score
