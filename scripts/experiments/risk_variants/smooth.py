@@ -55,6 +55,14 @@ for k in (2, 3, 4, 6):
 for k in (3,):
     variants[f"max{k}"] = back(g.transform(lambda s, k=k: s.rolling(k, min_periods=1).max()))
 variants["raw+mean3"] = 0.5 * margin + 0.5 * variants["mean3"]
+# The patient's own baseline of the margin: its mean over the first 6 predictions (expanding before).
+base6 = back(g.transform(lambda s: s.expanding().mean().where(np.arange(len(s)) < 6).ffill()))
+runmin = back(g.transform(lambda s: s.cummin()))
+for w in (0.25, 0.5):
+    variants[f"raw+{w}*(raw-base6)"] = margin + w * (margin - base6)
+    variants[f"raw+{w}*(raw-min)"] = margin + w * (margin - runmin)
+if "--only-new" in sys.argv:
+    variants = {k: v for k, v in variants.items() if k == "raw" or "base6" in k or "min)" in k}
 
 for name, mg in variants.items():
     with threadpool_limits(1):
