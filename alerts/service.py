@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from wardwatch import access, alarm_texts
-from wardwatch.auth import AuthError, TokenStore
+from wardwatch.auth import AuthError, Expired, Principal, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import alert_event_line
@@ -54,7 +54,7 @@ log = logging.getLogger("wardwatch.alerts")
 HEARTBEAT_S = 5.0
 LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
 SINCE_WAIT_S = 2.0  # how long a subscribe waits for this view to reach a seq another instance showed
-REVOKE_CHECK_S = 1.0  # a revoked token's sockets close within this plus one query
+REVOKE_CHECK_S = 1.0  # a revoked or expired token's sockets close within this plus one query
 MAX_ESCALATION = 2
 FOLDED_MAX = 50_000  # stored records remembered by their bytes' digest: minutes of alarms at any plausible rate
 
@@ -385,7 +385,8 @@ class AlertService:
             self.m_clients.dec()
 
     async def close_revoked(self) -> None:
-        """Re-check connected clients' tokens against the token table; close revoked ones (4401)."""
+        """Re-check connected clients' tokens against the token table; close revoked and expired ones
+        (4401, as at auth), saying which, so that the page can tell its user to ask for a new token."""
         while not self.stop.is_set():
             await asyncio.sleep(REVOKE_CHECK_S)
             clients = list(self.connections)
@@ -396,7 +397,7 @@ class AlertService:
                 if c.principal.token_id not in active:
                     self.connections.discard(c)
                     self.feed.remove(c)  # nothing more reaches it while the close handshake runs
-                    task = asyncio.create_task(c.ws.close(4401, "token revoked"))
+                    task = asyncio.create_task(c.ws.close(4401, _gone(c.principal, self.tokens.clock())))
                     self._closing.add(task)
                     task.add_done_callback(self._closing.discard)
 
@@ -598,6 +599,13 @@ class AlertService:
         await self.supervisor.stop()
         await self.producer.stop()
         await self.log_producer.stop()
+
+
+def _gone(principal: Principal, now: float) -> str:
+    """Why an open socket's token no longer holds: the same words as a refused auth would give."""
+    if principal.expires is not None and principal.expires <= now:
+        return Expired(principal.expires).message
+    return "token revoked"
 
 
 async def _send_error(ws, code: int, message: str) -> None:

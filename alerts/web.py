@@ -113,8 +113,8 @@ async def api(request: Request) -> Response:
         return _json(404, {"error": "not found"})
     svc = _service(request)
     q = parse_qs(request.url.query)
-    principal = svc.tokens.lookup(bearer(request.headers.get("authorization")))
     try:
+        principal = svc.tokens.lookup(bearer(request.headers.get("authorization")))  # Expired: a 401 too
         access.require_role(principal, action)
         if action == "audit":
             return audit(svc, principal, q)

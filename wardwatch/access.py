@@ -106,7 +106,8 @@ def require_role(principal: Principal | None, action: str) -> Action:
 
 
 def check(tokens: TokenStore, token: str | None, action: str, ward: str | None = None) -> Principal | None:
-    """Look the token up and authorize it; the principal (None for an open action without a token)."""
+    """Look the token up and authorize it; the principal (None for an open action without a token).
+    An expired token raises Expired (a 401 saying so) from the lookup, whatever the action."""
     principal = tokens.lookup(token)
     authorize(principal, action, ward)
     return principal

@@ -4,7 +4,8 @@
 tokens topic (key: the token id; value: the row with the token's digest, never the token); every
 alert-service instance, ingest and detector worker follows the topic from the start into its own table (``TokenStore.merge``),
 so a token made on one machine works on all, and a revocation reaches every instance within the
-poll interval (well inside the 5 s a revoked socket has to be closed in, alerts/service.py).
+poll interval (well inside the 5 s a revoked socket has to be closed in, alerts/service.py). A
+token's expiry travels in its row, so every instance refuses it from the same moment.
 """
 
 from __future__ import annotations

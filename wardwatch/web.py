@@ -83,7 +83,7 @@ def openapi(routes: list[BaseRoute], title: str, version: str = "1", description
             roles = ", ".join(r.value for r in rule.roles)
             op["description"] = f"roles: {roles}" + (" (ward-scoped)" if rule.ward_scoped else "")
             op["security"] = [{"bearer": []}]
-            responses.setdefault("401", {"description": "no, invalid or revoked token"})
+            responses.setdefault("401", {"description": "no, invalid, revoked or expired token"})
             responses.setdefault("403", {"description": f"a token without the role ({roles})"})
         op["responses"] = responses or {"200": {"description": "ok"}}
         if doc.body is not None:

@@ -54,7 +54,8 @@ function connect() {
   ws.onclose = (e) => {
     state.connected = false; render();
     if (e.code === 4401 || e.code === 4403) { sessionStorage.removeItem("ww_token"); state.token = null;
-      showLogin(e.code === 4401 ? "That token is not valid." : "That token may not open the ward feed."); return; }
+      showLogin(e.code === 4403 ? "That token may not open the ward feed." : e.reason.startsWith("token expired")
+        ? "That token has expired: ask for a new one." : "That token is not valid."); return; }
     if (state.ws === ws && state.token) { setTimeout(connect, state.backoff); state.backoff = Math.min(state.backoff * 2, 10000); }
   };
 }

@@ -6,10 +6,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 
 from wardwatch.auth import Role, TokenStore
 from wardwatch.settings import get_settings
+
+# A person's token lapses by itself (a copied or forgotten one stops working within the week);
+# a gateway's or an admin's does not, because a lapsed gateway token silently stops a ward's
+# readings, and so its alarms, and the admin token is what mends the others. Set one explicitly
+# with --expires-in, or --expires-in never.
+DEFAULT_LIFETIME = {Role.gateway: "never", Role.nurse: "7d", Role.clinician: "7d", Role.admin: "never"}
+UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def lifetime(text: str) -> float | None:
+    """Seconds from a duration such as 90m, 12h or 7d; None for "never"."""
+    if text == "never":
+        return None
+    m = re.fullmatch(r"([1-9][0-9]*)([mhd])", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90m, 12h, 7d, or never)")
+    return int(m[1]) * UNITS[m[2]]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--role", required=True, choices=[r.value for r in Role])
     c.add_argument("--name", default="", help="who or what holds it (a person or a gateway)")
     c.add_argument("--ward", action="append", default=[], help="limit to a ward (repeatable); default all")
-    sub.add_parser("list", help="list tokens (never their secrets)")
+    c.add_argument("--expires-in", type=lifetime, default=argparse.SUPPRESS, metavar="DURATION",
+                   help="lifetime: 90m, 12h, 7d or never; default "
+                        + ", ".join(f"{r.value} {d}" for r, d in DEFAULT_LIFETIME.items()))
+    sub.add_parser("list", help="list tokens (never their secrets), with when each expires and whether it has")
     r = sub.add_parser("revoke", help="revoke a token by its id")
     r.add_argument("token_id")
 
@@ -45,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     store = TokenStore(settings.tokens_path)
     if args.action == "create":
         try:
-            token, principal = store.create(args.role, args.name, tuple(args.ward))
+            # --expires-in absent (SUPPRESS): the role's default, which may be "never".
+            expires_in = getattr(args, "expires_in", lifetime(DEFAULT_LIFETIME[Role(args.role)]))
+            token, principal = store.create(args.role, args.name, tuple(args.ward), expires_in)
         except ValueError as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             return 2

@@ -32,3 +32,17 @@ async def test_a_token_made_and_revoked_on_another_machine_is_taken_then_refused
     await publish_tokens(gateway.bus, [elsewhere.row(principal.token_id)])
     status, took = await _status_within(gateway.client, token, 401)
     assert status == 401 and took < 5.0, "the revocation reaches ingest within 5 s"
+
+
+async def test_a_token_made_elsewhere_carries_its_expiry_and_is_refused_here_once_it_expired(gateway, tmp_path):
+    made_an_hour_ago = TokenStore(tmp_path / "other-machine" / "tokens.sqlite3", clock=lambda: time.time() - 3600)
+    token, principal = made_an_hour_ago.create("admin", "operator-3", expires_in=60)
+    await publish_tokens(gateway.bus, [made_an_hour_ago.row(principal.token_id)])
+    t0 = time.monotonic()
+    while True:  # unknown ("missing, invalid or revoked") until the row arrives, then expired: never 200
+        r = await gateway.client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+        if r.json()["error"].startswith("token expired at ") or time.monotonic() - t0 > 5:
+            break
+        await asyncio.sleep(0.1)
+    assert r.json()["error"].startswith("token expired at "), "the expiry travels with the row"

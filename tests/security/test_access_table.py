@@ -227,6 +227,53 @@ async def test_revoking_a_token_closes_its_sockets_within_5s(stack):
     assert time.monotonic() - t0 < 5
 
 
+async def test_a_nurse_token_that_has_expired_is_refused_on_every_route(stack):
+    """Made an hour ago with a minute's lifetime: every route and the socket say 401, "token expired"."""
+    made_an_hour_ago = TokenStore(stack.settings.tokens_path, clock=lambda: time.time() - 3600)
+    token, _ = made_an_hour_ago.create(Role.nurse, "expired-nurse", expires_in=60)
+    headers = {"Authorization": f"Bearer {token}"}
+    checked = []
+    for action in (a for a in access.TABLE if not a.is_open):
+        if action.surface.startswith("ws "):
+            continue  # every message comes after the auth below
+        for method, path, params, body in http_requests(action, "w7"):
+            if action.service == "ingest":
+                kw = {"content": body} if isinstance(body, str) else {"json": body} if body is not None else {}
+                r = await stack.ingest.request(method, path, params=params, headers=headers, **kw)
+            else:
+                base = stack.detect_http if action.service == "detect" else stack.http
+                async with httpx.AsyncClient(base_url=base) as http:
+                    r = await http.request(method, path.replace(":9108", ""), params=params, headers=headers)
+            assert r.status_code == 401 and "token expired at " in r.text, (path, r.status_code, r.text)
+            checked.append(action.name)
+    ws = await websockets.connect(stack.url)
+    await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert info.value.rcvd.code == 4401 and info.value.rcvd.reason.startswith("token expired at ")
+    assert {"metrics", "history", "audit", "ingest.json", "ingest.metrics", "detect.metrics"} <= set(checked)
+
+
+async def test_an_open_nurse_socket_is_closed_when_its_token_expires(stack):
+    from alerts.service import REVOKE_CHECK_S
+
+    token, principal = TokenStore(stack.settings.tokens_path).create(Role.nurse, "short-lived", expires_in=4.0)
+    subscribed, _ = await authed(stack.url, token)
+    await answer(subscribed, {"type": "subscribe", "wards": ["*"]})
+    silent, _ = await authed(stack.url, token)  # never subscribes
+    now = now_ms()
+    history = {"patient": "p1", "start": now - 3600_000, "stop": now}
+    async with httpx.AsyncClient(base_url=stack.http, headers={"Authorization": f"Bearer {token}"}) as http:
+        assert (await http.get("/api/history", params=history)).status_code == 200  # now in the valid cache
+        for ws in (subscribed, silent):
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                while time.time() < principal.expires + REVOKE_CHECK_S + 2:  # heartbeats come meanwhile
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert info.value.rcvd.code == 4401 and info.value.rcvd.reason.startswith("token expired at ")
+        r = await http.get("/api/history", params=history)  # within 5 s of its lookup: the cache holds it no longer
+        assert r.status_code == 401 and r.json()["error"].startswith("token expired at ")
+
+
 async def ping_rtts(ws, stop: asyncio.Event) -> list[float]:
     rtts = []
     while not stop.is_set():
