@@ -355,6 +355,9 @@ class AlertService:
         await ws.send(orjson.dumps({"type": "hello", "user": principal.name, "role": principal.role.value,
                                     "seq": self.log.last_seq(), "server_time": now_ms(),
                                     "audio_pause_s": self.settings.audio_pause_s,
+                                    # When the token stops opening this feed (None: never), so a station
+                                    # screen says so a day ahead instead of falling back to its login.
+                                    "expires_at": None if principal.expires is None else int(principal.expires * 1000),
                                     "monitoring": self.watch.status.message()}).decode())
         self.m_clients.inc()
         self.connections.add(client)

@@ -4,6 +4,7 @@
 const PRIORITY = { high: 3, medium: 2, low: 1 };
 const SHAPE = { high: "▲", medium: "◆", low: "●" };  // priority told by shape as well as colour
 const FEED_STALE_MS = 12000;       // no message (heartbeats come every 5 s) for this long = feed down
+const EXPIRY_WARN_MS = 24 * 3600_000; // a token expiring sooner is announced on the page
 const PATIENT_STALE_MS = 60000;    // a patient's newest vitals older than this = the monitor went silent
 const SEEN_MS = 1500;              // an alarm shown for less than this when the nurse clicked was not seen
 const SHOWN = [["heart_rate", "HR", "/min"], ["spo2", "SpO₂", "%"], ["resp_rate", "RR", "/min"],
@@ -74,6 +75,7 @@ function handle(msg) {
       $("user").textContent = `${msg.user} (${msg.role})`;
       $("ward-label").textContent = state.wards ? `Ward ${state.wards}` : "All wards";
       if (msg.monitoring) state.monitoring = msg.monitoring;
+      state.expiresAt = msg.expires_at ?? null;
       subscribe(); break;
     case "monitoring": state.monitoring = msg; break;
     case "snapshot":
@@ -140,6 +142,14 @@ function render() {
   const stopped = state.connected && state.monitoring && state.monitoring.ok === false;
   $("monitoring-banner").classList.toggle("hidden", !stopped);
   $("monitoring-reason").textContent = stopped ? `(${state.monitoring.reason})` : "";
+  // A token that expires within a day: said ahead, since an expired one closes the feed.
+  const left = state.expiresAt == null ? Infinity : state.expiresAt - now();
+  $("expiry-banner").classList.toggle("hidden", !(left < EXPIRY_WARN_MS));
+  if (left < EXPIRY_WARN_MS) {
+    const h = Math.floor(Math.max(0, left) / 3600_000), m = Math.floor((Math.max(0, left) % 3600_000) / 60_000);
+    $("expiry-banner").textContent = `This screen's token expires in ${h} h ${m} min (${new Date(state.expiresAt - state.serverOffset).toLocaleString()}): `
+      + "ask for a new one before then, or this screen stops showing alarms.";
+  }
   // The monitors' own alarms (kind "device") are kept apart: their own list, no sound, no tile colour.
   const all = [...state.alarms.values()];
   const alarms = all.filter((a) => a.kind !== "device");

@@ -107,3 +107,29 @@ async def test_nurse_sees_acknowledges_and_recovers_from_a_dropped_feed(ward, sh
             service.stop.set()
             await asyncio.wait_for(task, 15)
         await browser.close()
+
+
+async def test_a_station_whose_token_expires_within_a_day_says_so_ahead_and_one_that_never_expires_does_not(ward):
+    """An expired token closes the feed: a station screen must say so while there is time to act."""
+    from playwright.async_api import async_playwright
+
+    from wardwatch.auth import TokenStore
+
+    store = TokenStore(ward.settings.tokens_path)
+    expiring, _ = store.create("nurse", "station-7", ("w7",), expires_in=3 * 3600)
+    lasting, _ = store.create("nurse", "station-8", ("w7",))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pages = {}
+        for name, token in (("expiring", expiring), ("lasting", lasting)):
+            page = pages[name] = await (await browser.new_context()).new_page()
+            await page.goto(ward.http + "/")
+            await page.fill("#token", token)
+            await page.fill("#wards", "w7")
+            await page.click("button[type=submit]")
+            await page.wait_for_selector("#station:not(.hidden)", timeout=10_000)
+        notice = pages["expiring"].locator("[data-testid=token-expiry]")
+        await notice.wait_for(state="visible", timeout=5_000)
+        assert "expires in 2 h 59 min" in await notice.text_content() or "expires in 3 h 0 min" in await notice.text_content()
+        assert await pages["lasting"].locator("[data-testid=token-expiry]").is_hidden()
+        await browser.close()
