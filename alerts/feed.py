@@ -33,7 +33,7 @@ from websockets.frames import CONT, CTRL_OPCODES, TEXT, Frame
 from websockets.protocol import OPEN
 
 from wardwatch.auth import Principal
-from wardwatch.models import VitalsSnapshot
+from wardwatch.models import UNASSIGNED, VitalsSnapshot
 
 from .guards import Rates
 
@@ -115,7 +115,7 @@ class Feed:
         self._pending.set()
 
     def vitals_for(self, client: Client, ward_of) -> list[dict]:
-        return [v for p, v in self.vitals.items() if client.sees(ward_of(p) or "unassigned", p)]
+        return [v for p, v in self.vitals.items() if client.sees(ward_of(p) or UNASSIGNED, p)]
 
     # ---------------------------------------------------------------- output
 

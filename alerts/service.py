@@ -34,8 +34,8 @@ from wardwatch.auth import AuthError, Expired, Principal, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import alert_event_line
-from wardwatch.models import (Alert, AlertEvent, AlertEventType, AlertKind, AlertState, DeviceAlarm, DeviceAlarmState,
-                              Priority, VitalsSnapshot, now_ms)
+from wardwatch.models import (UNASSIGNED, Alert, AlertEvent, AlertEventType, AlertKind, AlertState, DeviceAlarm,
+                              DeviceAlarmState, Priority, VitalsSnapshot, now_ms)
 from wardwatch.registry import RegistryView
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
@@ -105,7 +105,7 @@ class AlertService:
         log.info("this instance %s the escalation timers", "runs" if escalates else "no longer runs")
 
     def ward_of(self, patient: str) -> str:
-        return self.registry.ward_of(patient) or "unassigned"
+        return self.registry.ward_of(patient) or UNASSIGNED
 
     # ---------------------------------------------------------------- inputs
 

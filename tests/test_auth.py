@@ -63,6 +63,21 @@ def test_a_token_for_a_blank_or_malformed_ward_is_refused_never_widened_to_every
     assert store.list() == []
 
 
+def test_no_token_and_no_patient_can_have_the_ward_that_holds_the_patients_without_one(tmp_path):
+    """The alert service files a patient the registry does not know (or discharged) under "unassigned":
+    a token for a ward of that name would read every such patient, of every ward."""
+    from pydantic import ValidationError
+
+    from wardwatch.models import UNASSIGNED, PatientRecord
+
+    store = TokenStore(tmp_path / "t.sqlite3")
+    with pytest.raises(ValueError, match="holds the patients without one"):
+        store.create(Role.nurse, "nurse", ("w7", UNASSIGNED))
+    assert store.list() == []
+    with pytest.raises(ValidationError):
+        PatientRecord(patient="p1", ward=UNASSIGNED)
+
+
 class Clock:
     """Wall-clock time a test moves on by hand: a token's whole lifetime passes without sleeping."""
 

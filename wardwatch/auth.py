@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from .identifiers import is_identifier
+from .models import UNASSIGNED
 
 
 class Role(StrEnum):
@@ -125,6 +126,8 @@ class TokenStore:
         bad = [w for w in wards if not is_identifier(w)]
         if bad:
             raise ValueError(f"not a ward id: {bad[0]!r} (letters, digits and . _ : - only)")
+        if UNASSIGNED in wards:  # the patients without a ward, all of them: no ward's token
+            raise ValueError(f"{UNASSIGNED!r} is no ward: it holds the patients without one")
         token_id = secrets.token_hex(4)
         token = f"ww_{role.value}_{token_id}_{secrets.token_urlsafe(32)}"
         name = name or f"{role.value}-{token_id}"

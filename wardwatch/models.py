@@ -234,6 +234,11 @@ class VitalsSnapshot(BaseModel):
     trend: dict[str, list[float]] = Field(default_factory=dict)  # metric -> short sparkline
 
 
+# The ward the alert service files a patient under when the registry has none (not admitted, or
+# discharged): no real ward may take the name, or its nurses would see every such patient.
+UNASSIGNED = "unassigned"
+
+
 class PatientRecord(BaseModel):
     """A monitored patient: where they are and which devices report for them. No names: ids only."""
 
@@ -243,6 +248,13 @@ class PatientRecord(BaseModel):
     devices: list[str] = Field(default_factory=list)
     admitted: int = Field(default_factory=now_ms)
     discharged: int | None = None
+
+    @field_validator("ward")
+    @classmethod
+    def _a_real_ward(cls, ward: str) -> str:
+        if ward == UNASSIGNED:
+            raise ValueError(f"{UNASSIGNED!r} is reserved for patients without a ward")
+        return ward
 
 
 class WaveformChunk(BaseModel):
