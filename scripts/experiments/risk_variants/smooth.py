@@ -61,6 +61,8 @@ runmin = back(g.transform(lambda s: s.cummin()))
 for w in (0.25, 0.5):
     variants[f"raw+{w}*(raw-base6)"] = margin + w * (margin - base6)
     variants[f"raw+{w}*(raw-min)"] = margin + w * (margin - runmin)
+if "--baseline-only" in sys.argv:  # the one that helped utility on the first fit, against the raw margin
+    variants = {k: v for k, v in variants.items() if k in ("raw", "raw+0.25*(raw-base6)")}
 if "--only-new" in sys.argv:
     variants = {k: v for k, v in variants.items() if k == "raw" or "base6" in k or "min)" in k}
 
