@@ -38,8 +38,11 @@ from wardwatch.models import UNASSIGNED, VitalsSnapshot
 from .guards import Rates
 
 FLUSH_MS = 10  # the least time between two frames to a client
-FLUSH_MAX_MS = 100  # the most, however long a flush took
-FLUSH_DUTY = 4
+# The most, however long a flush took, and the share of the loop flushing may take (1/FLUSH_DUTY):
+# 50 ms and 2 gave lower latency than 100 ms and 4 in alternating runs of `wardwatch bench alerts`
+# (docs/benchmarks.md), for more frames to each client.
+FLUSH_MAX_MS = 50
+FLUSH_DUTY = 2
 SLOW_BYTES = 1 << 20
 
 

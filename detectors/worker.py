@@ -58,10 +58,10 @@ QUARANTINE_RED_S = 300.0  # health stays red this long after records were set as
 # producer, the next ones for aiokafka's sender to drain them and write the request to the broker.
 PUBLISH_TURNS = 4
 # Readings of one patient (one key) in one batch, at most: each distinct reading time of a patient is
-# a round of the engine (about 0.5 ms), so a gateway flushing hours of one patient's backlog (20,000
-# readings: 11 s, measured) held every other patient's alarms that long. A partition is cut there
+# a round of the engine (about 0.6 ms, scripts/backlog-rounds.py), so a gateway flushing hours of one
+# patient's backlog held every other patient's alarms for seconds. A partition is cut there
 # and fetched again from the cut: the backlog is worked through a bounded batch at a time.
-MAX_PER_PATIENT = 2_000
+MAX_PER_PATIENT = 500
 # A waveform chunk however its JSON is spaced (a gateway that is not ours writes `"kind": "waveform"`).
 _WAVEFORM = re.compile(rb'"kind"\s*:\s*"waveform"')
 _key = attrgetter("key")
