@@ -77,6 +77,17 @@ async def send_events(w, events: list[AlertEvent]) -> None:
     await w.producer.send_many(w.bus.topics.alerts, [(e.alert.patient.encode(), e.to_json()) for e in events])
 
 
+async def until(condition, timeout: float = 5.0) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` seconds (polled; the service folds in the background)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 async def connect(w, token: str | None, wards=("w7",), since=None):
     ws = await websockets.connect(w.url)
     await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())

@@ -10,7 +10,7 @@ import websockets
 
 from wardwatch.models import Priority, now_ms
 
-from .conftest import collect_events, connect, raised, send_events
+from .conftest import collect_events, connect, raised, send_events, until
 
 pytestmark = pytest.mark.integration
 
@@ -130,10 +130,7 @@ async def test_another_wards_escalated_alarm_is_seen_acknowledged_and_resolved_w
 async def test_a_since_the_service_never_wrote_gets_a_snapshot_and_the_socket_stays_on_the_live_feed(calm_ward):
     ev = raised("p0")
     await send_events(calm_ward, [ev])
-    for _ in range(100):
-        if calm_ward.service.log.alarm(ev.alert.id):
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: calm_ward.service.log.alarm(ev.alert.id))
     last = calm_ward.service.log.last_seq()
     sockets = []
     # From the future (a log rebuilt, another deployment), beyond SQLite's integers, negative, not a number.
@@ -152,10 +149,7 @@ async def test_a_since_the_service_never_wrote_gets_a_snapshot_and_the_socket_st
 async def test_a_client_from_an_instance_a_moment_ahead_gets_what_follows_its_seq_and_nothing_twice(calm_ward):
     ev = raised("p0")
     await send_events(calm_ward, [ev])
-    for _ in range(100):
-        if calm_ward.service.log.alarm(ev.alert.id):
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: calm_ward.service.log.alarm(ev.alert.id))
     ahead = calm_ward.service.log.last_seq() + 1  # the client saw, elsewhere, the event this view folds next
     ws = await websockets.connect(calm_ward.url)
     await ws.send(orjson.dumps({"type": "auth", "token": calm_ward.tokens["nurse"]}).decode())
@@ -211,10 +205,7 @@ async def test_a_ward_nurse_watching_a_patient_sees_nothing_of_them_once_moved_t
     await wide.send(orjson.dumps({"type": "subscribe", "wards": ["w7"], "patients": ["p1"]}).decode())
     assert orjson.loads(await asyncio.wait_for(wide.recv(), 5))["type"] == "snapshot"
     await Registry(calm_ward.settings.registry_path, calm_ward.bus).admit("p1", "w8", "1")  # moved to ward w8
-    for _ in range(100):
-        if calm_ward.service.ward_of("p1") == "w8":
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: calm_ward.service.ward_of("p1") == "w8")
     ev = raised("p1")
     await send_events(calm_ward, [ev])
     assert [e["event_id"] for e in await collect_events(wide, 1)] == [ev.event_id]

@@ -77,6 +77,17 @@ def http_requests(action: access.Action, ward: str) -> list[tuple[str, str, dict
     return out
 
 
+async def send(stack, action: access.Action, request: tuple, headers: dict) -> httpx.Response:
+    """One of ``http_requests``' requests to the service the action belongs to."""
+    method, path, params, body = request
+    if action.service == "ingest":
+        kw = {"content": body} if isinstance(body, str) else {"json": body} if body is not None else {}
+        return await stack.ingest.request(method, path, params=params, headers=headers, **kw)
+    base = stack.detect_http if action.service == "detect" else stack.http
+    async with httpx.AsyncClient(base_url=base) as http:
+        return await http.request(method, path.replace(":9108", ""), params=params, headers=headers)
+
+
 async def outcome(stack, action: access.Action, caller, ward: str):
     """401/403 as the service answered, None when allowed, anything else as found (so a mismatch shows it)."""
     if action.surface.startswith("ws "):
@@ -95,14 +106,8 @@ async def outcome(stack, action: access.Action, caller, ward: str):
         return reply.get("code", reply["message"]) if reply["type"] == "error" else None
     results = set()
     headers = {"Authorization": f"Bearer {caller.token}"} if caller.token else {}
-    for method, path, params, body in http_requests(action, ward):
-        if action.service == "ingest":
-            kw = {"content": body} if isinstance(body, str) else {"json": body} if body is not None else {}
-            r = await stack.ingest.request(method, path, params=params, headers=headers, **kw)
-        else:
-            base = stack.detect_http if action.service == "detect" else stack.http
-            async with httpx.AsyncClient(base_url=base) as http:
-                r = await http.request(method, path.replace(":9108", ""), params=params, headers=headers)
+    for request in http_requests(action, ward):
+        r = await send(stack, action, request, headers)
         ok = r.status_code < 500 or action.name.endswith("healthz")
         results.add(r.status_code if r.status_code in (401, 403) else None if ok else r.status_code)
     assert len(results) == 1, results
@@ -236,15 +241,9 @@ async def test_a_nurse_token_that_has_expired_is_refused_on_every_route(stack):
     for action in (a for a in access.TABLE if not a.is_open):
         if action.surface.startswith("ws "):
             continue  # every message comes after the auth below
-        for method, path, params, body in http_requests(action, "w7"):
-            if action.service == "ingest":
-                kw = {"content": body} if isinstance(body, str) else {"json": body} if body is not None else {}
-                r = await stack.ingest.request(method, path, params=params, headers=headers, **kw)
-            else:
-                base = stack.detect_http if action.service == "detect" else stack.http
-                async with httpx.AsyncClient(base_url=base) as http:
-                    r = await http.request(method, path.replace(":9108", ""), params=params, headers=headers)
-            assert r.status_code == 401 and "token expired at " in r.text, (path, r.status_code, r.text)
+        for request in http_requests(action, "w7"):
+            r = await send(stack, action, request, headers)
+            assert r.status_code == 401 and "token expired at " in r.text, (request[1], r.status_code, r.text)
             checked.append(action.name)
     ws = await websockets.connect(stack.url)
     await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
