@@ -324,8 +324,11 @@ class DetectorEngine:
         if self.score_alarms:
             # A score is not back to low risk while a probe it reads is off or lost: the raised alarm
             # holds (level 1 keeps it on) until the probes are back and the score says so itself.
-            blind = self.sensor_off.off_active[rows].any(axis=1) | self.signal_lost.lost_active[rows].any(axis=1)
-            level = np.where(blind & (level == 0) & (self.early_warning.score_active[rows] > 0), 1, level)
+            held = np.flatnonzero((level == 0) & (self.early_warning.score_active[rows] > 0))  # would clear
+            if len(held):
+                r = rows[held]
+                blind = self.sensor_off.off_active[r].any(axis=1) | self.signal_lost.lost_active[r].any(axis=1)
+                level[held[blind]] = 1
             # The alarm moves only where the level differs from the one it shows: the other rows are
             # left out, so their reasons (the risk's features, for a row not scored afresh) are never built.
             moving = np.flatnonzero(level != self.early_warning.score_active[rows])

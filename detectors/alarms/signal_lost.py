@@ -52,8 +52,8 @@ class SignalLost(RowState):
         rr, cc, t = rnd.rows, rnd.metrics, rnd.ts
         newer = t > self.sig_last[rr, cc]  # a late reading is no news of the probe
         r, c, tn = rr[newer], cc[newer], t[newer]
-        last = self.sig_last[r, c]
-        self.sig_every[r, c] = np.where(last >= 0, tn - last, -1)
+        prev = self.sig_last[r, c]
+        self.sig_every[r, c] = np.where(prev >= 0, tn - prev, -1)
         self.sig_last[r, c] = tn
         for i in np.flatnonzero(self.lost_active[r, c]):
             self._event(rnd.ids, int(r[i]), int(c[i]), int(tn[i]), AlertEventType.cleared, events)
