@@ -21,8 +21,6 @@ import asyncio
 import logging
 import re
 import time
-from collections import Counter as Tally
-from operator import attrgetter
 
 import numpy as np
 import orjson
@@ -57,14 +55,8 @@ QUARANTINE_RED_S = 300.0  # health stays red this long after records were set as
 # Turns of the event loop given to the publish lane after each batch: one to hand the events to the
 # producer, the next ones for aiokafka's sender to drain them and write the request to the broker.
 PUBLISH_TURNS = 4
-# Readings of one patient (one key) in one batch, at most: each distinct reading time of a patient is
-# a round of the engine (about 0.6 ms, scripts/backlog-rounds.py), so a gateway flushing hours of one
-# patient's backlog held every other patient's alarms for seconds. A partition is cut there
-# and fetched again from the cut: the backlog is worked through a bounded batch at a time.
-MAX_PER_PATIENT = 500
 # A waveform chunk however its JSON is spaced (a gateway that is not ours writes `"kind": "waveform"`).
 _WAVEFORM = re.compile(rb'"kind"\s*:\s*"waveform"')
-_key = attrgetter("key")
 
 
 class WorkerMetrics:
@@ -399,25 +391,8 @@ class DetectorWorker:
             out[tp] = msgs
         return out
 
-    def _bounded(self, batches: dict) -> dict:
-        """Each partition's records up to the first key that has more than MAX_PER_PATIENT of them;
-        the consumer fetches that partition again from there."""
-        out = {}
-        for tp, msgs in batches.items():
-            if len(msgs) > MAX_PER_PATIENT and max(Tally(map(_key, msgs)).values()) > MAX_PER_PATIENT:
-                seen: Tally = Tally()
-                for i, m in enumerate(msgs):
-                    seen[m.key] += 1
-                    if seen[m.key] > MAX_PER_PATIENT:
-                        self.consumer.seek(tp, m.offset)
-                        msgs = msgs[:i]
-                        break
-            out[tp] = msgs
-        return out
-
     async def _process(self, batches) -> None:
         t0 = time.perf_counter()
-        batches = self._bounded(batches)
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs}
         now_ms = int(time.time() * 1000)
         partitions = sorted(self.consumer.partitions_for_topic(self.topics.readings) or ())
