@@ -19,6 +19,8 @@ from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_S = 5.0  # how long stop() waits for its tasks' clean-up before cancelling them again
+
 
 @dataclass
 class TaskStatus:
@@ -81,8 +83,28 @@ class Supervisor:
                for name, st in self.status.items()}
         return all(d["ok"] for d in doc.values()), doc
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Cancel every task and wait for them, but not for ever.
+
+        A task's clean-up may itself wait on the network: a Kafka group member's ``stop()`` lets a
+        rebalance under way finish first, which can take as long as the broker waits for the other
+        members (a test's teardown once waited more than 15 s here). A service that cannot stop is
+        one an operator must kill, so after ``grace_s`` the tasks still running are named in the log
+        and cancelled once more, inside their clean-up; the broker drops a group member that never
+        said goodbye after its session timeout."""
         self._stopping = True
-        for t in self._tasks.values():
+        tasks = list(self._tasks.values())
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        _, pending = await asyncio.wait(tasks, timeout=grace_s) if tasks else (set(), set())
+        if pending:
+            log.warning("tasks still stopping after %.0fs, cancelled again: %s", grace_s,
+                        ", ".join(sorted(t.get_name() for t in pending)))
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=grace_s)
+            if pending:
+                log.error("tasks that would not stop, left behind: %s", ", ".join(sorted(t.get_name() for t in pending)))
+        for t in tasks:
+            if t.done() and not t.cancelled():
+                t.exception()  # retrieved, so that asyncio does not report it as never retrieved
