@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from wardwatch import access, alarm_texts
-from wardwatch.auth import AuthError, Expired, Principal, TokenStore
+from wardwatch.auth import AuthError, Expired, Forbidden, Principal, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
 from wardwatch.lineprotocol import alert_event_line
@@ -50,6 +50,7 @@ from .feed import Client, Feed, SharedDeflateFactory
 from .guards import REPLAY_MAX, Refused
 from .overrides import Overrides
 
+UNKNOWN_ALARM = "unknown alarm, or not on your wards"  # one answer for both (AlertService.act)
 log = logging.getLogger("wardwatch.alerts")
 HEARTBEAT_S = 5.0
 LOG_TIMEOUT_S = 10.0  # an action not in the shared log by then is refused (503), not silently late
@@ -467,11 +468,18 @@ class AlertService:
         await client.ws.send(orjson.dumps(reply).decode())
 
     async def act(self, client: Client, kind: str, alert_id: str) -> None:
+        access.require_role(client.principal, kind)  # its answer does not depend on the alarm
         found = self.log.alarm(alert_id)
+        try:
+            cross_ward = found is not None and access.authorize(client.principal, kind, found[1],
+                                                                 escalated=found[0].escalation_level > 0)
+        except Forbidden:
+            # Another ward's alarm is answered as an unknown one: ids are made of patient, condition and
+            # onset, so a 403 would confirm to a guesser that such an alarm exists.
+            found = None
         if found is None:
-            raise Refused(404, "unknown alarm")
+            raise Refused(404, UNKNOWN_ALARM)
         alarm, ward, _ = found
-        cross_ward = access.authorize(client.principal, kind, ward, escalated=alarm.escalation_level > 0)
         device = alarm.kind is AlertKind.device
         if device and kind == "pause":  # WardWatch does not sound for it; only the monitor can pause it
             raise Refused(409, "the monitor's own alarm: its audio can be paused only at the bedside")

@@ -25,7 +25,7 @@ from detectors.engine import DetectorEngine
 from wardwatch.alarm_rules import DEFAULT_RULES, apply_override
 from wardwatch import access
 from wardwatch.auth import Role, TokenStore
-from wardwatch.models import AlertEventType, Priority, now_ms
+from wardwatch.models import AlertEventType, Priority, alert_id, now_ms
 
 from ..alerts.conftest import raised, send_events
 from ..detectors.helpers import columns
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 README = Path(__file__).resolve().parents[2] / "README.md"
 CALLERS = ["no token", "forged token", "revoked token"] + [f"{r.value}{s}" for r in Role for s in ("", " w7")]
 PATIENT = {"w7": "p1", "w8": "p4"}
+ALARM_ACTIONS = {"ack", "pause", "resolve"}
 CASES = [(a.name, ward, caller) for a in access.TABLE for ward in (("w7", "w8") if a.ward_scoped else ("w7",))
          for caller in CALLERS]
 
@@ -48,7 +49,8 @@ def expected(action: access.Action, caller, ward: str) -> int | None:
     if caller.role not in action.roles:
         return 403
     if action.ward_scoped and caller.wards and ward not in caller.wards:
-        return 403
+        # An alarm of another ward is answered as an unknown one, so that a guessed id tells nothing.
+        return 404 if action.name in ALARM_ACTIONS else 403
     return None
 
 
@@ -149,7 +151,9 @@ async def test_never_subscribed_ward7_nurse_acts_on_ward8_alarm_only_once_it_esc
     ws, _ = await authed(ward.url, token)  # and never subscribes
     for kind in ("ack", "pause", "resolve"):
         reply = await answer(ws, {"type": kind, "alert_id": ev.alert.id})
-        assert reply["type"] == "error" and reply["code"] == 403, (kind, reply)
+        never = await answer(ws, {"type": kind, "alert_id": alert_id("p9", "spo2_low", 1_000)})
+        assert reply == never == {"type": "error", "code": 404, "message": "unknown alarm, or not on your wards"}, \
+            "another ward's alarm and an alarm that never was get the same answer"
     assert ward.service.log.alarm(ev.alert.id)[0].state.value == "active"
     await until(lambda: ward.service.log.alarm(ev.alert.id)[0].escalation_level > 0)
     assert (await answer(ws, {"type": "ack", "alert_id": ev.alert.id}))["type"] == "pong"
