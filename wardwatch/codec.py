@@ -49,6 +49,8 @@ REASONS = {
     "too_large": "the request, batch, HL7 message or FHIR Bundle is larger than allowed",
     "body_timeout": "the request body did not arrive in time",
     "unsupported": "the message type or format is not supported",
+    "retracted": "the sender withdrew the result (HL7 OBX-11 D or W, FHIR entered-in-error): not stored, and a copy "
+                 "stored earlier is not removed",
     BAD_IDENTIFIER: "a patient, device or reading id breaks the identifier rule (wardwatch.identifiers)",
 }
 

@@ -250,8 +250,10 @@ def located_readings(obs: Any, index: Index = EMPTY, default_device: str | None 
     ``valueQuantity``, ``component[j]``)."""
     if not isinstance(obs, dict) or obs.get("resourceType") != "Observation":
         raise Invalid("unsupported", "not a FHIR Observation")
-    if obs.get("status") in ("entered-in-error", "cancelled"):
-        raise Invalid("schema", f"observation status is {obs.get('status')}")
+    if obs.get("status") == "entered-in-error":  # a copy stored earlier stands: the dead letter says so
+        raise Invalid("retracted", "observation status is entered-in-error")
+    if obs.get("status") == "cancelled":
+        raise Invalid("schema", "observation status is cancelled")
     components = obs.get("component")
     if components is not None and not isinstance(components, list):
         raise Invalid("schema", "component must be a list")

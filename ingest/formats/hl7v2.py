@@ -13,7 +13,9 @@ What is understood (docs/ingest.md, "HL7 v2"):
   partition::term, in the first or the alternate triplet (OBX-3.4..6), or a code of the code
   table (``wardwatch/data/hl7_codes.toml`` merged with ``WARDWATCH_HL7_CODE_TABLE``);
 * OBX-2 NM and SN (``=``, or no comparator) numerics (a vital-sign code with a value of another type
-  is rejected, not skipped); OBX-11 X (no value) and D/W are skipped;
+  is rejected, not skipped); OBX-11 X (no value) is skipped; a vital sign with D or W (the device
+  withdrew it) is dead-lettered as ``retracted`` and acknowledged AA: WardWatch does not remove a
+  copy stored earlier, and says so there;
 * OBX-6 as UCUM or MDC (number, reference id, partition-hex), or a code-table unit;
 * times (OBX-14, else OBR-7, else MSH-7): ``YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]``; a time without a
   zone takes MSH-7's zone, else the setting ``hl7_local_timezone`` (UTC by default);
@@ -532,8 +534,14 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
             devices[level] = own
         kind = comp(fld(seg, 2), d, 1).upper()
         status = comp(fld(seg, 11), d, 1).upper()
+        if status in ("D", "W") and _code(fld(seg, 3), d, codes) is not None:
+            # A vital sign the device takes back: kept with its reason, so that an operator sees that an
+            # earlier copy, if one was stored, stands (WardWatch does not retract stored readings).
+            out.items.append(Invalid("retracted", f"OBX-11 {status}: the device withdrew this result", "|".join(seg)))
+            out.where.append(("OBX", n_obx))
+            continue
         if status in ("X", "D", "W") or not fld(seg, 5):
-            continue  # no value (X), deleted (D) or withdrawn (W): nothing to read
+            continue  # no value (X); a deleted (D) or withdrawn (W) result of something else
         metric = _code(fld(seg, 3), d, codes)
         if kind not in ("NM", "SN") and metric is None:
             continue  # PCD-01 also reports devices, settings and text: not vital-sign numerics
@@ -663,7 +671,9 @@ def acks_for(spans: list[MessageSpan], items, control_id, now: datetime) -> list
         problems = []
         for i in range(m.start, m.end):
             it = by_index.get(i)
-            if it is not None and it.status == "rejected":
+            # A withdrawn result was understood, not refused: the sender gets AA for it (it is kept in the
+            # dead letter for the operator, who learns there that an earlier copy was not retracted).
+            if it is not None and it.status == "rejected" and it.reason != "retracted":
                 seg, n = m.where[i - m.start] if i - m.start < len(m.where) else ("MSH", 1)
                 problems.append(Problem(it.reason or "schema", it.detail or "", seg, n))
         out += ack_messages(m.header, problems, rejected=m.refused, control_id=control_id(), now=now)

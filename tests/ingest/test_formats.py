@@ -77,3 +77,38 @@ def test_a_bundle_entry_with_an_object_as_its_resource_type_is_rejected_alone_no
                                "entry": [{"resource": {"resourceType": {"text": "Device"}}}, {"resource": obs}]})
     assert [e.kind for e in doc.entries] == ["rejected", "observation"]
     assert doc.entries[0].items[0].reason == "unsupported" and doc.entries[1].items[0]["value"] == 72
+
+
+def test_a_result_the_monitor_withdraws_is_kept_as_retracted_and_acknowledged_as_understood():
+    withdrawn = PCD01.replace("|96|262688^MDC_DIM_PERCENT^MDC|||||R|", "|96|262688^MDC_DIM_PERCENT^MDC|||||W|")
+    deleted = PCD01.replace("|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R|", "|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||D|")
+    for text, kept in ((withdrawn, "heart_rate"), (deleted, "spo2")):
+        items = hl7v2.message_readings(text)
+        assert [i["metric"] for i in items if isinstance(i, dict)] == [kept]
+        assert sorted(i.reason for i in items if isinstance(i, Invalid)) == ["retracted", "unknown_metric"]
+        assert "OBX-11" in next(i.detail for i in items if isinstance(i, Invalid) and i.reason == "retracted")
+
+
+def test_a_withdrawn_result_does_not_turn_the_acknowledgement_into_an_error():
+    from types import SimpleNamespace as Item
+    from datetime import datetime, timezone
+
+    header = hl7v2.header_of(PCD01)
+    span = hl7v2.MessageSpan(header, 0, 2, [("OBX", 1), ("OBX", 2)])
+    ack = lambda reason: hl7v2.acks_for([span], [Item(index=0, status="rejected", reason=reason, detail="x"),
+                                                  Item(index=1, status="accepted", reason=None, detail=None)],
+                                        lambda: "A1", datetime.now(timezone.utc))[0]
+    assert "MSA|AA|MSG0001" in ack("retracted")
+    assert "MSA|AE|MSG0001" in ack("unknown_metric")
+
+
+def test_a_fhir_observation_entered_in_error_is_retracted_not_a_schema_error():
+    obs = {"resourceType": "Observation", "status": "entered-in-error", "effectiveDateTime": "2026-11-24T10:15:00Z",
+           "subject": {"reference": "Patient/p1"}, "device": {"reference": "Device/mon-1"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
+    with pytest.raises(Invalid) as info:
+        fhir.observation_readings(obs)
+    assert info.value.reason == "retracted"
+    (ok,) = fhir.observation_readings(obs | {"status": "final"})
+    assert ok["value"] == 72
