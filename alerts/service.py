@@ -89,7 +89,7 @@ class AlertService:
         self.registry_ready = asyncio.Event()
         self._last_poll = time.monotonic()
         self.supervisor = Supervisor(stop=self.stop)
-        self.watch = DetectorWatch(settings.monitor_stall_s)
+        self.watch = DetectorWatch(settings.monitor_stall_s, settings.monitor_behind_s)
         # Actions wait here to be stored and published: escalation and acks never wait on InfluxDB.
         self.outbox: asyncio.Queue[tuple[str, AlertEvent]] = asyncio.Queue()
         self._outbox_stuck_since: float | None = None
@@ -326,7 +326,7 @@ class AlertService:
                 changed = self.watch.unknown(type(exc).__name__)
             if changed:
                 status = self.watch.status
-                (log.info if status.ok else log.error)("monitoring %s: %s", "running" if status.ok else "STOPPED",
+                (log.info if status.ok else log.error)("monitoring %s: %s", status.state.upper(),
                                                          status.reason or "detectors processing")
                 self.broadcast(status.message())
             await asyncio.sleep(min(2.0, self.settings.monitor_stall_s / 5))

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     escalate_after_s: float = 120.0
     # Readings waiting and no detector progress for this long = "monitoring stopped" on every page.
     monitor_stall_s: float = Field(30.0, gt=0)
+    # The detectors this many seconds behind what waits (at their current rate) = "monitoring delayed".
+    monitor_behind_s: float = Field(60.0, gt=0)
 
     def kafka_env(self) -> dict[str, str]:
         """The ``WARDWATCH_*`` variables that point a child process's Kafka clients where ours point."""

@@ -142,6 +142,9 @@ function render() {
   const stopped = state.connected && state.monitoring && state.monitoring.ok === false;
   $("monitoring-banner").classList.toggle("hidden", !stopped);
   $("monitoring-reason").textContent = stopped ? `(${state.monitoring.reason})` : "";
+  // Delayed (the detectors far behind) is as loud: an alarm raised now reaches this page late.
+  $("monitoring-title").textContent = stopped && state.monitoring.state === "delayed"
+    ? "MONITORING DELAYED: alarms reach this page late." : "MONITORING STOPPED: no alarms are being raised.";
   // A token that expires within a day: said ahead, since an expired one closes the feed.
   const left = state.expiresAt == null ? Infinity : state.expiresAt - now();
   $("expiry-banner").classList.toggle("hidden", !(left < EXPIRY_WARN_MS));

@@ -8,6 +8,7 @@ and a dropped feed shows the banner and recovers with the alarm raised meanwhile
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from pathlib import Path
@@ -133,3 +134,33 @@ async def test_a_station_whose_token_expires_within_a_day_says_so_ahead_and_one_
         assert "expires in 2 h 59 min" in await notice.text_content() or "expires in 3 h 0 min" in await notice.text_content()
         assert await pages["lasting"].locator("[data-testid=token-expiry]").is_hidden()
         await browser.close()
+
+
+async def test_a_detector_group_far_behind_shows_monitoring_delayed_with_its_estimate(ward, monkeypatch):
+    """Workers that move but are ten minutes behind are not calm: every alarm comes that much late."""
+    from playwright.async_api import async_playwright
+
+    import alerts.monitoring as monitoring
+
+    monkeypatch.setattr(monitoring, "MIN_SPAN_S", 1.0)  # judge the rate after 1 s of it, not 10
+    t0 = time.monotonic()
+
+    async def far_behind(group, topic):  # 600,000 readings wait; the group commits 1,000 a second
+        done = int((time.monotonic() - t0) * 1000)
+        return {0: (done, 600_000 + done)}
+
+    monkeypatch.setattr(ward.service.bus, "group_progress", far_behind)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = await (await browser.new_context()).new_page()
+        await page.goto(ward.http + "/")
+        await page.fill("#token", ward.tokens["nurse"])
+        await page.fill("#wards", "w7")
+        await page.click("button[type=submit]")
+        banner = page.locator("[data-testid=monitoring-stopped]")
+        await banner.wait_for(state="visible", timeout=15_000)
+        text = await banner.text_content()
+        assert "MONITORING DELAYED" in text and re.search(r"about (59\d|60\d)s behind", text), text
+        await browser.close()
+    health = ward.service.health()[1]
+    assert not health["ok"] and health["monitoring"]["state"] == "delayed"
