@@ -39,6 +39,7 @@ from .alarms.early_warning import EarlyWarningAlarm
 from .alarms.events import make_event
 from .alarms.limits import LimitAlarms
 from .alarms.sensor_off import SensorOffAlarms
+from .alarms.clock_ahead import SLACK_MS, ClockAhead
 from .alarms.signal_lost import SignalLost
 from .filters import SignalFilter
 from .protocol import Round, RowState
@@ -137,13 +138,15 @@ class DetectorEngine:
         self.snapshots = Snapshots()
         self.sensor_off = SensorOffAlarms()
         self.signal_lost = SignalLost(self.silence.stale_after_ms)
+        self.clock_ahead = ClockAhead()
         self.limits = LimitAlarms(rules, self.table.ids, self.table.index)
         self.early_warning = EarlyWarningAlarm()
         self.cross_check = WaveformCrossCheck()
         self._written = _Written()
         # Every per-patient detector, in the order of a round; they share the patient table's rows.
         self.detectors: list[RowState] = [self.filters, self.silence, self.snapshots, self.sensor_off, self.signal_lost,
-                                          self.limits, self.early_warning, self._written, self.cross_check]
+                                          self.limits, self.early_warning, self._written, self.cross_check,
+                                          self.clock_ahead]
         self.capacity = 0
         self.scores: dict[str, np.ndarray] = {}  # score name -> latest value per patient row
         self._vitals = VitalsLines()
@@ -222,17 +225,22 @@ class DetectorEngine:
         order = np.lexsort((metric, cols.ts, rows))
         r_s, m_s, t_s = rows[order], metric[order], cols.ts[order]
         same = np.r_[False, (r_s[1:] == r_s[:-1]) & (t_s[1:] == t_s[:-1]) & (m_s[1:] == m_s[:-1])]
-        inorder = (t_s > self.filters.last_ts[r_s, m_s]) & ~same
+        last = self.filters.last_ts[r_s, m_s]
+        inorder = (t_s > last) & ~same
         out.late = int(n - inorder.sum())
         idx_in = order[inorder]
         r_in, t_in = r_s[inorder], t_s[inorder]
+        events: list[AlertEvent] = []
+        if now_ms is not None:  # said, never silent: a metric left unjudged behind a reading from the future
+            blind = ~inorder & ~same & (last > now_ms + SLACK_MS) & (t_s <= now_ms + SLACK_MS)
+            self.clock_ahead.not_judged(r_s[blind], m_s[blind], last[blind], now_ms, self.table.ids, events)
+        self.clock_ahead.judged(r_in, m_s[inorder], t_in, self.table.ids, events)
         # A batch of nothing but repeats (a resent request) has no round at all.
         new_row = np.r_[True, r_in[1:] != r_in[:-1]][:len(r_in)]
         new_t = new_row | np.r_[True, t_in[1:] != t_in[:-1]][:len(t_in)]
         cs = np.cumsum(new_t)
         rank = cs - np.maximum.accumulate(np.where(new_row, cs, 0))
         clean_out = np.full(n, np.nan)
-        events: list[AlertEvent] = []
         ids = self.table.ids
         touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
         seen_before = self.silence.last_seen[touched_rows].copy()

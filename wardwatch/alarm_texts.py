@@ -53,6 +53,7 @@ LIMIT_ENTRIES: dict[str, AlarmEntry] = {
 CATALOGUE: dict[str, AlarmEntry] = LIMIT_ENTRIES | {
     "sensor_off": AlarmEntry("Sensor off", True),
     "signal_lost": AlarmEntry("Signal lost", True),
+    "clock_ahead": AlarmEntry("Device clock ahead: readings not judged", True),
     "device_silent": AlarmEntry("No data from the monitor", True),
     "asystole": AlarmEntry("Asystole", False),
     "ecg_signal_poor": AlarmEntry("ECG signal poor", True),
@@ -69,7 +70,7 @@ def entry(condition: str) -> AlarmEntry | None:
     ``device:MDC_EVT_HI`` -> monitor alarm); None for a condition the catalogue does not know."""
     if condition in CATALOGUE:
         return CATALOGUE[condition]
-    for probe in ("sensor_off", "signal_lost"):
+    for probe in ("sensor_off", "signal_lost", "clock_ahead"):
         if condition.startswith(probe + "_") and condition[len(probe) + 1:] in METRIC_TEXT:
             return CATALOGUE[probe]
     if condition.startswith("device:"):
@@ -89,6 +90,8 @@ def title(condition: str) -> str:
         return f"{PROBE_TEXT.get(condition[len('sensor_off_'):], 'Sensor')} off"
     if condition.startswith("signal_lost_"):
         return f"{PROBE_TEXT.get(condition[len('signal_lost_'):], 'Sensor')}: signal lost"
+    if condition.startswith("clock_ahead_") and condition[len("clock_ahead_"):] in METRIC_TEXT:
+        return f"{METRIC_TEXT[condition[len('clock_ahead_'):]]}: device clock ahead"
     e = entry(condition)
     return e.title if e else condition.replace("_", " ")
 
@@ -183,6 +186,16 @@ def sensor_off(metric: str, held_ms: int) -> str:
 def signal_lost(metric: str, silent_ms: int) -> str:
     return (f"{PROBE_TEXT.get(metric, 'Sensor')}: no {in_sentence(metric)} for {duration(silent_ms)} while other readings "
             f"go on: check the probe and its device")
+
+
+def clock_ahead(metric: str, ahead_ms: int) -> str:
+    return (f"{METRIC_TEXT[metric]} readings are not being judged: the last one judged is stamped "
+            f"{duration(max(ahead_ms, 1000))} ahead of the clock (the device's clock jumped). Check the patient; "
+            f"set the device's clock")
+
+
+def clock_back(metric: str) -> str:
+    return f"{METRIC_TEXT[metric]} readings judged again"
 
 
 def sensor_back(metric: str) -> str:

@@ -18,7 +18,8 @@ const fmtTime = (ms) => new Date(ms).toLocaleString([], { dateStyle: "short", ti
 const metricName = (m) => state.texts?.metrics?.[m] || m;
 const unitOf = (m) => state.texts?.units?.[m] || "";
 const title = (c) => state.texts?.titles?.[c]?.title || (c && c.startsWith("sensor_off_") ? `${state.texts?.probes?.[c.slice(11)] || "Sensor"} off`
-  : c && c.startsWith("signal_lost_") ? `${state.texts?.probes?.[c.slice(12)] || "Sensor"}: signal lost` : c);
+  : c && c.startsWith("signal_lost_") ? `${state.texts?.probes?.[c.slice(12)] || "Sensor"}: signal lost`
+  : c && c.startsWith("clock_ahead_") ? `${metricName(c.slice(12))}: device clock ahead` : c);
 
 function status(text) { $("status").textContent = text; }
 
@@ -108,6 +109,7 @@ function relevant(ep, chart) {
   if (rule) return rule.metric === chart || (chart === "pulse_rate" && rule.metric === "heart_rate");
   if (c.startsWith("sensor_off_")) return c.slice(11) === chart;
   if (c.startsWith("signal_lost_")) return c.slice(12) === chart;
+  if (c.startsWith("clock_ahead_")) return c.slice(12) === chart;
   if (c === "early_warning") return chart === "news2" || chart === "risk";
   if (c === "asystole" || c === "ecg_signal_poor") return chart === "heart_rate";
   return true;
