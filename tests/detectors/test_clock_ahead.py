@@ -79,24 +79,34 @@ def test_offline_scoring_has_no_arrival_time_and_no_clock_alarm():
 @given(st.lists(st.lists(st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(["spo2", "heart_rate"]),
                                    st.integers(-30_000, 120_000)), min_size=1, max_size=6), min_size=1, max_size=25))
 def test_whatever_the_clocks_do_each_clock_alarm_is_raised_once_and_cleared_once(batches):
+    """Raised only when the metric's last judged time lies more than the slack ahead of the clock,
+    and active exactly until the metric's next judged reading (which moves that time on)."""
+    from detectors.alarms.clock_ahead import SLACK_MS
+    from wardwatch.metrics_catalog import METRIC_INDEX, Metric
+
     engine = DetectorEngine(stale_after_ms=60_000)
-    active = defaultdict(bool)
+    held: dict[tuple, int] = {}  # active alarm -> the metric's last judged time when it was raised
+
+    def last_judged(patient, condition):
+        metric = METRIC_INDEX[Metric(condition[len("clock_ahead_"):])]
+        return int(engine.filters.last_ts[engine.table.index[patient], metric])
+
     for k, batch in enumerate(batches):
         now = T0 + 1000 * k
         p, m, skew = zip(*batch)
+        before = {(pt, f"clock_ahead_{mt}"): last_judged(pt, f"clock_ahead_{mt}")
+                  for pt, mt, _ in batch if pt in engine.table.index}
         out = engine.process(columns(list(p), list(m), [90.0] * len(batch), [now + s for s in skew]), now_ms=now)
         for e in out.events:
             if e.alert.condition.startswith("clock_ahead_"):
                 key = (e.alert.patient, e.alert.condition)
                 if e.type is AlertEventType.raised:
-                    assert not active[key], "raised twice without a clear"
-                    active[key] = True
+                    assert key not in held, "raised twice without a clear"
+                    held[key] = before[key]  # judged before this batch
+                    assert held[key] > now + SLACK_MS, "raised only behind a time ahead of the clock"
                 else:
-                    assert e.type is AlertEventType.cleared and active[key], "cleared without being raised"
-                    active[key] = False
-        for (patient, condition), on in active.items():
-            row, metric = engine.table.index[patient], condition[len("clock_ahead_"):]
-            from wardwatch.metrics_catalog import METRIC_INDEX, Metric
-            last = engine.filters.last_ts[row, METRIC_INDEX[Metric(metric)]]
-            if on:
-                assert last > now, "only while the metric's last judged time is ahead of the clock"
+                    assert e.type is AlertEventType.cleared and key in held, "cleared without being raised"
+                    assert last_judged(*key) > held.pop(key), "cleared by a reading judged after it"
+        for key, last in held.items():
+            judged_since = last_judged(*key) != last
+            assert not judged_since, "active only while none of the metric's readings is judged"
