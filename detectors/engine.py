@@ -34,12 +34,12 @@ from wardwatch.metrics_catalog import METRICS
 from wardwatch.models import AlertEvent, AlertEventType, AlertKind, Priority
 
 from .alarms.asystole import WaveformCrossCheck
+from .alarms.clock_ahead import SLACK_MS, ClockAhead
 from .alarms.device_silence import DeviceSilence
 from .alarms.early_warning import EarlyWarningAlarm
 from .alarms.events import make_event
 from .alarms.limits import LimitAlarms
 from .alarms.sensor_off import SensorOffAlarms
-from .alarms.clock_ahead import SLACK_MS, ClockAhead
 from .alarms.signal_lost import SignalLost
 from .filters import SignalFilter
 from .protocol import Round, RowState
@@ -231,17 +231,17 @@ class DetectorEngine:
         idx_in = order[inorder]
         r_in, t_in = r_s[inorder], t_s[inorder]
         events: list[AlertEvent] = []
+        ids = self.table.ids
         if now_ms is not None:  # said, never silent: a metric left unjudged behind a reading from the future
             blind = ~inorder & ~same & (last > now_ms + SLACK_MS) & (t_s <= now_ms + SLACK_MS)
-            self.clock_ahead.not_judged(r_s[blind], m_s[blind], last[blind], now_ms, self.table.ids, events)
-        self.clock_ahead.judged(r_in, m_s[inorder], t_in, self.table.ids, events)
+            self.clock_ahead.not_judged(r_s[blind], m_s[blind], last[blind], now_ms, ids, events)
+        self.clock_ahead.judged(r_in, m_s[inorder], t_in, ids, events)
         # A batch of nothing but repeats (a resent request) has no round at all.
         new_row = np.r_[True, r_in[1:] != r_in[:-1]][:len(r_in)]
         new_t = new_row | np.r_[True, t_in[1:] != t_in[:-1]][:len(t_in)]
         cs = np.cumsum(new_t)
         rank = cs - np.maximum.accumulate(np.where(new_row, cs, 0))
         clean_out = np.full(n, np.nan)
-        ids = self.table.ids
         touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
         seen_before = self.silence.last_seen[touched_rows].copy()
         for k in range(int(rank.max()) + 1 if len(rank) else 0):
