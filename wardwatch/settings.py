@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -114,6 +115,12 @@ class Settings(BaseSettings):
             if (path := getattr(self, f"kafka_ssl_{name}")) is not None:
                 env[f"WARDWATCH_KAFKA_SSL_{name.upper()}"] = str(path)
         return env
+
+    @property
+    def detect_processes(self) -> int:
+        """``wardwatch detect``'s default: a worker process per core, never more than there are
+        readings partitions to share (an extra member of the group idles)."""
+        return max(1, min(os.cpu_count() or 1, self.readings_partitions))
 
     @property
     def tokens_path(self) -> Path:

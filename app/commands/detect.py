@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 
 from wardwatch.settings import Settings, get_settings
@@ -27,15 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "WARDWATCH_READINGS_PARTITIONS)")
 
 
-def default_processes(settings: Settings) -> int:
-    """One per core, but never more than there are partitions to share (an extra member idles)."""
-    return max(1, min(os.cpu_count() or 1, settings.readings_partitions))
-
-
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     port = args.metrics_port or settings.detect_metrics_port
-    n = args.processes or default_processes(settings)
+    n = args.processes or settings.detect_processes
     if n > 1:
         from app.worker_pool import WorkerPool
 

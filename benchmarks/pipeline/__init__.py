@@ -10,7 +10,10 @@ pipeline, on its own topic prefix:
    wall-clock timestamps; a share of patients desaturates after the warm-up; the time from a reading
    produced to its alarm on a nurse's websocket (the same alert service process for every build) is
    the end-to-end latency, counted for readings after ``--warmup-seconds``; consumer lag at the end
-   and CPU/memory per process are sampled.
+   and CPU/memory per process are sampled. WardWatch's lag is its workers' own count (their
+   /healthz: the end of the topic less their position) as the load ends; a peer's is its group's
+   committed lag 3 s later, which trails by up to its commit interval (WardWatch's committed lag,
+   which trails by up to ``detect_checkpoint_s``, is kept as ``committed_lag_at_end``).
 
 Builds: ``wardwatch`` (detector workers + alert service), ``quixstreams_store`` (Quix Streams 3 doing
 the same job: state, rules, NEWS2, InfluxDB), ``quixstreams`` and ``per_message`` (the rules only,
@@ -36,7 +39,7 @@ from wardwatch.settings import Settings
 from .feed_probe import raised_at, start_alert_service, topic_latency, websocket_latency
 from .load import Ward, prefill, produce_live
 from .measure import GroupWatch, ProcSampler, drain_rate, latency_stats
-from .wardwatch_build import start_detectors
+from .wardwatch_build import start_detectors, worker_lag
 
 BUILDS = ("wardwatch", "quixstreams_store", "quixstreams", "per_message", "raw_aiokafka")
 PEER_CMD = {"quixstreams_store": "quixstreams_store", "quixstreams": "quixstreams", "per_message": "per_message",
@@ -102,8 +105,9 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
     stop = asyncio.Event()
     total = await prefill(settings, readings, ward, args.prefill_seconds)
     budget = args.prefill_seconds * 6 + args.seconds + 120
+    ports: list[int] = []
     if build == "wardwatch":
-        procs = start_detectors(env, workdir, args.workers, args.processes)
+        procs, ports = start_detectors(env, workdir, args.workers, args.processes or settings.detect_processes)
     else:
         cmd = [sys.executable, "-m", "benchmarks.pipeline.peers", PEER_CMD[build], "--in", readings, "--out", out,
                "--group", settings.consumer_group, "--seconds", str(budget)]
@@ -136,6 +140,9 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
         live_start_ms = int(time.time() * 1000)
         offered = await produce_live(settings, readings, ward, args.seconds)
         live_s = time.monotonic() - t0
+        # The backlog as the load ends, where the build can tell it (its position); every build's
+        # committed lag is taken after the grace too, and it trails by up to a commit interval.
+        position_lag = await asyncio.to_thread(worker_lag, ports) if ports else None
         await asyncio.sleep(3.0)  # grace for the last alarms
         after, end = await watch.consumed()
         died = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
@@ -151,7 +158,8 @@ async def run_build(build: str, base: Settings, args: argparse.Namespace, workdi
         "readings_per_s": round(capacity["readings_per_s"]),
         "offered_readings_per_s": round(offered / live_s),
         "sustained_readings_per_s": round((after - before) / (live_s + 3.0)),
-        "lag_at_end": int(end - after),
+        "lag_at_end": int(end - after) if position_lag is None else position_lag,
+        "committed_lag_at_end": int(end - after),
         **latency_stats(lat, since),
         "latency_at": LATENCY_AT[build],
         "processes": resources,
@@ -191,6 +199,7 @@ def _table(results: dict) -> str:
                     f"  {r['lag_at_end']:>7,}  {_ms(r['p50_ms']):>6}  {_ms(r['p99_ms']):>6}  {_ms(r['p999_ms']):>8}"
                     f"  {_ms(r['max_ms']):>6}  {r['samples']:>6}  {r['latency_at']:<9}  {_topic(r)}"
                     f"{'  ERROR: ' + r['error'] if 'error' in r else ''}")
+    rows.append("lag: WardWatch's as its workers count it when the load ends; a peer's, its committed lag 3 s later")
     return "\n".join(rows)
 
 

@@ -11,13 +11,26 @@ from pathlib import Path
 from devservices import die_with_parent, free_port
 
 
-def start_detectors(env: dict, workdir: Path, workers: int, processes: int | None) -> dict[str, subprocess.Popen]:
-    procs = {}
-    extra = ["--processes", str(processes)] if processes else []
+def start_detectors(env: dict, workdir: Path, workers: int, processes: int) -> tuple[dict[str, subprocess.Popen], list[int]]:
+    """The detector processes, and the health ports of every worker among them (``processes`` each)."""
+    procs, ports = {}, []
     for i in range(workers):
+        port = free_port()
+        ports += [port + k for k in range(processes)]  # `detect --processes N` gives worker k port + k
         procs[f"detect-{i}"] = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "--log-level", "WARNING", "detect", "--metrics-port", str(free_port()),
-             *extra],
+            [sys.executable, "-m", "app.cli", "--log-level", "WARNING", "detect", "--metrics-port", str(port),
+             "--processes", str(processes)],
             env=env, stdout=open(workdir / f"detect-{i}.log", "wb"), stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent)
-    return procs
+    return procs, ports
+
+
+def worker_lag(ports: list[int]) -> int | None:
+    """Records behind the end of the readings topic, as the workers count them (their position, not
+    their last commit), summed; None if a worker does not answer."""
+    import httpx
+
+    try:
+        return sum(int(httpx.get(f"http://127.0.0.1:{p}/healthz", timeout=2).json()["lag"]) for p in ports)
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None

@@ -1,9 +1,11 @@
-"""The binary state checkpoint: every array of every dirty row comes back bit for bit, a record of
-another layout is refused (loudly, and the patient starts fresh), and old JSON records still load."""
+"""The binary state checkpoint: every array of every dirty row comes back bit for bit, compressed
+(as the worker sends it) or not, a record of another layout or a damaged one is refused (loudly,
+and the patient starts fresh), and old JSON records still load."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import orjson
@@ -13,10 +15,11 @@ from hypothesis.extra.numpy import arrays
 from detectors.engine import DetectorEngine
 from detectors.scores.news2 import News2Stage
 from detectors.scores.risk import RiskStage
-from detectors.state_records import read_record
+from detectors.state_records import COMPRESSED, PLAIN, compress_records, read_record
 from detectors.worker import DetectorWorker
 from wardwatch.alarm_rules import DEFAULT_RULES
 from wardwatch.bus import MemoryBus
+from wardwatch.models import Reading
 from wardwatch.settings import Settings
 
 from .helpers import columns
@@ -88,19 +91,20 @@ def test_binary_state_of_random_rows_round_trips_every_array_exactly(case):
         getattr(o, name)[rows] = vals
     src.stages[2].recent = {int(rows[i]): recent[r] for i, r in enumerate(dirty)}
 
-    records = src.state_records([patients[r] for r in dirty], covers)
-    read = [read_record(rec) for rec in records]
-    assert all(r.kind == "binary" and r.covers == covers for r in read)
+    plain_records = src.state_records([patients[r] for r in dirty], covers)
+    for records in (plain_records, compress_records(plain_records)):
+        read = [read_record(rec) for rec in records]
+        assert all(r.kind == "binary" and r.covers == covers for r in read)
 
-    dst = engine()
-    dst._row("someone-else")  # the restoring engine's rows differ from the saving one's
-    loaded, refused = dst.load_records({patients[r]: rec for r, rec in zip(dirty, read)})
-    assert sorted(loaded) == sorted(patients[r] for r in dirty) and refused == 0
-    dst_rows = np.array([dst.table.index[patients[r]] for r in dirty])
-    for label, o, name in dst._state_fields():
-        got = getattr(o, name)[dst_rows]
-        assert got.tobytes() == values[label].tobytes(), label  # bit for bit: NaN payloads, -0.0, extremes
-    assert [dst.stages[2].recent.get(int(r), []) for r in dst_rows] == [recent[r] for r in dirty]
+        dst = engine()
+        dst._row("someone-else")  # the restoring engine's rows differ from the saving one's
+        loaded, refused = dst.load_records({patients[r]: rec for r, rec in zip(dirty, read)})
+        assert sorted(loaded) == sorted(patients[r] for r in dirty) and refused == 0
+        dst_rows = np.array([dst.table.index[patients[r]] for r in dirty])
+        for label, o, name in dst._state_fields():
+            got = getattr(o, name)[dst_rows]
+            assert got.tobytes() == values[label].tobytes(), label  # bit for bit: NaN payloads, -0.0, extremes
+        assert [dst.stages[2].recent.get(int(r), []) for r in dst_rows] == [recent[r] for r in dirty]
 
 
 def state_after_a_desaturation(e: DetectorEngine, patient: str = "p1") -> DetectorEngine:
@@ -120,6 +124,19 @@ def test_a_record_of_another_layout_is_refused_and_the_patient_starts_fresh():
         assert mine.state_dict("p1") is None  # nothing was read as numbers of this layout
     truncated = read_record(state_after_a_desaturation(plain()).state_records(["p1"], {})[0][:-100])
     assert mine.load_records({"p1": truncated}) == ([], 1)
+
+
+def test_a_damaged_compressed_record_is_refused_not_read_as_numbers():
+    packed = compress_records(state_after_a_desaturation(plain()).state_records(["p1"], {0: 25}))[0]
+    for damaged in (packed[:-20], packed[:-40] + b"\x00" * 40):
+        rec = read_record(damaged)
+        assert rec.kind == "unknown"
+        assert plain().load_records({"p1": rec}) == ([], 1)
+
+
+def test_a_tombstone_stays_a_tombstone_when_compressed():
+    assert compress_records([b""]) == [b""]
+    assert read_record(b"").kind == "tombstone"
 
 
 def test_json_records_of_earlier_releases_still_load():
@@ -156,3 +173,38 @@ async def test_a_worker_refuses_another_layouts_state_loudly_without_naming_the_
     finally:
         await worker.supervisor.stop()
         await worker.consumer.stop()
+
+
+async def test_the_worker_checkpoints_compressed_records_that_a_new_worker_restores(tmp_path):
+    settings = Settings(backend="embedded", readings_partitions=1, stale_after_s=10**9, data_dir=tmp_path)
+    bus = MemoryBus(settings)
+    await bus.ensure_topics()
+    t0 = int(time.time() * 1000) - 600_000  # recent: readings from long ago would be dead-lettered
+    values = [97.0] * 5 + [84.0] * 20
+    await bus.producer().send_many(bus.topics.readings, [
+        (p.encode(), Reading(patient=p, device=f"d-{p}", metric="spo2", unit="%", value=v, ts=t0 + 1000 * i)
+         .model_dump_json().encode())
+        for p in ("p1", "p2") for i, v in enumerate(values)])
+    first = DetectorWorker(settings, bus=bus, engine_factory=plain)
+    await first.start()
+    try:
+        while await first.step(timeout_ms=0):
+            pass
+        await first.flush()
+    finally:
+        await first.supervisor.stop()
+        await first.consumer.stop()
+
+    saved = [m.value for part in bus.log(bus.topics.state) for m in part.records]
+    assert len(saved) == 2 and all(v[:3] == b"WWS" and v[3] == COMPRESSED for v in saved)
+    as_built = first.engine.state_records(["p1"], {0: 50})[0]
+    assert as_built[3] == PLAIN and len(saved[0]) < len(as_built) / 3  # mostly empty history: it shrinks
+
+    second = DetectorWorker(settings, bus=bus, engine_factory=plain)
+    await second.start()
+    try:
+        for p in ("p1", "p2"):
+            assert second.engine.state_dict(p) == first.engine.state_dict(p)
+    finally:
+        await second.supervisor.stop()
+        await second.consumer.stop()
