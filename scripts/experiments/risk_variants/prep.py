@@ -52,7 +52,7 @@ y_rows = lab["SepsisLabel"].to_numpy(int)
 print("base loaded", X.shape, time.time() - t0)
 
 # ---------------------------------------------------------------- extra features from the data frame
-d = pd.read_csv(DATA, usecols=["patient", "ICULOS", "HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp"])
+d = pd.read_csv(DATA, usecols=["patient", "ICULOS", "HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "Age", "Gender"])
 d["patient"] = d["patient"].astype(str)
 d = d.sort_values(["patient", "ICULOS"], kind="stable").reset_index(drop=True)
 g = d.groupby("patient", sort=False)
@@ -124,6 +124,9 @@ E["qsofa_v"] = qs.astype(float)
 E["qsofa2_hours"] = (qs >= 2).astype(float).groupby(d["patient"]).cumsum()
 E["map65_hours"] = (mp < 65).astype(float).groupby(d["patient"]).cumsum()
 E["iculos"] = d["ICULOS"].astype(float)
+# demographics from the admission record (an ADT feed gives them; the wearable does not)
+E["age"] = d["Age"].astype(float)
+E["gender"] = d["Gender"].astype(float)
 
 ext = pd.DataFrame(E)
 ext["patient"], ext["ICULOS"] = d["patient"], d["ICULOS"]

@@ -36,6 +36,8 @@ GROUPS = {
     "news5": ["news2ge5_hours", "news2ge5_frac"],
     "sirs": ["sirs", "sirs2_hours", "qsofa_v", "qsofa2_hours", "map65_hours"],
     "iculos": ["iculos"],
+    "age": ["age"],
+    "demo": ["age", "gender"],
 }
 GROUPS["allb"] = sum((GROUPS[k] for k in ("dbp", "pp", "prank", "ratios", "tmax24", "since", "news5")), [])
 GROUPS["allbc"] = GROUPS["allb"] + GROUPS["sirs"]
