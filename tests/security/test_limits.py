@@ -72,14 +72,23 @@ async def test_a_slow_body_is_cut_off_and_kept_on_the_dead_letter_topic(ingest):
 async def test_ten_thousand_distinct_bad_tokens_do_not_grow_the_token_cache(ingest):
     tokens = ingest.app.state.tokens
     sem = asyncio.Semaphore(32)
+    resent: list[int] = []
     async with httpx.AsyncClient(base_url=ingest.url, timeout=30) as http:
         async def bad(i: int) -> int:
             async with sem:
-                r = await http.post("/v1/readings", content=b"[]", headers={"Authorization": f"Bearer ww_gateway_forged_{i}"})
+                headers = {"Authorization": f"Bearer ww_gateway_forged_{i}"}
+                try:
+                    r = await http.post("/v1/readings", content=b"[]", headers=headers)
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # A kept-alive connection closed by the server just as the client reused it (a
+                    # fresh-clone CI run saw one such ReadError in 10,000): a client sends again.
+                    resent.append(i)
+                    r = await http.post("/v1/readings", content=b"[]", headers=headers)
                 return r.status_code
 
         codes = await asyncio.gather(*(bad(i) for i in range(10_000)))
         assert set(codes) == {401}
+        assert len(resent) <= 32  # at most once per pooled connection: not a server that drops requests
         assert len(tokens.invalid_cache) == TOKEN_CACHE and len(tokens.valid_cache) <= TOKEN_CACHE
         r = await http.post("/v1/readings", content=valid_reading_body(1), headers=ingest.auth)
         assert r.status_code == 200  # the good token is still served
