@@ -11,7 +11,8 @@ pipeline, on its own topic prefix:
    produced to its alarm on a nurse's websocket (the same alert service process for every build) is
    the end-to-end latency, counted for readings after ``--warmup-seconds``; consumer lag at the end
    and CPU/memory per process are sampled. WardWatch's lag is its workers' own count (their
-   /healthz: the end of the topic less their position) as the load ends; a peer's is its group's
+   /healthz: the end of the topic less their position) as the load ends (its committed lag, should
+   a worker not answer); a peer's is its group's
    committed lag 3 s later, which trails by up to its commit interval (WardWatch's committed lag,
    which trails by up to ``detect_checkpoint_s``, is kept as ``committed_lag_at_end``).
 
