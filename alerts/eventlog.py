@@ -35,6 +35,7 @@ class EventLog:
                 patient TEXT NOT NULL, ward TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL,
                 by TEXT, logged REAL NOT NULL, body TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS events_ward ON events (ward, seq);
+            CREATE INDEX IF NOT EXISTS events_patient ON events (patient, at);
             CREATE TABLE IF NOT EXISTS alarms (
                 alert_id TEXT PRIMARY KEY, patient TEXT NOT NULL, ward TEXT NOT NULL, seen REAL NOT NULL,
                 open INTEGER NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, level INTEGER NOT NULL);
@@ -111,6 +112,17 @@ class EventLog:
         if len(rows) > limit:
             return None
         return [orjson.loads(b) for b, w, p, t, level in rows if in_scope(w, p, wards, patients, t, bool(level), allowed)]
+
+    def monitor_reports(self, patient: str, start_ms: int, stop_ms: int) -> list[dict]:
+        """A patient's device-alarm events as its monitors reported them, ``start_ms <= at < stop_ms``,
+        oldest first: the history's device alarms. People's actions on them are left out (the
+        outbox writes those to InfluxDB with every other action), and so is what the alert log no
+        longer holds (its retention)."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM events WHERE patient=? AND at>=? AND at<? AND by IS NULL"
+                                    " AND json_extract(body, '$.alert.kind')='device' ORDER BY at, seq",
+                                    (patient, start_ms, stop_ms)).fetchall()
+        return [orjson.loads(b) for (b,) in rows]
 
     def open_alarms(self, wards: set[str] | None, patients: set[str], allowed: set[str] | None = None) -> list[dict]:
         with self._lock:

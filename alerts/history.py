@@ -82,7 +82,9 @@ def episodes(alarms: list[dict]) -> list[dict]:
         aid = a.get("alert_id") or f"{a.get('condition')}@{a['time']}"
         ep = out.get(aid)
         if ep is None:
-            ep = out[aid] = {"alert_id": aid, "condition": a.get("condition"), "title": alarm_texts.title(a.get("condition") or ""),
+            # A monitor's alarm is named by the monitor's own text, not by our catalogue.
+            title = a.get("message") if a.get("kind") == "device" else alarm_texts.title(a.get("condition") or "")
+            ep = out[aid] = {"alert_id": aid, "condition": a.get("condition"), "title": title,
                              "kind": a.get("kind"), "priority": a.get("priority"), "start": a["time"], "end": None,
                              "message": a.get("message", "")}
         if rank.get(a.get("priority"), 0) > rank.get(ep["priority"], 0):
@@ -104,11 +106,21 @@ def limits_view(override: dict) -> list[dict]:
             for r, c in zip(DEFAULT_RULES, current)]
 
 
-async def patient_history(store, patient: str, start_ms: int, stop_ms: int, every_ms: int | None = None) -> dict[str, Any]:
+def monitor_alarm_rows(events: list[dict]) -> list[dict]:
+    """Device-alarm events (as the alert log holds them, :meth:`EventLog.monitor_reports`) as rows of
+    the history's ``alarms``, beside the detectors' rows read from InfluxDB."""
+    return [{"time": e["at"], "condition": e["alert"]["condition"], "event": e["type"],
+             "priority": e["alert"]["priority"], "kind": "device", "alert_id": e["alert"]["id"],
+             "message": e["alert"]["message"], "by": ""} for e in events]
+
+
+async def patient_history(store, patient: str, start_ms: int, stop_ms: int, every_ms: int | None = None,
+                          monitor_events: list[dict] = ()) -> dict[str, Any]:
     """Raw values (``vitals``, as before), the clean series (``clean``), the raw points the filters
     did not pass (``marks``), scores with their reasons, alarm events and episodes. With a window
     (``every_ms``) the store averages each field on its own, so a clean window's mean never
-    contains an artefact or a sensor-off zero."""
+    contains an artefact or a sensor-off zero. ``monitor_events``: the monitors' own alarms (they
+    are not in InfluxDB), merged into the alarms in time order."""
     every = choose_every(start_ms, stop_ms, every_ms)
     vitals = await read_vitals(store, patient, start_ms, stop_ms, every)
     scores = await store.query_series("scores", patient, start_ms, stop_ms, every, fields=["value"])
@@ -133,7 +145,7 @@ async def patient_history(store, patient: str, start_ms: int, stop_ms: int, ever
         row = by_time.setdefault(key, {"time": r["time"], "condition": r.get("condition"), "event": r.get("event"),
                                        "priority": r.get("priority"), "kind": r.get("kind")})
         row[r["field"]] = r["value"]
-    out["alarms"] = sorted(by_time.values(), key=lambda a: a["time"])
+    out["alarms"] = sorted([*by_time.values(), *monitor_alarm_rows(list(monitor_events))], key=lambda a: a["time"])
     out["episodes"] = episodes(out["alarms"])
     out["normal"] = {m: list(r) for m, r in NORMAL_RANGE.items()}
     return out

@@ -127,7 +127,8 @@ async def api(request: Request) -> Response:
     except AuthError as exc:
         return _json(exc.status, {"error": exc.message})
     try:
-        hist = await patient_history(svc.store, patient, start, stop, every)
+        hist = await patient_history(svc.store, patient, start, stop, every,
+                                     monitor_events=svc.log.monitor_reports(patient, start, stop))
     except Exception as exc:  # the store down or refusing: say so, and log no query (it names the patient)
         log.error("a history read failed (%s)", type(exc).__name__)
         return _json(503, {"error": "the history store is unreachable; try again"})

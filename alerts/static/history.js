@@ -255,7 +255,7 @@ $("limit-form").addEventListener("submit", (e) => {
 
 function renderAlarms(h) {
   document.querySelector("#alarms tbody").innerHTML = h.alarms.map((a) =>
-    `<tr data-alert-id="${esc(a.alert_id)}" tabindex="0"><td>${fmtTime(a.time)}</td><td>${esc(a.event)}</td><td>${esc(title(a.condition))}</td>
+    `<tr data-alert-id="${esc(a.alert_id)}" tabindex="0"><td>${fmtTime(a.time)}</td><td>${esc(a.event)}</td><td>${esc(a.kind === "device" ? "Monitor alarm" : title(a.condition))}</td>
      <td class="prio-${esc(a.priority)}">${PRIORITY_SHAPE[a.priority] || ""} ${esc(a.priority)}</td><td>${esc(a.by)}</td><td>${esc(a.message)}</td></tr>`).join("");
   showTrail(null);
 }

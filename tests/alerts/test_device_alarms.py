@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import httpx
 import orjson
 import pytest
 
 from ingest.mllp import MLLPServer, frame
 from ingest.server import create_app
 from wardwatch.auth import TokenStore
+from wardwatch.models import now_ms
 
 from ..ingest.conftest import drain
 from ..ingest.test_hl7_alarms import mindray_spo2_low
@@ -92,6 +94,24 @@ async def test_mllp_alarm_start_and_end_reach_the_wards_nurse_once_and_no_other_
     await asyncio.sleep(1.0)  # a repeat, or a leak to the other ward, would have arrived by now
     assert await collect_events(n7, 1, timeout=0.5) == []
     assert await collect_events(n8, 1, timeout=0.5) == []
+
+    # The clinician's history has the monitor's alarm once, from its start to its end, and the
+    # nurse's acknowledgement (stored in InfluxDB like every action), in time order.
+    clinician = {"Authorization": f"Bearer {ward.tokens['clinician']}"}
+    q = {"patient": "p1", "start": now_ms() - 300_000, "stop": now_ms() + 60_000}
+    async with httpx.AsyncClient(base_url=ward.http) as http:
+        for _ in range(50):
+            hist = (await http.get("/api/history", params=q, headers=clinician)).json()
+            mine = [a for a in hist["alarms"] if a["alert_id"] == alert["id"]]
+            if any(a["event"] == "acknowledged" for a in mine):
+                break
+            await asyncio.sleep(0.2)
+        assert [(a["event"], a["kind"]) for a in mine] == [("raised", "device"), ("cleared", "device"),
+                                                            ("acknowledged", "device")]
+        (ep,) = [e for e in hist["episodes"] if e["alert_id"] == alert["id"]]
+        assert ep["title"] == "Monitor: Low SpO2" and ep["end"] is not None and ep["start"] < ep["end"]
+        csv_text = (await http.get("/api/history.csv", params=q, headers=clinician)).text
+        assert csv_text.count("alarm:raised,device:MDC_EVT_LO") == 1
 
     # On Kafka: the three reports on the device-alarms topic, nothing on the alerts topic.
     reports = [orjson.loads(r.value) for r in await drain(ward.bus, ward.bus.topics.device_alarms, 3)]
