@@ -48,6 +48,14 @@ class Backpressure(Exception):
         self.status, self.retry_after, self.message = status, retry_after, message
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmItem:
+    """A monitor's alarm among a body's parsed items (HL7 v2 over HTTP mixes ORU^R40 alarms with
+    ORU^R01 readings in one body): validated as a device alarm, not as a reading."""
+
+    mapping: Any
+
+
 @dataclass
 class Batch:
     """Items of one request as they are validated: (index, reading) or (index, rejection)."""
@@ -63,8 +71,12 @@ class Batch:
                                       index, whole=self.raw))
 
     def add(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
-        """A parsed reading mapping (or the Invalid its parser made), validated by the core codec."""
-        self._validate(self.accepted, reading_from_mapping, index, item, now_ms, limits, registry)
+        """A parsed reading mapping (or the Invalid its parser made), validated by the core codec; an
+        :class:`AlarmItem` goes to :meth:`add_alarm`."""
+        if isinstance(item, AlarmItem):
+            self.add_alarm(index, item.mapping, now_ms, limits, registry)
+        else:
+            self._validate(self.accepted, reading_from_mapping, index, item, now_ms, limits, registry)
 
     def add_alarm(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
         """A parsed device alarm (ingest/formats/hl7v2_alarms.py), validated like a reading."""

@@ -3,7 +3,7 @@
     POST /v1/readings   JSON: {"readings": [...]} or a list of readings        (role gateway)
     POST /v1/fhir       a FHIR R4 Observation, or a transaction/batch/collection/message Bundle (role gateway)
     POST /v1/fhir/Observation, POST /v1/fhir/$process-message, GET /v1/fhir/metadata (FHIR's own places)
-    POST /v1/hl7v2      HL7 v2 ORU^R01 (IHE PCD-01), one or more messages      (role gateway)
+    POST /v1/hl7v2      HL7 v2 ORU^R01 (IHE PCD-01) / ORU^R40 (PCD-04) messages (role gateway)
     POST /v1/patients   admit {"patient","ward","bed","devices"}               (role admin)
     POST /v1/patients/{patient}/devices {"device"}  and  .../discharge          (role admin)
     GET  /healthz  (503 when Kafka is unreachable)   GET /metrics (admin)   GET /openapi.json
@@ -258,7 +258,7 @@ async def fhir_metadata(request: Request) -> Response:
     return replies.fhir_response(replies.capability_statement(str(request.url).rsplit("/metadata", 1)[0]), 200)
 
 
-@web.documented("ingest.hl7v2", "HL7 v2 ORU^R01 (IHE PCD-01) messages", body=str, content_type="application/hl7-v2",
+@web.documented("ingest.hl7v2", "HL7 v2 messages: ORU^R01 readings (IHE PCD-01) and ORU^R40 monitor alarms (IHE PCD-04)", body=str, content_type="application/hl7-v2",
                 responses=INGEST_ANSWERS)
 async def hl7_readings(request: Request) -> Response:
     if replies.wants(request, replies.HL7_ER7):

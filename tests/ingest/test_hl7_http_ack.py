@@ -89,3 +89,30 @@ async def test_kafka_trouble_is_answered_ar_with_retry_after(gateway):
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
     [ack] = acks_of(r.text)
     assert seg(ack, "MSA")[0][1:3] == ["AR", "MSG0009"]
+
+
+async def test_a_monitors_alarm_posted_over_http_goes_to_the_device_alarms_topic_with_its_readings(gateway):
+    """ORU^R40 (IHE PCD-04, the Mindray example of tests/ingest/test_hl7_alarms.py) in the same body as a
+    PCD-01 ORU^R01: the alarm is acknowledged ACK^R40 AA and lands on the device-alarms topic, as it
+    would through the MLLP listener; the readings on the readings topic; neither in the other's place."""
+    from wardwatch.models import DeviceAlarm
+
+    from .test_hl7_alarms import mindray_spo2_low
+
+    when = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() - 5)) + "+0000"
+    alarm = (mindray_spo2_low(when=when, pid="p2^^^Hospital^MR")  # original acknowledgement mode (AA)
+             .replace("|ORU^R40^ORU_R40|1|", "|ORU^R40^ORU_R40|ALM1|").replace("|AL|NE|", "|||"))
+    body = alarm + "\r" + now_pcd01("MSG0001")
+    r = await gateway.client.post("/v1/hl7v2", content=body.encode(), headers=ER7)
+    assert r.status_code == 200
+    acks = acks_of(r.text)
+    assert [(a[0][8], seg(a, "MSA")[0][1], seg(a, "MSA")[0][2]) for a in acks][0] == ("ACK^R40^ACK", "AA", "ALM1")
+    (got,) = [DeviceAlarm.model_validate_json(m.value) for m in await drain(gateway.bus, gateway.bus.topics.device_alarms, 1)]
+    assert (got.patient, got.event, got.phase, got.text) == ("p2", "MDC_EVT_LO", "start", "Low SpO2")
+    readings = [Reading.model_validate_json(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 2)]
+    assert {x.patient for x in readings} == {"p1"} and len(readings) == 2
+
+    # The JSON answer counts the alarm among the accepted items, by its event id.
+    r = await gateway.client.post("/v1/hl7v2", content=alarm.replace("|ALM1|", "|ALM2|").encode(),
+                                  headers={"content-type": "application/hl7-v2"})
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["items"][0]["id"] == got.event_id
