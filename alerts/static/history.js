@@ -19,7 +19,8 @@ const metricName = (m) => state.texts?.metrics?.[m] || m;
 const unitOf = (m) => state.texts?.units?.[m] || "";
 const title = (c) => state.texts?.titles?.[c]?.title || (c && c.startsWith("sensor_off_") ? `${state.texts?.probes?.[c.slice(11)] || "Sensor"} off`
   : c && c.startsWith("signal_lost_") ? `${state.texts?.probes?.[c.slice(12)] || "Sensor"}: signal lost`
-  : c && c.startsWith("clock_ahead_") ? `${metricName(c.slice(12))}: device clock ahead` : c);
+  : c && c.startsWith("clock_ahead_") ? `${metricName(c.slice(12))}: device clock ahead`
+  : c && c.startsWith("device:") ? state.texts?.titles?.device?.title || c : c);  // the monitors' own alarms
 
 function status(text) { $("status").textContent = text; }
 
@@ -255,7 +256,7 @@ $("limit-form").addEventListener("submit", (e) => {
 
 function renderAlarms(h) {
   document.querySelector("#alarms tbody").innerHTML = h.alarms.map((a) =>
-    `<tr data-alert-id="${esc(a.alert_id)}" tabindex="0"><td>${fmtTime(a.time)}</td><td>${esc(a.event)}</td><td>${esc(a.kind === "device" ? "Monitor alarm" : title(a.condition))}</td>
+    `<tr data-alert-id="${esc(a.alert_id)}" tabindex="0"><td>${fmtTime(a.time)}</td><td>${esc(a.event)}</td><td>${esc(title(a.condition))}</td>
      <td class="prio-${esc(a.priority)}">${PRIORITY_SHAPE[a.priority] || ""} ${esc(a.priority)}</td><td>${esc(a.by)}</td><td>${esc(a.message)}</td></tr>`).join("");
   showTrail(null);
 }

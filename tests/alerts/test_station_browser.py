@@ -76,6 +76,11 @@ async def test_a_clinician_reads_the_chart_of_a_replayed_real_patient(ward, shar
     off_start, off_end = off[-2].alert.onset, off[-1].at  # the last time the SpO2 probe was off
     await ward.producer.send_many(ward.bus.topics.vitals, [(s.patient.encode(), s.model_dump_json().encode())
                                                             for s in out.snapshots[-2:]])
+    # The monitor's own alarm a second after WardWatch's (in the alert service's view of the alert
+    # log, where the fold of a PCD-04 report puts it: tests/alerts/test_device_alarms.py).
+    monitor = event("p1", "device:MDC_EVT_LO", alarm_texts.device_alarm("Low SpO2"), desat.at + 1000,
+                    kind=AlertKind.device, priority=Priority.medium)
+    ward.service.log.append(monitor, "w7")
 
     # The store averages the clean field on its own: a sensor-off zero never enters the clean line,
     # it is a mark. 10-minute windows over the probe-off stretch: the clean mean stays up where the
@@ -172,6 +177,9 @@ async def test_a_clinician_reads_the_chart_of_a_replayed_real_patient(ward, shar
         # The alarm's own trail: raised by the detector, acknowledged by whom.
         await page.click(f"#alarms tr[data-alert-id='{desat.alert.id}']")
         await page.wait_for_selector("[data-testid=audit-row]:text('raised')")
+        # The monitor's own alarm is in the table too, named as the catalogue names it.
+        row = await page.inner_text(f"#alarms tr[data-alert-id='{monitor.alert.id}']")
+        assert "Monitor alarm" in row and "Monitor: Low SpO2" in row and "device:" not in row.split("Monitor: ")[0], row
         await page.screenshot(path=str(ARTIFACTS / "chart-limit-changed.png"), full_page=True)
 
         # Export: CSV and FHIR files, and a PNG of the charts.
