@@ -243,13 +243,10 @@ class MLLPServer:
         for raw in frames:
             text = hl7v2.decode(raw)
             header = hl7v2.header_of(text)
-            alarms = hl7v2_alarms.is_alarm_message(header)
             try:
                 self.bounds.check_hl7(text)
-                if alarms:  # IHE PCD-04: the monitor's own alarms, to the device-alarms topic
-                    parsed = hl7v2_alarms.parse_alarm_message(text, self.zone)
-                else:
-                    parsed = hl7v2.parse_message(text, self.codes, self.zone)
+                # ORU^R40 (IHE PCD-04), the monitor's own alarms, go to the device-alarms topic
+                parsed = hl7v2_alarms.parse_any_message(text, self.codes, self.zone)
             except Invalid as exc:
                 batch.reject(idx, exc.reason, exc.detail, raw)
                 msgs.append(hl7v2.MessageSpan(header, idx, idx + 1, [("MSH", 1)], refused=exc.reason in ("unsupported", "too_large")))
@@ -263,10 +260,7 @@ class MLLPServer:
                 continue
             start = idx
             for item in parsed.items:
-                if alarms:
-                    batch.add_alarm(idx, item, now, self.limits, registry)
-                else:
-                    batch.add(idx, item, now, self.limits, registry)
+                batch.add(idx, item, now, self.limits, registry)
                 idx += 1
             msgs.append(hl7v2.MessageSpan(header, start, idx, parsed.where))
         stamp = datetime.now(timezone.utc)

@@ -22,7 +22,7 @@ from wardwatch.bus import Bus, BusProducer
 from wardwatch.codec import Invalid, Limits, reading_from_mapping, rejected
 from wardwatch.models import DeviceAlarm, RejectedInput, Reading
 
-from .formats.hl7v2_alarms import device_alarm_from_mapping
+from .formats.hl7v2_alarms import AlarmItem, device_alarm_from_mapping
 
 
 class ItemResult(BaseModel):
@@ -46,14 +46,6 @@ class Backpressure(Exception):
     def __init__(self, status: int, retry_after: int, message: str) -> None:
         super().__init__(message)
         self.status, self.retry_after, self.message = status, retry_after, message
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmItem:
-    """A monitor's alarm among a body's parsed items (HL7 v2 over HTTP mixes ORU^R40 alarms with
-    ORU^R01 readings in one body): validated as a device alarm, not as a reading."""
-
-    mapping: Any
 
 
 @dataclass

@@ -24,7 +24,7 @@ from wardwatch.identifiers import to_identifier
 
 from .bounds import Bounds
 from .formats import fhir, hl7v2, hl7v2_alarms
-from .pipeline import AlarmItem, Batch, IngestResult, ItemResult, loads
+from .pipeline import Batch, IngestResult, ItemResult, loads
 
 FHIR_JSON = "application/fhir+json"
 HL7_ER7 = "x-application/hl7-v2+er7"
@@ -239,19 +239,15 @@ class Hl7Reply:
         out: list = []
         for m in messages:
             header, start = hl7v2.header_of(m), len(out)
-            alarms = hl7v2_alarms.is_alarm_message(header)
             try:
-                if alarms:  # IHE PCD-04: the monitor's own alarms, as the MLLP listener takes them
-                    parsed = hl7v2_alarms.parse_alarm_message(m)
-                else:
-                    parsed = hl7v2.parse_message(m)
-                    if not parsed.items:
-                        raise Invalid("schema", "no numeric vital-sign OBX segment")
+                parsed = hl7v2_alarms.parse_any_message(m)
+                if not parsed.items and not hl7v2_alarms.is_alarm_message(header):
+                    raise Invalid("schema", "no numeric vital-sign OBX segment")
             except Invalid as exc:
                 out.append(Invalid(exc.reason, exc.detail, m))
                 self.msgs.append(hl7v2.MessageSpan(header, start, start + 1, [("MSH", 1)], exc.reason in ("unsupported", "too_large")))
                 continue
-            out.extend(AlarmItem(i) if alarms and not isinstance(i, Invalid) else i for i in parsed.items)
+            out.extend(parsed.items)
             self.msgs.append(hl7v2.MessageSpan(header, start, len(out), list(parsed.where)))
         self.parsed = len(out)
         return out

@@ -32,6 +32,7 @@ once.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Mapping
 
@@ -41,7 +42,7 @@ from wardwatch.metrics_catalog import MDC_TO_METRIC, MDC_UNIT_TO_UCUM, mdc_code
 from wardwatch.models import DeviceAlarm, DeviceAlarmState, Priority
 
 from . import hl7v2
-from .hl7v2 import Header, Parsed, comp, fld, reps, unescape
+from .hl7v2 import CodeTable, Header, Parsed, comp, fld, reps, unescape
 
 MESSAGE_TYPE = ("ORU", "R40")
 MDC_EVT_ALARM = 196616
@@ -115,6 +116,25 @@ def _text(value: str, d) -> str:
 
 def _hash(*parts: object) -> str:
     return hashlib.blake2b("|".join(str(p) for p in parts).encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmItem:
+    """A monitor's alarm among a message's parsed items: ingest validates it as a device alarm
+    (``ingest.pipeline.Batch.add``), not as a reading, whichever way the message came."""
+
+    mapping: Any
+
+
+def parse_any_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo | None = None) -> Parsed:
+    """One HL7 v2 message as ingest takes it: an ORU^R40 as the monitor's alarms (each parsed alarm
+    an :class:`AlarmItem`), anything else as readings (``hl7v2.parse_message``, which refuses what
+    is not ORU^R01). Raises Invalid when the whole message is unusable."""
+    if not is_alarm_message(hl7v2.header_of(text)):
+        return hl7v2.parse_message(text, codes, default_tz)
+    parsed = parse_alarm_message(text, default_tz)
+    parsed.items = [i if isinstance(i, Invalid) else AlarmItem(i) for i in parsed.items]
+    return parsed
 
 
 def parse_alarm_message(text: str, default_tz: tzinfo | None = None) -> Parsed:
