@@ -124,6 +124,14 @@ class EventLog:
                                     (patient, start_ms, stop_ms)).fetchall()
         return [orjson.loads(b) for (b,) in rows]
 
+    def monitor_events_between(self, after_seq: int, upto_seq: int, limit: int) -> list[tuple[int, str]]:
+        """``(seq, body)`` of the device-alarm events as the monitors reported them (no actions),
+        ``after_seq < seq <= upto_seq``, in seq order: what alerts/monitor_history.py stores."""
+        with self._lock:
+            return self._db.execute("SELECT seq, body FROM events WHERE seq > ? AND seq <= ? AND by IS NULL"
+                                    " AND json_extract(body, '$.alert.kind')='device' ORDER BY seq LIMIT ?",
+                                    (after_seq, upto_seq, limit)).fetchall()
+
     def open_alarms(self, wards: set[str] | None, patients: set[str], allowed: set[str] | None = None) -> list[dict]:
         with self._lock:
             rows = self._db.execute("SELECT body, ward, patient FROM alarms WHERE open=1").fetchall()

@@ -119,8 +119,8 @@ async def patient_history(store, patient: str, start_ms: int, stop_ms: int, ever
     """Raw values (``vitals``, as before), the clean series (``clean``), the raw points the filters
     did not pass (``marks``), scores with their reasons, alarm events and episodes. With a window
     (``every_ms``) the store averages each field on its own, so a clean window's mean never
-    contains an artefact or a sensor-off zero. ``monitor_events``: the monitors' own alarms (they
-    are not in InfluxDB), merged into the alarms in time order."""
+    contains an artefact or a sensor-off zero. ``monitor_events``: the monitors' own alarms from the
+    alert service's view (the newest may not be in InfluxDB yet), merged into the alarms in time order."""
     every = choose_every(start_ms, stop_ms, every_ms)
     vitals = await read_vitals(store, patient, start_ms, stop_ms, every)
     scores = await store.query_series("scores", patient, start_ms, stop_ms, every, fields=["value"])
@@ -145,7 +145,10 @@ async def patient_history(store, patient: str, start_ms: int, stop_ms: int, ever
         row = by_time.setdefault(key, {"time": r["time"], "condition": r.get("condition"), "event": r.get("event"),
                                        "priority": r.get("priority"), "kind": r.get("kind")})
         row[r["field"]] = r["value"]
-    out["alarms"] = sorted([*by_time.values(), *monitor_alarm_rows(list(monitor_events))], key=lambda a: a["time"])
+    # The monitors' alarms are in InfluxDB too once alerts/monitor_history.py stored them: the view's
+    # copies of those are left out, so each shows once (the view has the newest, InfluxDB the old).
+    from_view = [r for r in monitor_alarm_rows(list(monitor_events)) if (r["time"], r["condition"], r["event"]) not in by_time]
+    out["alarms"] = sorted([*by_time.values(), *from_view], key=lambda a: a["time"])
     out["episodes"] = episodes(out["alarms"])
     out["normal"] = {m: list(r) for m, r in NORMAL_RANGE.items()}
     return out

@@ -45,6 +45,7 @@ from . import limits as limit_checks
 from . import web
 from .alertlog import AUDIT, DEVICE, EVENT, FETCH_WAIT_MS, Ownership, audit_record, copy_inputs, event_record, hold_ownership
 from .eventlog import EventLog
+from .monitor_history import MonitorHistory
 from .monitoring import DetectorWatch
 from .feed import Client, Feed, SharedDeflateFactory
 from .guards import REPLAY_MAX, Refused
@@ -94,6 +95,9 @@ class AlertService:
         self.outbox: asyncio.Queue[tuple[str, AlertEvent]] = asyncio.Queue()
         self._outbox_stuck_since: float | None = None
         self.overrides = Overrides(settings.data_dir / "limits.sqlite3")
+        # The monitors' alarms into InfluxDB, by the instance that runs the timers (alerts/monitor_history.py).
+        self.monitor_history = MonitorHistory(self.bus, self.store, self.log, folded=lambda: self._log_next,
+                                              owns=lambda: self.ownership.escalates)
         self.connections: set[Client] = set()  # authenticated sockets, subscribed or not
         self._closing: set[asyncio.Task] = set()
         self.metrics = CollectorRegistry()
@@ -569,11 +573,12 @@ class AlertService:
         tasks_ok, tasks = self.supervisor.health()
         monitoring = self.watch.status
         outbox_ok = self._outbox_stuck_since is None or time.monotonic() - self._outbox_stuck_since < 10
-        ok = consuming and store_ok and tasks_ok and monitoring.ok and outbox_ok
+        ok = consuming and store_ok and tasks_ok and monitoring.ok and outbox_ok and self.monitor_history.ok
         return ok, {"ok": ok, "consuming": consuming, "store_ok": store_ok, "clients": len(self.feed.clients()),
                     "seq": self.log.last_seq(), "copying": len(self.ownership.owned),
                     "escalates": self.ownership.escalates, "tasks": tasks, "monitoring": monitoring.message(),
-                    "outbox": self.outbox.qsize(), "outbox_ok": outbox_ok}
+                    "outbox": self.outbox.qsize(), "outbox_ok": outbox_ok,
+                    "monitor_history": self.monitor_history.status()}
 
     # ---------------------------------------------------------------- run
 
@@ -589,6 +594,7 @@ class AlertService:
                               ("limits", self.follow_limits), ("vitals", self.consume_vitals),
                               ("escalation", self.escalate), ("fanout", lambda: self.feed.run(self.stop)),
                               ("heartbeat", self.heartbeat), ("outbox", self.drain_outbox),
+                              ("monitor-history", lambda: self.monitor_history.run(self.stop)),
                               ("detector-watch", self.watch_detectors), ("revocations", self.close_revoked)):
             self.supervisor.spawn(name, factory)
         try:

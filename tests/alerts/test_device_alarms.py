@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 
+from alerts.history import patient_history
 from ingest.mllp import MLLPServer, frame
 from ingest.server import create_app
 from wardwatch.auth import TokenStore
@@ -131,3 +132,34 @@ async def test_an_alarm_for_a_patient_not_admitted_is_dead_lettered_and_the_ack_
     assert err[2] == "PID^1^3" and err[5].startswith("unknown_patient")
     (dead,) = [orjson.loads(r.value) for r in await drain(ward.bus, ward.bus.topics.deadletter, 1)]
     assert dead["reason"] == "unknown_patient" and dead["source"] == "mllp:hl7v2"
+
+
+async def test_the_monitors_alarms_are_stored_in_influxdb_and_the_history_keeps_them_after_the_log_forgets(ward, mllp_ingest):
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp_ingest.port)
+    writer.write(frame(r40("p2", "C1", 40)) + frame(r40("p2", "C2", 20, phase="end", state="inactive")))
+    assert [a["msa"] for a in await read_acks(reader, 2)] == ["AA", "AA"]
+    writer.close()
+
+    # The instance that runs the timers stores the monitor's start and end in InfluxDB.
+    store, start, stop = ward.service.store, now_ms() - 300_000, now_ms() + 60_000
+    for _ in range(100):
+        rows = await store.query_series("alerts", "p2", start, stop, fields=["alert_id"], tags={"kind": "device"})
+        if len(rows) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    assert [(r["event"], r["condition"]) for r in rows] == [("raised", "device:MDC_EVT_LO"),
+                                                            ("cleared", "device:MDC_EVT_LO")]
+    assert rows[0]["value"] == rows[1]["value"] and rows[0]["value"].startswith("da-")
+    ok, health = ward.service.health()
+    assert health["monitor_history"]["writes"] is True and ok
+
+    # Once the alert log's retention has dropped them, the history reads them from InfluxDB alone.
+    hist = await patient_history(store, "p2", start, stop, monitor_events=[])
+    (ep,) = [e for e in hist["episodes"] if e["kind"] == "device"]
+    assert ep["title"] == "Monitor: Low SpO2" and ep["start"] < ep["end"]
+    # Meanwhile the API, which reads both, shows each report once.
+    clinician = {"Authorization": f"Bearer {ward.tokens['clinician']}"}
+    async with httpx.AsyncClient(base_url=ward.http) as http:
+        api = (await http.get("/api/history", params={"patient": "p2", "start": start, "stop": stop},
+                              headers=clinician)).json()
+    assert [a["event"] for a in api["alarms"] if a["kind"] == "device"] == ["raised", "cleared"]
