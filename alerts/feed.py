@@ -127,7 +127,8 @@ class Feed:
         for scope in self.scopes.values():
             if not scope.events and not scope.vitals:
                 continue
-            frame = orjson.dumps({"type": "batch", "events": scope.events, "vitals": list(scope.vitals.values())})
+            frame = orjson.dumps({"type": "batch", "sent": time.time() * 1000, "events": scope.events,
+                                  "vitals": list(scope.vitals.values())})
             scope.events, scope.vitals = [], {}
             ready = []
             for c in scope.clients:
