@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events-per-s", type=int, default=500)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--client-processes", type=int, default=2)
+    p.add_argument("--client", choices=("lean", "websockets"), default="lean",
+                   help="how the clients read frames: a few lines of RFC 6455 (lean), or websockets' Sans-I/O parser")
     p.add_argument("--instances", type=int, default=1, help="also measure this many alert services, clients split over them")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds sent but not measured")
     p.add_argument("--wards", type=int, default=20,
@@ -44,18 +46,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class _Client(asyncio.Protocol):
-    """One benchmark client on websockets' Sans-I/O protocol: the same frames, inflation and
-    parsing as any client, without an asyncio connection object (queues, futures, tasks) per
-    socket, so that 1,000 clients on a shared 2-core machine measure the service, not themselves."""
+    """One benchmark client: what it does with each message (hello, then the snapshot, then batch
+    frames, whose raised events it counts and, for a sample, times). How it reads frames is its
+    subclass's: the clients share the service's two cores, so the lighter they are, the more of
+    the machine measures the service rather than them."""
 
     def __init__(self, url: str, token: str, stats: dict, wards: list[str]) -> None:
+        self.url, self.token, self.stats, self.stage, self.frames, self.wards = url, token, stats, 0, 0, wards
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def send_text(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def message(self, raw: bytes) -> None:
+        if self.stage < 2:  # hello, then the snapshot
+            self.stage += 1
+            if self.stage == 1:
+                self.send_text(orjson.dumps({"type": "subscribe", "wards": self.wards}))
+            elif not self.ready.done():
+                self.ready.set_result(None)
+            return
+        self.frames += 1
+        self.stats["received"] += raw.count(b'"type":"raised"')
+        if self.frames % 10 == 0:  # a sample of frames for latency (decoding all would measure us)
+            now = time.time() * 1000
+            doc = orjson.loads(raw)
+            for e in doc.get("events", ()):
+                if e["type"] == "raised":
+                    self.stats["latencies"].append(now - e["at"])
+                    self.stats["ats"].append(e["at"])
+                    self.stats["server"].append(doc.get("sent", now) - e["at"])
+
+    def connection_lost(self, exc) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before subscribing"))
+
+
+class _WebsocketsClient(_Client):
+    """Frames read by websockets' Sans-I/O protocol (the same parsing and inflation as a websockets
+    client, without an asyncio connection object per socket)."""
+
+    def __init__(self, *args) -> None:
         from websockets.client import ClientProtocol
         from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
         from websockets.uri import parse_uri
 
-        self.proto = ClientProtocol(parse_uri(url), extensions=[ClientPerMessageDeflateFactory()], max_size=16 << 20)
-        self.token, self.stats, self.stage, self.frames, self.wards = token, stats, 0, 0, wards
-        self.ready = asyncio.get_running_loop().create_future()
+        super().__init__(*args)
+        self.proto = ClientProtocol(parse_uri(self.url), extensions=[ClientPerMessageDeflateFactory()], max_size=16 << 20)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -67,42 +104,99 @@ class _Client(asyncio.Protocol):
             if data:
                 self.transport.write(data)
 
+    def send_text(self, data: bytes) -> None:
+        self.proto.send_text(data)
+
     def data_received(self, data: bytes) -> None:
         from websockets.frames import Frame, Opcode
 
         self.proto.receive_data(data)
         for ev in self.proto.events_received():
             if not isinstance(ev, Frame):  # the handshake's response
-                self.proto.send_text(orjson.dumps({"type": "auth", "token": self.token}))
-                continue
-            if ev.opcode is not Opcode.TEXT:
-                continue
-            if self.stage < 2:  # hello, then the snapshot
-                self.stage += 1
-                if self.stage == 1:
-                    self.proto.send_text(orjson.dumps({"type": "subscribe", "wards": self.wards}))
-                elif not self.ready.done():
-                    self.ready.set_result(None)
-                continue
-            self.frames += 1
-            raw = bytes(ev.data)
-            self.stats["received"] += raw.count(b'"type":"raised"')
-            if self.frames % 10 == 0:  # a sample of frames for latency (decoding all would measure us)
-                now = time.time() * 1000
-                doc = orjson.loads(raw)
-                for e in doc.get("events", ()):
-                    if e["type"] == "raised":
-                        self.stats["latencies"].append(now - e["at"])
-                        self.stats["ats"].append(e["at"])
-                        self.stats["server"].append(doc.get("sent", now) - e["at"])
+                self.send_text(orjson.dumps({"type": "auth", "token": self.token}))
+            elif ev.opcode is Opcode.TEXT:
+                self.message(bytes(ev.data))
         self._flush()
 
-    def connection_lost(self, exc) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("closed before subscribing"))
+
+class _LeanClient(_Client):
+    """Frames read by a few lines of RFC 6455 for what a server sends (unmasked frames, fragments,
+    ping, close) and RFC 7692 permessage-deflate as the service negotiates it (no context takeover:
+    each message inflated on its own). A browser does this in C on a machine of its own; in Python,
+    websockets' general parser cost the clients about 40 % of their CPU (profiled), taken from the
+    two cores the service runs on."""
+
+    def connection_made(self, transport) -> None:
+        import base64
+        from urllib.parse import urlsplit
+
+        self.transport, self.buf, self.upgraded, self.parts, self.compressed = transport, bytearray(), False, [], False
+        u = urlsplit(self.url)
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(f"GET {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode())
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)  # a client's frames are masked (RFC 6455 5.3)
+        size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 65536 else \
+            bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+        self.transport.write(bytes([0x80 | opcode]) + size + mask + masked)
+
+    def send_text(self, data: bytes) -> None:
+        self._send(0x1, data)
+
+    def data_received(self, data: bytes) -> None:
+        import zlib
+
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end]).lower()
+            del buf[:end + 4]
+            if not head.startswith(b"http/1.1 101"):
+                self.transport.close()
+                return
+            self.upgraded, self.deflate = True, b"permessage-deflate" in head
+            self.send_text(orjson.dumps({"type": "auth", "token": self.token}))
+        while len(buf) >= 2:
+            b0, n, i = buf[0], buf[1] & 0x7F, 2
+            if n >= 126:
+                i = 4 if n == 126 else 10
+                if len(buf) < i:
+                    return
+                n = int.from_bytes(buf[2:i], "big")
+            if len(buf) < i + n:
+                return
+            payload = bytes(buf[i:i + n])
+            del buf[:i + n]
+            opcode = b0 & 0x0F
+            if opcode == 0x9:
+                self._send(0xA, payload)  # pong
+            elif opcode == 0x8:
+                self.transport.close()
+                return
+            elif opcode in (0x0, 0x1):
+                if opcode == 0x1:
+                    self.parts, self.compressed = [], bool(b0 & 0x40)
+                self.parts.append(payload)
+                if b0 & 0x80:  # FIN
+                    raw = b"".join(self.parts)
+                    if self.compressed and self.deflate:
+                        raw = zlib.decompressobj(-15).decompress(raw + b"\x00\x00\xff\xff")
+                    self.message(raw)
 
 
-async def clients_main(url: str, token: str, n: int, seconds: float, wards: list[list[str]] | None = None) -> None:
+CLIENTS = {"lean": _LeanClient, "websockets": _WebsocketsClient}
+
+
+async def clients_main(url: str, token: str, n: int, seconds: float, wards: list[list[str]] | None = None,
+                       kind: str = "lean") -> None:
     """Run in a child process: ``n`` clients, client i subscribed to ``wards[i]`` (all wards if None);
     prints their latencies (ms) as JSON."""
     from urllib.parse import urlsplit
@@ -113,7 +207,7 @@ async def clients_main(url: str, token: str, n: int, seconds: float, wards: list
     clients: list[_Client] = []
     for i in range(n):
         w = ["*"] if wards is None else wards[i]
-        _, c = await loop.create_connection(lambda: _Client(url, token, stats, w), u.hostname, u.port)
+        _, c = await loop.create_connection(lambda: CLIENTS[kind](url, token, stats, w), u.hostname, u.port)
         clients.append(c)
     done = await asyncio.gather(*(asyncio.wait_for(c.ready, 60) for c in clients), return_exceptions=True)
     print(json.dumps({"ready": sum(1 for d in done if d is None)}), flush=True)
@@ -186,7 +280,7 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
             subs = None if not wards else [[ward_name((i * per + j) % wards)] for j in range(per)]
             clients.append(subprocess.Popen([sys.executable, "-c", "import sys, asyncio; from benchmarks.alerts import clients_main;"
                                              f"asyncio.run(clients_main('ws://127.0.0.1:{port}/ws', '{token}', {per}, "
-                                             f"{args.seconds + args.warmup}, {subs!r}))"],
+                                             f"{args.seconds + args.warmup}, {subs!r}, {args.client!r}))"],
                                             stdout=subprocess.PIPE, text=True))
         # How many clients each event goes to: all, or its ward's.
         watching = np.bincount([g % wards for g in range(per * args.client_processes)], minlength=wards) if wards else None
