@@ -24,12 +24,12 @@ from urllib.parse import urlsplit
 
 import orjson
 from aiokafka.structs import TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from wardwatch import access, alarm_texts
+from wardwatch import access, alarm_texts, heap
 from wardwatch.auth import AuthError, Expired, Forbidden, Principal, TokenStore
 from wardwatch.bus import Bus, open_bus
 from wardwatch.embedded_store import open_store
@@ -104,6 +104,9 @@ class AlertService:
         self.m_events = Counter("wardwatch_alerts_events_total", "alarm events stored", ["type"], registry=self.metrics)
         self.m_clients = Gauge("wardwatch_alerts_clients", "connected websocket clients", registry=self.metrics)
         self.m_dupes = Counter("wardwatch_alerts_duplicates_total", "events dropped as repeats", registry=self.metrics)
+        self.m_gc = Histogram("wardwatch_alerts_gc_pause_seconds", "one garbage collection's pause, by generation",
+                              ["generation"], registry=self.metrics, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
+        self.gc_pauses = heap.GcPauses(lambda gen, s: self.m_gc.labels(str(gen)).observe(s))
         self.http = web.create_app(self)  # every route but /ws (alerts/web.py)
 
     def _owner_changed(self, escalates: bool) -> None:
@@ -610,9 +613,11 @@ class AlertService:
                          extensions=[SharedDeflateFactory()]) as server:  # one deflate per frame (alerts/feed.py)
             self.server = server
             log.info("alert service on http://%s:%d/", host, port)
+            self.gc_pauses.install()
             if ready is not None:
                 ready.set()
             await self.stop.wait()
+        self.gc_pauses.remove()
         await self.supervisor.stop()
         await self.producer.stop()
         await self.log_producer.stop()

@@ -24,7 +24,20 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop.set)
-        await service.run(args.host or settings.alerts_host, args.port or settings.alerts_port)
+        ready = asyncio.Event()
+        settled = asyncio.create_task(settle_when(ready))
+        await service.run(args.host or settings.alerts_host, args.port or settings.alerts_port, ready)
+        settled.cancel()
+
+    async def settle_when(ready: asyncio.Event) -> None:
+        # Start-up is done once the service listens (its view has caught up with the alert log): freeze
+        # that heap so collections stop walking it (wardwatch/heap.py), as the detector worker does. Here,
+        # not in the service, because it changes the whole process's collector (tests run the service
+        # in-process).
+        from wardwatch import heap
+
+        await ready.wait()
+        heap.settle()
 
     asyncio.run(main())
     return 0
