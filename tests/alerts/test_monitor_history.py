@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from aiokafka.structs import TopicPartition
+from hypothesis import given, settings as hsettings, strategies as st
 
 from alerts import monitor_history
 from alerts.eventlog import EventLog
@@ -123,3 +124,59 @@ async def test_an_influxdb_outage_holds_the_position_and_the_health_until_the_al
     assert [(a["event"], a["time"]) for a in both["alarms"]] == [("raised", 10_000), ("cleared", 20_000)]
     stop.set()
     await task
+
+
+# Whole sequences: reports and other events folded, the ownership moving between two instances,
+# InfluxDB going down and up, each owner catching up when it gets to. Once InfluxDB is up and an
+# owner has caught up, the store holds every monitor report of the view, and nothing else.
+STEPS = st.lists(st.one_of(st.tuples(st.just("fold"), st.sampled_from(["report", "action", "detector"])),
+                           st.tuples(st.just("owner"), st.sampled_from([0, 1])),
+                           st.tuples(st.just("influx"), st.booleans()),
+                           st.tuples(st.just("catch_up"), st.just(None))), max_size=30)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(STEPS)
+def test_any_sequence_of_folds_owners_and_outages_ends_with_every_report_stored_once(tmp_path_factory, steps):
+    async def scenario() -> None:
+        bus = open_bus(Settings(backend="embedded", data_dir=tmp_path_factory.mktemp("mh")))
+        view, store, owner = EventLog(), FlakyStore(), [0]
+        folded = [0]
+        instances = [MonitorHistory(bus, store, view, folded=lambda: folded[0], owns=lambda i=i: owner[0] == i)
+                     for i in range(2)]
+        tp = TopicPartition(bus.topics.alert_log, 0)
+        consumers = [await bus.assigned_consumer(bus.topics.alert_log, group_id=monitor_history_group(bus.topics.prefix))
+                     for _ in instances]
+        n = 0
+
+        async def catch_up(i: int) -> None:
+            try:
+                await instances[i].catch_up(consumers[i], tp)
+            except ConnectionError:
+                pass  # the run loop logs it and tries again next round
+
+        for kind, arg in steps:
+            if kind == "fold":
+                n += 1
+                event = (report("p1", AlertEventType.raised, 1_000 * n, aid=f"da-{n}") if arg == "report" else
+                         report("p1", AlertEventType.acknowledged, 1_000 * n, by="nurse-1", aid=f"da-{n}")
+                         if arg == "action" else raised("p1", onset=1_000 * n))
+                view.append_many([(event, "w7")], seqs=[n], seen=[1.0])
+                folded[0] = n
+            elif kind == "owner" and arg != owner[0]:
+                instances[owner[0]].stored_upto = None  # what run() does when the ownership goes
+                owner[0] = arg
+            elif kind == "influx":
+                store.down = not arg
+            else:
+                await catch_up(owner[0])
+        store.down = False
+        await catch_up(owner[0])
+        stored = {(r["value"], r["time"]) for r in await store.query_series("alerts", "p1", 0, 10**9, fields=["alert_id"])}
+        reports = {(e["alert"]["id"], e["at"]) for e in view.monitor_reports("p1", 0, 10**9)}
+        assert stored == reports
+        assert (await consumers[0].committed(tp) or 0) == n
+        for c in consumers:
+            await c.stop()
+
+    asyncio.run(scenario())
