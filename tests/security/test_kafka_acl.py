@@ -142,6 +142,14 @@ async def test_forged_resolve_never_reaches_the_alert_service(as_principal):
         assert await service.record_action(genuine, None) is not None
         assert alarm.alert.id not in {a["id"] for a in service.log.open_alarms(None, set())}
         assert await read_until(as_principal("admin"), T.actions, genuine.event_id)
+
+        # Its own principal is enough for storing the monitors' alarms too (the position's group).
+        for _ in range(150):
+            if service.monitor_history.status() == {"writes": True, "behind": 0, "ok": True}:
+                break
+            await asyncio.sleep(0.1)
+        assert service.monitor_history.status() == {"writes": True, "behind": 0, "ok": True}
+        assert service.monitor_history.failing_since is None and service.supervisor.health()[0]
     finally:
         service.stop.set()
         with contextlib.suppress(Exception):
