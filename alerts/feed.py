@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import orjson
 from websockets import broadcast
@@ -76,7 +77,8 @@ class Scope:
 
 
 class Feed:
-    def __init__(self) -> None:
+    def __init__(self, timed: Callable[[float, int], None] = lambda seconds, sockets: None) -> None:
+        self.timed = timed  # told how long each fan-out held the loop, and to how many sockets
         self.scopes: dict[tuple, Scope] = {}
         self.vitals: dict[str, dict] = {}  # patient -> latest snapshot (as JSON-ready dict)
         self.frames_sent = 0
@@ -141,7 +143,9 @@ class Feed:
                 else:
                     ready.append(c)
             if ready:
+                t0 = time.perf_counter()
                 self.frames_sent += fan_out([c.ws for c in ready], frame)
+                self.timed(time.perf_counter() - t0, len(ready))
 
     async def run(self, stop: asyncio.Event) -> None:
         last, gap = 0.0, FLUSH_MS / 1000

@@ -81,7 +81,7 @@ class AlertService:
         # again byte for byte: a copy of a stored record is dropped unparsed (its id is stored already).
         self._folded: OrderedDict[bytes, None] = OrderedDict()
         self.ownership = Ownership(self.bus.topics.alerts, changed=self._owner_changed)
-        self.feed = Feed()
+        self.feed = Feed(timed=lambda seconds, sockets: self.m_fanout.observe(seconds))
         self.registry = RegistryView()
         self.producer = self.bus.producer()
         # Actions and audit rows wait on nothing else (never behind the outbox's retries).
@@ -106,6 +106,9 @@ class AlertService:
         self.m_dupes = Counter("wardwatch_alerts_duplicates_total", "events dropped as repeats", registry=self.metrics)
         self.m_gc = Histogram("wardwatch_alerts_gc_pause_seconds", "one garbage collection's pause, by generation",
                               ["generation"], registry=self.metrics, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
+        self.m_fanout = Histogram("wardwatch_alerts_fanout_seconds", "how long one frame's fan-out to its clients "
+                                  "held the event loop", registry=self.metrics,
+                                  buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1))
         self.gc_pauses = heap.GcPauses(lambda gen, s: self.m_gc.labels(str(gen)).observe(s))
         self.http = web.create_app(self)  # every route but /ws (alerts/web.py)
 

@@ -235,6 +235,24 @@ def _cpu_ticks() -> tuple[int, int]:
         return 0, 0
 
 
+def _fanout_s(ports: list[int], admin: str) -> tuple[float, float]:
+    """(seconds, count) the services' fan-outs have held their event loops so far, from /metrics."""
+    import httpx
+
+    total = n = 0.0
+    for port in ports:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {admin}"}, timeout=5).text
+        except httpx.HTTPError:
+            return float("nan"), float("nan")
+        for line in text.splitlines():
+            if line.startswith("wardwatch_alerts_fanout_seconds_sum"):
+                total += float(line.split()[-1])
+            elif line.startswith("wardwatch_alerts_fanout_seconds_count"):
+                n += float(line.split()[-1])
+    return total, n
+
+
 def _healthz(port: int) -> dict:
     import httpx
 
@@ -268,7 +286,8 @@ def ward_name(k: int) -> str:
     return f"bench-w{k:03d}"
 
 
-async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances: int, inputs: int, wards: int) -> dict:
+async def _phase(args: argparse.Namespace, bus, env: dict, token: str, admin: str, instances: int, inputs: int,
+                 wards: int) -> dict:
     """One measurement: ``instances`` services, the clients split evenly over them; with ``wards``,
     client g (over all processes) watches ward g % wards, and patient i lies in ward i % wards."""
     procs, ports = await _spawn(instances, env, inputs)
@@ -311,6 +330,7 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
                 cpu0, t0 = sum(_cpu_s(p.pid) for p in procs), time.monotonic()
                 ccpu0 = sum(_cpu_s(c.pid) for c in clients)
                 idle0 = _cpu_ticks()
+                fan0 = await asyncio.to_thread(_fanout_s, ports, admin)
             due = int((time.monotonic() - start) / tick * per_tick) - sent
             if due > 0:
                 now = int(time.time() * 1000)
@@ -329,6 +349,8 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
         cpu = (sum(_cpu_s(p.pid) for p in procs) - cpu0) / (time.monotonic() - t0)
         client_cpu = (sum(_cpu_s(c.pid) for c in clients) - ccpu0) / (time.monotonic() - t0)
         idle1 = _cpu_ticks()
+        fan1 = await asyncio.to_thread(_fanout_s, ports, admin)
+        fan_s, fans = fan1[0] - fan0[0], fan1[1] - fan0[1]
         idle = (idle1[0] - idle0[0]) / max(1, idle1[1] - idle0[1])
         await producer.stop()
         await asyncio.sleep(3)
@@ -355,7 +377,10 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, instances
                 "kafka_p99_ms": round(float(np.percentile(r, 99)), 1),
                 "service_cores": round(cpu, 3),  # CPU seconds per second, all instances together
                 "client_cores": round(client_cpu, 3),
-                "machine_idle": round(idle, 3)}  # the share of all cores idle while measuring
+                "machine_idle": round(idle, 3),  # the share of all cores idle while measuring
+                # Writing frames to the sockets (one fan-out: one frame to every client of a scope).
+                "fanout_ms_mean": round(1000 * fan_s / fans, 2) if fans else None,
+                "fanout_cores": round(fan_s / (time.monotonic() - t0), 3)}
     finally:
         for p in procs + clients:
             if p.poll() is None:
@@ -387,9 +412,10 @@ async def _main(args: argparse.Namespace) -> dict:
                 await Registry(settings.registry_path, bus).admit_many(
                     [PatientRecord(patient=f"b{i:04d}", ward=ward_name(i % wards)) for i in range(PATIENTS)])
             token, _ = TokenStore(settings.tokens_path).create("nurse", "bench")
+            admin, _ = TokenStore(settings.tokens_path).create("admin", "bench-metrics")
             env = dict(os.environ, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_DATA_DIR=data_dir,
                        WARDWATCH_ESCALATE_AFTER_S="3600")
-            runs.append(await _phase(args, bus, env, token, instances, 3 * settings.readings_partitions, wards))
+            runs.append(await _phase(args, bus, env, token, admin, instances, 3 * settings.readings_partitions, wards))
         every = [r for r in runs if r["wards"] == "all"]
         return {"runs": runs, **every[-1], "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
     finally:
@@ -409,15 +435,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"{first['clients']} websocket clients, {first['events_per_s']} alert events/s, {args.seconds:g} s measured"
           f" after {args.warmup:g} s of warm-up")
     print(f"{'instances':>9}  {'watching':>9}  {'delivered':>21}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}  {'service p50':>11}"
-          f"  {'service p99':>11}  {'Kafka p50':>9}  {'Kafka p99':>9}  {'service cores':>13}  {'client cores':>12}  {'idle':>5}")
+          f"  {'service p99':>11}  {'Kafka p50':>9}  {'Kafka p99':>9}  {'service cores':>13}  {'fan-out cores':>13}"
+          f"  {'fan-out ms':>10}  {'client cores':>12}  {'idle':>5}")
     for r in res["runs"]:
         watching = "all wards" if r["wards"] == "all" else f"{r['wards']} wards"
         print(f"{r['instances']:>9}  {watching:>9}  {r['deliveries']:>10,}/{r['expected_deliveries']:<10,}  {r['p50_ms']:>8}  "
               f"{r['p99_ms']:>8}  {r['max_ms']:>8}  {r['service_p50_ms']:>11}  {r['service_p99_ms']:>11}  {r['kafka_p50_ms']:>9}  {r['kafka_p99_ms']:>9}  {r['service_cores']:>13}"
-              f"  {r['client_cores']:>12}  {r['machine_idle']:>5.0%}")
+              f"  {r['fanout_cores']:>13}  {r['fanout_ms_mean']!s:>10}  {r['client_cores']:>12}  {r['machine_idle']:>5.0%}")
     print("latency: alerts topic -> copied into the alert log -> folded -> on the client's socket; service: "
           "the part until the frame was built (its 'sent' stamp), the rest is writing it to every socket and the "
           "clients reading it, on the same cores; "
           "Kafka: produce -> consume of the same events; cores: CPU seconds per second of the alert services "
-          "and of the client processes (on the same machine); idle: the share of all cores idle meanwhile")
+          "and of the client processes (on the same machine); fan-out: the services' time writing frames to the sockets "
+          "(cores) and per frame to a scope's clients (ms, mean); idle: the share of all cores idle meanwhile")
     return 0
