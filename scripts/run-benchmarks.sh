@@ -10,6 +10,8 @@ $W bench detectors --json > bench-results/detectors.json 2> "$O/detectors.err"; 
 $W bench detectors > "$O/detectors.txt" 2>&1; uptime >> "$O/context.txt"
 $W bench checkpoint --patients 10000 --seconds 3 --repeat 3 > "$O/checkpoint.txt" 2>&1; uptime >> "$O/context.txt"
 $W bench alerts --instances 2 --out bench-results > "$O/alerts.txt" 2>&1; uptime >> "$O/context.txt"
+# The same clients read by websockets' own parser, for comparison (bench-results/alerts.json is the run above).
+$W bench alerts --client websockets --out "$O/alerts-websockets" > "$O/alerts-websockets.txt" 2>&1; uptime >> "$O/context.txt"
 $W bench ingest --json > bench-results/ingest.json 2> "$O/ingest.err"; uptime >> "$O/context.txt"
 make bench > "$O/pipeline.txt" 2>&1; uptime >> "$O/context.txt"
 $W bench plan > "$O/plan.txt" 2>&1
