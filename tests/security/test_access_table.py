@@ -139,7 +139,8 @@ async def test_healthz_is_open_and_says_nothing_about_patients(stack):
     async with httpx.AsyncClient(base_url=stack.http) as http:
         body = (await http.get("/healthz")).json()
     assert set(body) <= {"ok", "consuming", "store_ok", "clients", "seq", "tasks", "monitoring", "outbox", "outbox_ok",
-                         "copying", "escalates"}
+                         "copying", "escalates", "monitor_history"}
+    assert set(body.get("monitor_history", {})) <= {"writes", "behind", "ok"}
     assert not re.search(r"p\d|w\d", orjson.dumps(body).decode())
 
 
