@@ -22,6 +22,11 @@ import orjson
 from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, AlertState, Priority
 
 
+# A monitor's own report of its alarm (folded from the device-alarms topic), not a person's action
+# on it: what the history shows as the monitor's alarms and alerts/monitor_history.py stores.
+MONITOR_REPORT = "by IS NULL AND json_extract(body, '$.alert.kind')='device'"
+
+
 class EventLog:
     def __init__(self, path: Path | str = ":memory:") -> None:
         if str(path) != ":memory:":
@@ -119,18 +124,16 @@ class EventLog:
         outbox writes those to InfluxDB with every other action), and so is what the alert log no
         longer holds (its retention)."""
         with self._lock:
-            rows = self._db.execute("SELECT body FROM events WHERE patient=? AND at>=? AND at<? AND by IS NULL"
-                                    " AND json_extract(body, '$.alert.kind')='device' ORDER BY at, seq",
-                                    (patient, start_ms, stop_ms)).fetchall()
+            rows = self._db.execute(f"SELECT body FROM events WHERE patient=? AND at>=? AND at<? AND {MONITOR_REPORT}"
+                                    " ORDER BY at, seq", (patient, start_ms, stop_ms)).fetchall()
         return [orjson.loads(b) for (b,) in rows]
 
     def monitor_events_between(self, after_seq: int, upto_seq: int, limit: int) -> list[tuple[int, str]]:
         """``(seq, body)`` of the device-alarm events as the monitors reported them (no actions),
         ``after_seq < seq <= upto_seq``, in seq order: what alerts/monitor_history.py stores."""
         with self._lock:
-            return self._db.execute("SELECT seq, body FROM events WHERE seq > ? AND seq <= ? AND by IS NULL"
-                                    " AND json_extract(body, '$.alert.kind')='device' ORDER BY seq LIMIT ?",
-                                    (after_seq, upto_seq, limit)).fetchall()
+            return self._db.execute(f"SELECT seq, body FROM events WHERE seq > ? AND seq <= ? AND {MONITOR_REPORT}"
+                                    " ORDER BY seq LIMIT ?", (after_seq, upto_seq, limit)).fetchall()
 
     def open_alarms(self, wards: set[str] | None, patients: set[str], allowed: set[str] | None = None) -> list[dict]:
         with self._lock:

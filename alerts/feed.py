@@ -77,8 +77,8 @@ class Scope:
 
 
 class Feed:
-    def __init__(self, timed: Callable[[float, int], None] = lambda seconds, sockets: None) -> None:
-        self.timed = timed  # told how long each fan-out held the loop, and to how many sockets
+    def __init__(self, timed: Callable[[float], None] = lambda seconds: None) -> None:
+        self.timed = timed  # told how long each fan-out held the loop
         self.scopes: dict[tuple, Scope] = {}
         self.vitals: dict[str, dict] = {}  # patient -> latest snapshot (as JSON-ready dict)
         self.frames_sent = 0
@@ -145,7 +145,7 @@ class Feed:
             if ready:
                 t0 = time.perf_counter()
                 self.frames_sent += fan_out([c.ws for c in ready], frame)
-                self.timed(time.perf_counter() - t0, len(ready))
+                self.timed(time.perf_counter() - t0)
 
     async def run(self, stop: asyncio.Event) -> None:
         last, gap = 0.0, FLUSH_MS / 1000

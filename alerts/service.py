@@ -81,7 +81,7 @@ class AlertService:
         # again byte for byte: a copy of a stored record is dropped unparsed (its id is stored already).
         self._folded: OrderedDict[bytes, None] = OrderedDict()
         self.ownership = Ownership(self.bus.topics.alerts, changed=self._owner_changed)
-        self.feed = Feed(timed=lambda seconds, sockets: self.m_fanout.observe(seconds))
+        self.feed = Feed(timed=lambda seconds: self.m_fanout.observe(seconds))
         self.registry = RegistryView()
         self.producer = self.bus.producer()
         # Actions and audit rows wait on nothing else (never behind the outbox's retries).

@@ -226,18 +226,18 @@ def _cpu_s(pid: int) -> float:
         return float("nan")
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(idle, total) jiffies of the whole machine so far (/proc/stat): how busy all of it was."""
-    try:
-        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return v[3] + v[4], sum(v)
-    except (OSError, ValueError, IndexError):
-        return 0, 0
+def _cpu_ticks() -> tuple[float, float]:
+    """(idle, total) CPU seconds of the whole machine so far: how busy all of it was."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return t.idle + getattr(t, "iowait", 0.0), sum(t)
 
 
 def _fanout_s(ports: list[int], admin: str) -> tuple[float, float]:
     """(seconds, count) the services' fan-outs have held their event loops so far, from /metrics."""
     import httpx
+    from prometheus_client.parser import text_string_to_metric_families
 
     total = n = 0.0
     for port in ports:
@@ -245,11 +245,13 @@ def _fanout_s(ports: list[int], admin: str) -> tuple[float, float]:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {admin}"}, timeout=5).text
         except httpx.HTTPError:
             return float("nan"), float("nan")
-        for line in text.splitlines():
-            if line.startswith("wardwatch_alerts_fanout_seconds_sum"):
-                total += float(line.split()[-1])
-            elif line.startswith("wardwatch_alerts_fanout_seconds_count"):
-                n += float(line.split()[-1])
+        for family in text_string_to_metric_families(text):
+            if family.name == "wardwatch_alerts_fanout_seconds":
+                for sample in family.samples:
+                    if sample.name.endswith("_sum"):
+                        total += sample.value
+                    elif sample.name.endswith("_count"):
+                        n += sample.value
     return total, n
 
 
@@ -411,8 +413,9 @@ async def _main(args: argparse.Namespace) -> dict:
             if wards:
                 await Registry(settings.registry_path, bus).admit_many(
                     [PatientRecord(patient=f"b{i:04d}", ward=ward_name(i % wards)) for i in range(PATIENTS)])
-            token, _ = TokenStore(settings.tokens_path).create("nurse", "bench")
-            admin, _ = TokenStore(settings.tokens_path).create("admin", "bench-metrics")
+            tokens = TokenStore(settings.tokens_path)
+            token, _ = tokens.create("nurse", "bench")
+            admin, _ = tokens.create("admin", "bench-metrics")
             env = dict(os.environ, WARDWATCH_TOPIC_PREFIX=settings.topic_prefix, WARDWATCH_DATA_DIR=data_dir,
                        WARDWATCH_ESCALATE_AFTER_S="3600")
             runs.append(await _phase(args, bus, env, token, admin, instances, 3 * settings.readings_partitions, wards))
