@@ -299,8 +299,8 @@ async def _phase(args: argparse.Namespace, bus, env: dict, token: str, admin: st
         for i in range(args.client_processes):
             port = ports[i % len(ports)]
             subs = None if not wards else [[ward_name((i * per + j) % wards)] for j in range(per)]
-            clients.append(subprocess.Popen([sys.executable, "-c", "import sys, asyncio; from benchmarks.alerts import clients_main;"
-                                             f"asyncio.run(clients_main('ws://127.0.0.1:{port}/ws', '{token}', {per}, "
+            clients.append(subprocess.Popen([sys.executable, "-c", "from wardwatch import eventloop; from benchmarks.alerts import clients_main;"
+                                             f"eventloop.run(clients_main('ws://127.0.0.1:{port}/ws', '{token}', {per}, "
                                              f"{args.seconds + args.warmup}, {subs!r}, {args.client!r}))"],
                                             stdout=subprocess.PIPE, text=True))
         # How many clients each event goes to: all, or its ward's.

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     # Which bus and store the services use: "embedded" runs everything in one process with an
     # in-memory bus and an embedded store (the demo); "kafka" uses Apache Kafka and InfluxDB.
     backend: Literal["embedded", "kafka"] = "kafka"
+    # uvloop where installed (auto), required (uvloop), or asyncio's own loop: wardwatch/eventloop.py.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Kafka client security. PLAINTEXT only suits a private loopback broker: anyone who reaches an

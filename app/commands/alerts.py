@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 
+from wardwatch import eventloop
 from wardwatch.settings import get_settings
 
 
@@ -39,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
         await ready.wait()
         heap.settle()
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0

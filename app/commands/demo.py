@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 
+from wardwatch import eventloop
 from wardwatch.settings import get_settings
 
 from app.demo import run_demo
@@ -26,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
     if not args.keep and backend == "embedded":
         shutil.rmtree(data_dir, ignore_errors=True)  # the in-process bus starts empty: so does the rest
     settings = base.model_copy(update={"backend": backend, "data_dir": data_dir, "stale_after_s": 30.0})
-    asyncio.run(run_demo(settings, args.duration, args.host or settings.alerts_host, args.port or settings.alerts_port))
+    eventloop.run(run_demo(settings, args.duration, args.host or settings.alerts_host, args.port or settings.alerts_port))
     return 0

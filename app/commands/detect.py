@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from wardwatch import eventloop
 from wardwatch.settings import Settings, get_settings
 
 log = logging.getLogger("wardwatch.detect")
@@ -54,5 +55,5 @@ def run_one(settings: Settings, host: str, port: int) -> int:
         finally:
             await server.wait_closed()  # the uvicorn server of /healthz and /metrics, in this loop
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0

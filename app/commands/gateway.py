@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from wardwatch.bus import open_bus
+from wardwatch import eventloop
 from wardwatch.settings import get_settings
 
 from ingest.replay import replay
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    sent = asyncio.run(replay(settings, open_bus(settings), args.source, speed=args.speed, duration=args.duration,
+    sent = eventloop.run(replay(settings, open_bus(settings), args.source, speed=args.speed, duration=args.duration,
                               patients=args.patients, input_path=args.input, ward=args.ward,
                               admit_patients=not args.no_admit))
     print(f"{sent} readings accepted")

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 
+from wardwatch import eventloop
 from wardwatch.settings import get_settings
 
 log = logging.getLogger("wardwatch.ingest")
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
             server.should_exit = True
             await asyncio.gather(side, return_exceptions=True)
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0

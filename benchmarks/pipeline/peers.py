@@ -21,6 +21,7 @@ import time
 
 import orjson
 
+from wardwatch import eventloop
 from wardwatch.kafka import make_consumer, make_producer, partition_for
 from wardwatch.settings import get_settings
 from wardwatch.topics import Topics
@@ -123,9 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     elif a.build == "raw":
         if not a.out:
             ap.error("raw needs --out")
-        asyncio.run(run_raw(a))
+        eventloop.run(run_raw(a))  # the same loop as WardWatch's services: a like-for-like race
     else:
-        asyncio.run(run_per_message(a))
+        eventloop.run(run_per_message(a))
 
 
 if __name__ == "__main__":
