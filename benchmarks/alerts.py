@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from wardwatch import eventloop
 from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, Priority
 
 
@@ -427,7 +428,7 @@ async def _main(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    res = asyncio.run(_main(args))
+    res = eventloop.run(_main(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "alerts.json").write_text(json.dumps(res, indent=1))

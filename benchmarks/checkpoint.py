@@ -22,6 +22,7 @@ import orjson
 
 from detectors.engine import DetectorEngine
 from detectors.state_records import compress_records, read_record
+from wardwatch import eventloop
 from wardwatch.codec import decode_readings
 
 
@@ -96,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
         res[name] = {"build_ms": ms, "bytes": sum(map(len, records)), "bytes_per_patient": round(sum(map(len, records)) / len(records)),
                      "load_ms": load_ms}
         if args.kafka:
-            import asyncio
-
-            res[name]["send_ms"] = asyncio.run(send_ms(patients, records, args.repeat))
+            res[name]["send_ms"] = eventloop.run(send_ms(patients, records, args.repeat))
     res["build_speedup"] = round(res["json"]["build_ms"] / res["binary"]["build_ms"], 1)
     if args.json:
         print(json.dumps(res))

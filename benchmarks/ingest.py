@@ -20,6 +20,7 @@ import time
 
 import orjson
 
+from wardwatch import eventloop
 from wardwatch.columns import ReadingColumns
 from wardwatch.settings import Settings
 
@@ -299,7 +300,7 @@ async def _main(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    res = asyncio.run(_main(args))
+    res = eventloop.run(_main(args))
     if args.json:
         print(json.dumps(res))
     elif args.hostile:

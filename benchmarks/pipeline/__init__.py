@@ -34,6 +34,7 @@ import time
 import uuid
 from pathlib import Path
 
+from wardwatch import eventloop
 from wardwatch.kafka import ensure_topics, topics_for
 from wardwatch.settings import Settings
 
@@ -268,4 +269,4 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_main(args))
+    return eventloop.run(_main(args))
