@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
 
@@ -55,8 +56,21 @@ QUARANTINE_RED_S = 300.0  # health stays red this long after records were set as
 # Turns of the event loop given to the publish lane after each batch: one to hand the events to the
 # producer, the next ones for aiokafka's sender to drain them and write the request to the broker.
 PUBLISH_TURNS = 4
+# The most reading times of one patient computed in one engine call (about 0.55 ms each when one
+# patient flushes a backlog, scripts/backlog-rounds.py): the loop waits no longer than that for its turn.
+MAX_ROUNDS = 256
+# Each checkpoint interval is drawn from [1 - CHECKPOINT_SPREAD, 1] x detect_checkpoint_s: the workers
+# of a group commit together at every rebalance (each flushes before its partitions move), and with
+# a fixed interval their checkpoints would stay in step after it, every worker's stall on the shared
+# cores at once. Never later than the setting, which the alert service's stall judgement relies on.
+CHECKPOINT_SPREAD = 0.2
 # A waveform chunk however its JSON is spaced (a gateway that is not ours writes `"kind": "waveform"`).
 _WAVEFORM = re.compile(rb'"kind"\s*:\s*"waveform"')
+
+
+def checkpoint_interval(period_s: float) -> float:
+    """Seconds until the next periodic checkpoint: drawn anew each time (CHECKPOINT_SPREAD)."""
+    return period_s * (1.0 - CHECKPOINT_SPREAD * random.random())
 
 
 class WorkerMetrics:
@@ -136,6 +150,7 @@ class DetectorWorker:
         # partition -> end of a range whose batch made the engine raise (replayed with savepoints)
         self._suspect: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
+        self._commit_every = checkpoint_interval(settings.detect_checkpoint_s)
         self._last_progress = time.monotonic()
         self._last_quarantine: float | None = None
         self._state_refused_at: float | None = None
@@ -256,6 +271,7 @@ class DetectorWorker:
         """The periodic checkpoint: state taken now, the waiting for acknowledgements behind the loop."""
         if self.checkpoint.commit_in_background(self._state_items, self._send_state, self._commit_offsets):
             self._last_commit = time.monotonic()
+            self._commit_every = checkpoint_interval(self.settings.detect_checkpoint_s)
 
     async def _commit(self) -> None:
         try:
@@ -265,6 +281,7 @@ class DetectorWorker:
             self.metrics.rewinds.inc()
             await self._rewind()
         self._last_commit = time.monotonic()
+        self._commit_every = checkpoint_interval(self.settings.detect_checkpoint_s)
 
     async def _commit_offsets(self, offsets: dict) -> None:
         if self.consumer is not None:
@@ -342,7 +359,7 @@ class DetectorWorker:
                     return n
             if await self._caught_up():
                 await self._tick()
-            if time.monotonic() - self._last_commit >= self.settings.detect_checkpoint_s:
+            if time.monotonic() - self._last_commit >= self._commit_every:
                 self._commit_in_background()
         self._update_lag()
         return n
@@ -418,26 +435,35 @@ class DetectorWorker:
             parts.append(cols)
         cols = parts[0] if len(parts) == 1 else ReadingColumns.concat(parts)
         if self._is_suspect(batches):
-            out = self._compute(cols, rejected, now_ms)
-        else:
-            try:
-                out = self.engine.process(cols, now_ms)
-            except Exception as exc:
-                for tp, end in offsets.items():
-                    self._suspect[tp] = max(end, self._suspect.get(tp, 0))
-                raise _BatchRaised from exc
-        dirty = set(cols.patient.tolist())
-        for partition, raw in waves:
-            self._waveform(raw, out, rejected, dirty, away if partitions else None, partition, partitions)
-        dirty |= {e.alert.patient for e in out.events}
-        effects = {"publish": self._publish(out.events, out.snapshots, rejected), "store": self._store(out, len(cols), t0)}
-        if away:  # committed past only once the patient's own partition has them (detectors/routing.py)
-            effects["reroute"] = self._reroute(away)
-        await self.checkpoint.add(offsets, effects, dirty)
-        # getmany returns without yielding while records are buffered, and the next batch's compute
-        # then holds the loop: give the publish lane its turns now, so alarms leave first.
-        for _ in range(PUBLISH_TURNS):
-            await asyncio.sleep(0)
+            chunks = [(cols, None)]
+        else:  # a flushed backlog in parts, the loop given its turns between them (engine.split_rounds)
+            chunks = self.engine.split_rounds(cols, MAX_ROUNDS)
+        for i, (chunk, rows) in enumerate(chunks):
+            last = i == len(chunks) - 1
+            if rows is None:
+                out = self._compute(chunk, rejected, now_ms)
+            else:
+                try:
+                    out = self.engine.process(chunk, now_ms, rows)
+                except Exception as exc:
+                    for tp, end in offsets.items():
+                        self._suspect[tp] = max(end, self._suspect.get(tp, 0))
+                    raise _BatchRaised from exc
+            dirty = set(chunk.patient.tolist())
+            if last:
+                for partition, raw in waves:
+                    self._waveform(raw, out, rejected, dirty, away if partitions else None, partition, partitions)
+            dirty |= {e.alert.patient for e in out.events}
+            effects = {"publish": self._publish(out.events, out.snapshots, rejected if i == 0 else []),
+                       "store": self._store(out, len(chunk), t0)}
+            if away and last:  # committed past only once the patient's own partition has them (detectors/routing.py)
+                effects["reroute"] = self._reroute(away)
+            # The offsets move with the last part only: a commit never covers readings not yet computed.
+            await self.checkpoint.add(offsets if last else {}, effects, dirty)
+            # getmany returns without yielding while records are buffered, and the next batch's compute
+            # then holds the loop: give the publish lane its turns now, so alarms leave first.
+            for _ in range(PUBLISH_TURNS):
+                await asyncio.sleep(0)
 
     def _is_suspect(self, batches: dict) -> bool:
         """Whether this batch replays records of one that made the engine raise (then, and only

@@ -129,6 +129,33 @@ def test_resent_readings_change_no_alarm_and_no_stored_row_however_the_stream_is
     assert run(with_repeats, [c for c in cuts if c < len(with_repeats)]) == want
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.integers(1, 6), st.randoms(use_true_random=False), st.lists(st.integers(0, 59), max_size=6))
+def test_a_batch_computed_in_parts_of_a_few_rounds_gives_what_one_call_gives(stream, max_rounds, rnd, resent):
+    """The worker computes a flushed backlog in parts (DetectorEngine.split_rounds): whatever the
+    batch's order, its repeats and its patients' backlogs, the parts give the same alarms, the same
+    stored points and the same late count as one call on the batch."""
+    rows, _ = stream
+    batch = rows + [rows[i] for i in resent if i < len(rows)]  # a gateway resending some of them
+    rnd.shuffle(batch)  # and in no particular order
+    cols = columns(*zip(*batch))
+
+    def run(parts):
+        engine = DetectorEngine(stages=[News2Stage()])
+        outs = [engine.process(part, rows=r) for part, r in parts(engine)]
+        return (event_keys([e for o in outs for e in o.events]), stored([ln for o in outs for ln in o.vitals_lines]),
+                sorted(ln for o in outs for ln in o.alert_lines), sum(o.late for o in outs))
+
+    split = run(lambda engine: engine.split_rounds(cols, max_rounds))
+    assert split == run(lambda engine: [(cols, None)])
+    engine = DetectorEngine()
+    parts = engine.split_rounds(cols, max_rounds)
+    assert sum(len(part) for part, _ in parts) == len(cols)
+    for part, _ in parts:  # no patient has more than max_rounds reading times in a part
+        for patient in set(part.patient.tolist()):
+            assert len(set(part.ts[part.patient == patient].tolist())) <= max_rounds
+
+
 def ecg_chunk(beating: bool, fs: int = 250, seconds: int = 5):
     import numpy as np
 
