@@ -173,6 +173,15 @@ function zoomed(u) {
   zoomTimer = setTimeout(() => { state.stop = max; state.range = Math.max(60_000, max - min); load(); }, 250);
 }
 
+// A value axis's labels with as many decimals as its tick step needs: a risk from 0.0052 to 0.0058
+// in steps of 0.0002 must not read "0.005, 0.005, 0.006" (uPlot's default rounds to three).
+function stepDecimals(incr) {
+  let d = 0;
+  while (d < 8 && Math.abs(Math.round(incr * 10 ** d) - incr * 10 ** d) > 1e-6) d++;
+  return d;
+}
+const valueLabels = (u, splits, axis, space, incr) => splits.map((v) => v == null ? "" : v.toFixed(stepDecimals(incr)));
+
 function makeChart(el, titleText, yLabel, data, series, plugins, cursorHook) {
   const box = document.createElement("figure");
   box.className = "chart"; box.dataset.testid = "chart";
@@ -182,7 +191,8 @@ function makeChart(el, titleText, yLabel, data, series, plugins, cursorHook) {
     width: Math.max(280, box.clientWidth - 16), height: 190, plugins,
     scales: { x: { time: true, min: (state.stop - state.range) / 1000, max: state.stop / 1000 } },
     axes: [{ stroke: "#c9d4de", grid: { stroke: "#263545" }, ticks: { stroke: "#263545" }, label: "Time", labelSize: 20 },
-           { stroke: "#c9d4de", grid: { stroke: "#263545" }, ticks: { stroke: "#263545" }, label: yLabel, labelSize: 22, size: 56 }],
+           { stroke: "#c9d4de", grid: { stroke: "#263545" }, ticks: { stroke: "#263545" }, label: yLabel, labelSize: 22, size: 64,
+             values: valueLabels }],
     series: [{ label: "Time" }, ...series],
     cursor: { sync: { key: "ww" }, drag: { x: true, y: false } },
     hooks: cursorHook ? { setCursor: [cursorHook] } : {},

@@ -121,6 +121,24 @@ async def test_a_clinician_reads_the_chart_of_a_replayed_real_patient(ward, shar
         assert {"Heart rate (/min)", "SpO₂ (%)", "Respiration rate (/min)", "Systolic blood pressure (mmHg)"} <= set(by_title)
         assert by_title["SpO₂ (%)"][1:] == ["Time", "%", 2]
         assert not any("_" in c[0] for c in charts), [c[0] for c in charts]
+        # Every value axis reads as distinct numbers, however small the range (the risk is ~0.005).
+        # (uPlot draws the labels on a canvas; the axis keeps the texts it drew.)
+        ticks = await page.evaluate("state.charts.map(u => [u.root.parentElement.querySelector('figcaption').textContent,"
+                                    " u.axes[1]._values])")
+        for title, labels in ticks:
+            assert labels and len(labels) >= 2 and len(set(labels)) == len(labels), (title, labels)
+        # And for a range as narrow as a low risk's, which the data above may not have had.
+        narrow = await page.evaluate("""async () => {
+            const el = document.createElement('div'); document.body.appendChild(el);
+            const t = state.stop / 1000, ys = [0.0052, 0.0054, 0.0056, 0.0058];
+            const u = makeChart(el, 'narrow', 'score', [[t - 180, t - 120, t - 60, t], ys], [{label: 'narrow'}], []);
+            await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));  // drawn
+            const out = [u.axes[1]._values, u.axes[1]._splits];
+            state.charts.splice(state.charts.indexOf(u), 1); u.destroy(); el.remove(); return out;
+        }""")
+        labels, splits = narrow
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+        assert all(abs(float(t) - v) < 1e-9 for t, v in zip(labels, splits)), narrow
 
         # The desaturation's alarm marker at the stored event's time (within a minute).
         marker = page.locator(f"[data-testid=alarm-marker][data-alert-id='{desat.alert.id}']").first
