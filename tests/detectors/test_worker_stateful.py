@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from unittest.mock import patch
 
 import orjson
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -138,7 +139,10 @@ async def scenario(steps) -> None:
             worker = await new_worker()
         elif kind == "kill_while_storing":
             store.hang = True
-            await worker.step(timeout_ms=0)
+            try:  # a step that waits for the store (back-pressure) is killed where it waits
+                await asyncio.wait_for(worker.step(timeout_ms=0), 0.5)
+            except asyncio.TimeoutError:
+                pass
             await kill(worker)
             store.hang = False
             worker = await new_worker()
@@ -195,6 +199,15 @@ async def scenario(steps) -> None:
 @given(actions)
 def test_any_sequence_of_batches_kills_restarts_and_rebalances_keeps_the_guarantee(steps):
     asyncio.run(within(scenario(steps), 60))
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions)
+def test_the_guarantee_holds_when_batches_are_computed_in_parts(steps):
+    """The same sequences with a flushed backlog's parts (DetectorEngine.split_rounds) cut at two
+    reading times, so every batch is several parts: kills, rebalances and failures fall between them."""
+    with patch("detectors.worker.MAX_ROUNDS", 2):
+        asyncio.run(within(scenario(steps), 60))
 
 
 async def within(coro, seconds: float) -> None:
