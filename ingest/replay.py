@@ -66,8 +66,9 @@ async def replay(settings: Settings, bus: Bus, source: str, *, speed: float, dur
     n = 0
     try:
         while (duration is None or time.monotonic() - start < duration) and not (stop and stop.is_set()):
-            elapsed = time.monotonic() - start
-            await client.send(tick(elapsed, int(time.time() * 1000)))
+            # The record's time from the tick's number, not from the clock: a tick that wakes late
+            # (a loaded machine) still plays its own sample, so a replay is the same on every machine.
+            await client.send(tick(float(n), int(time.time() * 1000)))
             n += 1
             await asyncio.sleep(max(0.0, start + n - time.monotonic()))
     finally:
