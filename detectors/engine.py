@@ -120,6 +120,15 @@ class _Written(RowState):
     ARRAYS = {"score_written": ((), np.int64, -1)}
 
 
+def round_ranks(rows: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Each reading's round: the rank of its time among its patient's distinct reading times (0 for
+    the first), for readings sorted by patient row, then time. The one definition of a round, for
+    :meth:`DetectorEngine.process` and :meth:`DetectorEngine.split_rounds`."""
+    new_row = np.r_[True, rows[1:] != rows[:-1]][:len(rows)]
+    cs = np.cumsum(new_row | np.r_[True, ts[1:] != ts[:-1]][:len(ts)])
+    return cs - np.maximum.accumulate(np.where(new_row, cs, 0))
+
+
 class DetectorEngine:
     """The full detector stack for many patients; see the module docstring."""
 
@@ -221,11 +230,8 @@ class DetectorEngine:
         if len(cols) <= max_rounds or np.bincount(rows).max() <= max_rounds:
             return [(cols, rows)]
         order = np.lexsort((cols.ts, rows))
-        r_s, t_s = rows[order], cols.ts[order]
-        new_row = np.r_[True, r_s[1:] != r_s[:-1]]
-        cs = np.cumsum(new_row | np.r_[True, t_s[1:] != t_s[:-1]])
         part = np.empty(len(cols), np.int64)
-        part[order] = (cs - np.maximum.accumulate(np.where(new_row, cs, 0))) // max_rounds
+        part[order] = round_ranks(rows[order], cols.ts[order]) // max_rounds
         # Boolean takes keep the batch's own order inside each part (repeats of a time stay together).
         return [(cols.take(part == k), rows[part == k]) for k in range(int(part.max()) + 1)]
 
@@ -258,10 +264,7 @@ class DetectorEngine:
             self.clock_ahead.not_judged(r_s[blind], m_s[blind], last[blind], now_ms, ids, events)
         self.clock_ahead.judged(r_in, m_s[inorder], t_in, ids, events)
         # A batch of nothing but repeats (a resent request) has no round at all.
-        new_row = np.r_[True, r_in[1:] != r_in[:-1]][:len(r_in)]
-        new_t = new_row | np.r_[True, t_in[1:] != t_in[:-1]][:len(t_in)]
-        cs = np.cumsum(new_t)
-        rank = cs - np.maximum.accumulate(np.where(new_row, cs, 0))
+        rank = round_ranks(r_in, t_in)
         clean_out = np.full(n, np.nan)
         touched_rows = np.unique(rows[idx_in]) if len(idx_in) else np.empty(0, np.int64)
         seen_before = self.silence.last_seen[touched_rows].copy()
