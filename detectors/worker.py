@@ -270,8 +270,7 @@ class DetectorWorker:
     def _commit_in_background(self) -> None:
         """The periodic checkpoint: state taken now, the waiting for acknowledgements behind the loop."""
         if self.checkpoint.commit_in_background(self._state_items, self._send_state, self._commit_offsets):
-            self._last_commit = time.monotonic()
-            self._commit_every = checkpoint_interval(self.settings.detect_checkpoint_s)
+            self._committed()
 
     async def _commit(self) -> None:
         try:
@@ -280,6 +279,10 @@ class DetectorWorker:
             log.error("checkpoint aborted (%s); replaying from the last commit", exc)
             self.metrics.rewinds.inc()
             await self._rewind()
+        self._committed()
+
+    def _committed(self) -> None:
+        """A checkpoint was taken: the next is due after a newly drawn interval (CHECKPOINT_SPREAD)."""
         self._last_commit = time.monotonic()
         self._commit_every = checkpoint_interval(self.settings.detect_checkpoint_s)
 
@@ -434,13 +437,13 @@ class DetectorWorker:
                     cols = cols.take(~moved)
             parts.append(cols)
         cols = parts[0] if len(parts) == 1 else ReadingColumns.concat(parts)
-        if self._is_suspect(batches):
-            chunks = [(cols, None)]
-        else:  # a flushed backlog in parts, the loop given its turns between them (engine.split_rounds)
-            chunks = self.engine.split_rounds(cols, MAX_ROUNDS)
+        suspect = self._is_suspect(batches)
+        # A flushed backlog in parts, the loop given its turns between them (engine.split_rounds); a
+        # suspect batch whole, as the careful path splits it its own way.
+        chunks = [(cols, None)] if suspect else self.engine.split_rounds(cols, MAX_ROUNDS)
         for i, (chunk, rows) in enumerate(chunks):
             last = i == len(chunks) - 1
-            if rows is None:
+            if suspect:
                 out = self._compute(chunk, rejected, now_ms)
             else:
                 try:
