@@ -220,11 +220,13 @@ async def clients_main(url: str, token: str, n: int, seconds: float, wards: list
 
 def _cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far: the service's cost, whatever the load."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return float("nan")
+    return t.user + t.system
 
 
 def _cpu_ticks() -> tuple[float, float]:

@@ -50,6 +50,6 @@ def run(main: Coroutine[Any, Any, T], choice: Choice | None = None) -> T:
 
 
 def name(loop: asyncio.AbstractEventLoop | None = None) -> str:
-    """``uvloop`` or ``asyncio``: what the running (or given) loop is, for /healthz and benchmarks."""
+    """``uvloop`` or ``asyncio``: what the running (or given) loop is."""
     loop = loop or asyncio.get_running_loop()
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
