@@ -10,6 +10,7 @@ FHIR R4 Bundle of vital-signs Observations.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import datetime, timezone
@@ -52,18 +53,63 @@ NORMAL_RANGE: dict[str, tuple[float, float]] = {
 REASONS_MAX_SPAN_MS = 2 * 86_400_000  # score reasons are text (not averaged): read only for ranges up to this
 
 
-async def read_vitals(store, patient: str, start_ms: int, stop_ms: int, every: int | None) -> dict[str, dict]:
+async def read_vitals(store, patient: str, start_ms: int, stop_ms: int, every: int | None,
+                      withdrawn: dict[str, dict[int, str]] | None = None) -> dict[str, dict]:
     """``{metric: {"raw": [[t, v]], "clean": [[t, v]]}}``: THE one place that knows the stored vitals
     schema, ``vitals,patient=<id> <metric>=..,<metric>_clean=..`` (``wardwatch.lineprotocol``; numeric
     fields only: ``_dev`` is a string and ``_q`` is not charted). With a window each field is averaged
-    on its own, so a clean mean never holds an artefact or a sensor-off zero."""
+    on its own, so a clean mean never holds an artefact or a sensor-off zero. Readings their senders
+    withdrew (``withdrawn``, read here when not given) are left out, of every window's mean too."""
     rows = await store.query_series("vitals", patient, start_ms, stop_ms, every, fields=[*RAW_FIELDS, *CLEAN_FIELDS])
+    out = _by_metric(rows)
+    if withdrawn is None:
+        withdrawn = await read_withdrawn(store, patient, start_ms, stop_ms)
+    for metric, times in withdrawn.items():
+        if metric in out:
+            await _leave_out(store, patient, out[metric], metric, times, start_ms, stop_ms, every)
+    return out
+
+
+def _by_metric(rows: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in rows:
         f = r["field"]
         metric, kind = (f[:-6], "clean") if f.endswith("_clean") else (f, "raw")
         out.setdefault(metric, {"raw": [], "clean": []})[kind].append([r["time"], r["value"]])
     return out
+
+
+async def read_withdrawn(store, patient: str, start_ms: int, stop_ms: int) -> dict[str, dict[int, str]]:
+    """``{metric: {reading time: what withdrew it}}``: the patient's readings withdrawn by their
+    senders (HL7 OBX-11 D/W, FHIR entered-in-error), as the worker stored them
+    (``wardwatch.lineprotocol.retraction_line``)."""
+    out: dict[str, dict[int, str]] = {}
+    for r in await store.query_series("retractions", patient, start_ms, stop_ms, None):
+        out.setdefault(r["field"], {})[r["time"]] = str(r["value"])
+    return out
+
+
+async def _leave_out(store, patient: str, series: dict, metric: str, times: dict[int, str], start_ms: int,
+                     stop_ms: int, every: int | None) -> None:
+    """Take withdrawn readings out of one metric's raw and clean series. Unwindowed, they are
+    dropped; windowed, each window that held one is averaged again from its stored points without it
+    (windows as the stores make them: epoch-aligned, shown at their end, clipped to the range).
+    Withdrawals are rare, so the extra reads are a few small ones."""
+    if not every:
+        for kind in ("raw", "clean"):
+            series[kind] = [p for p in series[kind] if p[0] not in times]
+        return
+    ends = sorted({(t // every + 1) * every for t in times})
+    fields = [metric, f"{metric}_clean"]
+    windows = await asyncio.gather(*(store.query_series("vitals", patient, max(start_ms, end - every), min(stop_ms, end),
+                                                        None, fields=fields) for end in ends))
+    for end, rows in zip(ends, windows):
+        shown = min(end, stop_ms)
+        kept = _by_metric([r for r in rows if r["time"] not in times]).get(metric, {"raw": [], "clean": []})
+        for kind in ("raw", "clean"):
+            values = [v for _, v in kept[kind]]
+            mean = [[shown, sum(values) / len(values)]] if values else []
+            series[kind] = sorted([p for p in series[kind] if p[0] != shown] + mean, key=lambda p: p[0])
 
 
 def split_marks(raw: list, clean: list) -> list:
@@ -122,13 +168,15 @@ async def patient_history(store, patient: str, start_ms: int, stop_ms: int, ever
     contains an artefact or a sensor-off zero. ``monitor_events``: the monitors' own alarms from the
     alert service's view (the newest may not be in InfluxDB yet), merged into the alarms in time order."""
     every = choose_every(start_ms, stop_ms, every_ms)
-    vitals = await read_vitals(store, patient, start_ms, stop_ms, every)
+    withdrawn = await read_withdrawn(store, patient, start_ms, stop_ms)
+    vitals = await read_vitals(store, patient, start_ms, stop_ms, every, withdrawn)
     scores = await store.query_series("scores", patient, start_ms, stop_ms, every, fields=["value"])
     reasons = (await store.query_series("scores", patient, start_ms, stop_ms, None, fields=["reasons"])
                if stop_ms - start_ms <= REASONS_MAX_SPAN_MS else [])
     alarms = await store.query_series("alerts", patient, start_ms, stop_ms, None, fields=["alert_id", "message", "by"])
     out: dict[str, Any] = {"patient": patient, "start": start_ms, "stop": stop_ms, "every_ms": every,
-                           "vitals": {}, "clean": {}, "marks": {}, "scores": {}, "score_reasons": {}, "alarms": []}
+                           "vitals": {}, "clean": {}, "marks": {}, "scores": {}, "score_reasons": {}, "alarms": [],
+                           "withdrawn": {m: sorted([t, why] for t, why in times.items()) for m, times in withdrawn.items()}}
     for metric, s in sorted(vitals.items()):
         out["vitals"][metric] = s["raw"]
         out["clean"][metric] = s["clean"]

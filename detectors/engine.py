@@ -57,17 +57,18 @@ class EngineOutput:
     vitals_lines: list[str] = field(default_factory=list)
     score_lines: list[str] = field(default_factory=list)
     alert_lines: list[str] = field(default_factory=list)
+    retraction_lines: list[str] = field(default_factory=list)  # readings withdrawn by their senders (the worker's)
     events: list[AlertEvent] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     late: int = 0  # readings stored but not driving alarms (late, duplicate, out of order)
 
     @property
     def lines(self) -> list[str]:
-        return self.vitals_lines + self.score_lines + self.alert_lines
+        return self.vitals_lines + self.score_lines + self.alert_lines + self.retraction_lines
 
     def merge(self, other: "EngineOutput") -> None:
         """Append a later part of the same batch (the worker splits a batch that raised)."""
-        for name in ("vitals_lines", "score_lines", "alert_lines", "events", "snapshots"):
+        for name in ("vitals_lines", "score_lines", "alert_lines", "retraction_lines", "events", "snapshots"):
             getattr(self, name).extend(getattr(other, name))
         self.late += other.late
 

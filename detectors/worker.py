@@ -37,9 +37,9 @@ from wardwatch.checkpoint import Checkpoint, CheckpointAborted
 from wardwatch.codec import Invalid, Limits, check_time, decode_readings, encode_readings
 from wardwatch.columns import ReadingColumns
 from wardwatch.embedded_store import open_store
-from wardwatch.lineprotocol import alert_line
+from wardwatch.lineprotocol import alert_line, retraction_line
 from wardwatch.metrics_catalog import METRICS
-from wardwatch.models import RejectedInput, WaveformChunk
+from wardwatch.models import RejectedInput, Retraction, WaveformChunk
 from wardwatch.settings import Settings
 from wardwatch.supervisor import Supervisor
 from wardwatch.token_sync import follow_tokens
@@ -66,6 +66,7 @@ MAX_ROUNDS = 256
 CHECKPOINT_SPREAD = 0.2
 # A waveform chunk however its JSON is spaced (a gateway that is not ours writes `"kind": "waveform"`).
 _WAVEFORM = re.compile(rb'"kind"\s*:\s*"waveform"')
+_RETRACTION = re.compile(rb'"kind"\s*:\s*"retraction"')
 
 
 def checkpoint_interval(period_s: float) -> float:
@@ -419,13 +420,16 @@ class DetectorWorker:
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs}
         now_ms = int(time.time() * 1000)
         partitions = sorted(self.consumer.partitions_for_topic(self.topics.readings) or ())
-        parts, rejected, waves, away = [], [], [], []
+        parts, rejected, waves, withdrawn, away = [], [], [], [], []
         for tp, msgs in self._skip_covered(batches).items():
             values = []
             for m in msgs:
-                # Waveform chunks share the topic (and so the patient's partition and order).
-                if m.value and _WAVEFORM.search(m.value[:200]):
+                # Waveform chunks and withdrawals share the topic (and so the patient's partition and order).
+                head = m.value[:200] if m.value else b""
+                if _WAVEFORM.search(head):
                     waves.append((tp.partition, m.value))
+                elif _RETRACTION.search(head):
+                    withdrawn.append((tp.partition, m.value))
                 else:
                     values.append(m.value)
             cols, rej = decode_readings(values, now_ms, None, limits=self.limits)
@@ -456,6 +460,8 @@ class DetectorWorker:
             if last:
                 for partition, raw in waves:
                     self._waveform(raw, out, rejected, dirty, away if partitions else None, partition, partitions)
+                for partition, raw in withdrawn:
+                    self._withdrawal(raw, out, rejected, away if partitions else None, partition, partitions)
             dirty |= {e.alert.patient for e in out.events}
             effects = {"publish": self._publish(out.events, out.snapshots, rejected if i == 0 else []),
                        "store": self._store(out, len(chunk), t0)}
@@ -541,6 +547,23 @@ class DetectorWorker:
             return
         out.events.extend(events)
         out.alert_lines.extend(alert_line(e) for e in events)
+
+    def _withdrawal(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput], away: list | None = None,
+                    partition: int = 0, partitions: list[int] = ()) -> None:
+        """A reading its sender withdrew: stored on the store lane, behind the batch's own points (the
+        reading it names, if that came in the same batch, is written first). The engine's state and
+        alarms already raised on it stay as they were: what was shown to a nurse is not unsaid."""
+        try:
+            r = Retraction.model_validate_json(raw)
+            if away is not None and self.routes.is_away(r.patient, partition, partitions):
+                away.append((r.patient.encode(), raw))
+                return
+        except Exception as exc:
+            rejected.append(RejectedInput(source="kafka:readings", reason="schema",
+                                          detail=f"retraction: {type(exc).__name__}: {str(exc)[:200]}",
+                                          payload=raw[:4096].decode("utf-8", "replace")))
+            return
+        out.retraction_lines.append(retraction_line(r.patient, r.metric.value, r.reason or "withdrawn", r.ts))
 
     async def _store(self, out: EngineOutput, n: int, t0: float) -> None:
         """Retried until InfluxDB has it; the batch's offsets wait for this (and for the publish lane)."""

@@ -19,8 +19,8 @@ import orjson
 from pydantic import BaseModel
 
 from wardwatch.bus import Bus, BusProducer
-from wardwatch.codec import Invalid, Limits, reading_from_mapping, rejected
-from wardwatch.models import DeviceAlarm, RejectedInput, Reading
+from wardwatch.codec import Invalid, Limits, Retracted, reading_from_mapping, rejected, retraction_from_mapping
+from wardwatch.models import DeviceAlarm, RejectedInput, Reading, Retraction
 
 from .formats.hl7v2_alarms import AlarmItem, device_alarm_from_mapping
 
@@ -57,6 +57,7 @@ class Batch:
     accepted: list[tuple[int, Reading]] = field(default_factory=list)
     rejected: list[RejectedInput] = field(default_factory=list)
     alarms: list[tuple[int, DeviceAlarm]] = field(default_factory=list)  # monitors' own alarms (PCD-04)
+    retractions: list[tuple[int, Retraction]] = field(default_factory=list)  # results their senders withdrew
 
     def reject(self, index: int, reason: str, detail: str, payload: Any) -> None:
         self.rejected.append(rejected(self.source, reason, detail, self.raw if payload is None else payload,
@@ -64,9 +65,11 @@ class Batch:
 
     def add(self, index: int, item: Any, now_ms: int, limits: Limits, registry) -> None:
         """A parsed reading mapping (or the Invalid its parser made), validated by the core codec; an
-        :class:`AlarmItem` goes to :meth:`add_alarm`."""
+        :class:`AlarmItem` goes to :meth:`add_alarm`, a :class:`Retracted` one to the retractions."""
         if isinstance(item, AlarmItem):
             self.add_alarm(index, item.mapping, now_ms, limits, registry)
+        elif isinstance(item, Retracted):
+            self._validate(self.retractions, retraction_from_mapping, index, item.mapping, now_ms, limits, registry)
         else:
             self._validate(self.accepted, reading_from_mapping, index, item, now_ms, limits, registry)
 
@@ -105,16 +108,19 @@ class Ingestor:
 
     async def commit(self, batch: Batch, received: int) -> IngestResult:
         batch.dedupe()
-        n = len(batch.accepted) + len(batch.rejected) + len(batch.alarms)
+        n = len(batch.accepted) + len(batch.rejected) + len(batch.alarms) + len(batch.retractions)
         if self.in_flight + n > self.max_backlog:
             raise Backpressure(429, 1, "ingest backlog is full; retry shortly")
         self.in_flight += n
         try:
             sends = []
-            if batch.accepted:
+            # A withdrawal goes behind the readings of its patient (same topic, same key), so the
+            # worker stores it after the reading it names if both came in one request.
+            readings = [r for _, r in batch.accepted] + [r for _, r in batch.retractions]
+            if readings:
                 sends.append(self.producer.send_many(self.bus.topics.readings,
                                                      [(r.patient.encode(), r.model_dump_json().encode())
-                                                      for _, r in batch.accepted]))
+                                                      for r in readings]))
             if batch.alarms:
                 sends.append(self.producer.send_many(self.bus.topics.device_alarms,
                                                      [(a.patient.encode(), a.model_dump_json().encode())
@@ -132,10 +138,12 @@ class Ingestor:
             self.in_flight -= n
         items = [ItemResult(index=i, status="accepted", id=r.id) for i, r in batch.accepted]
         items += [ItemResult(index=i, status="accepted", id=a.event_id) for i, a in batch.alarms]
+        items += [ItemResult(index=i, status="accepted", detail="withdrawn: left out of the history")
+                  for i, _ in batch.retractions]
         items += [ItemResult(index=r.index if r.index is not None else -1, status="rejected", reason=r.reason,
                              detail=r.detail) for r in batch.rejected]
         items.sort(key=lambda it: it.index)
-        return IngestResult(received=received, accepted=len(batch.accepted) + len(batch.alarms), rejected=len(batch.rejected), items=items)
+        return IngestResult(received=received, accepted=len(batch.accepted) + len(batch.alarms) + len(batch.retractions), rejected=len(batch.rejected), items=items)
 
 
 def loads(raw: bytes) -> Any:

@@ -35,7 +35,7 @@ ISSUE_TYPES = {"malformed_json": "structure", "schema": "invalid", "unknown_metr
                "impossible_value": "value", "future_timestamp": "business-rule", "too_old": "business-rule",
                "unknown_patient": "not-found", "unknown_device": "not-found", "device_patient_mismatch": "business-rule",
                "duplicate_in_batch": "duplicate", "too_large": "too-costly", "unsupported": "not-supported",
-               "bad_identifier": "value", "body_timeout": "timeout", "retracted": "informational"}
+               "bad_identifier": "value", "body_timeout": "timeout"}
 WHOLE_STATUS = {"too_large": 413, "body_timeout": 408}  # else 400
 
 

@@ -28,7 +28,7 @@ import orjson
 from .columns import ReadingColumns
 from .identifiers import REASON as BAD_IDENTIFIER, all_identifiers, is_identifier
 from .metrics_catalog import CATALOG, METRIC_INDEX, METRICS, Metric, to_canonical
-from .models import Reading, RejectedInput
+from .models import Reading, RejectedInput, Retraction
 from .readings_template import match_template
 from .settings import Settings
 
@@ -49,8 +49,6 @@ REASONS = {
     "too_large": "the request, batch, HL7 message or FHIR Bundle is larger than allowed",
     "body_timeout": "the request body did not arrive in time",
     "unsupported": "the message type or format is not supported",
-    "retracted": "the sender withdrew the result (HL7 OBX-11 D or W, FHIR entered-in-error): not stored, and a copy "
-                 "stored earlier is not removed",
     BAD_IDENTIFIER: "a patient, device or reading id breaks the identifier rule (wardwatch.identifiers)",
 }
 
@@ -209,6 +207,34 @@ def reading_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, regi
     except Exception as exc:  # pydantic ValidationError: received, extra fields
         first = getattr(exc, "errors", lambda: [{}])()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "reading"
+        raise Invalid("schema", f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+@dataclass(frozen=True)
+class Retracted:
+    """A parser's item for a result its sender withdrew (HL7 OBX-11 D or W, FHIR entered-in-error):
+    ``mapping`` has patient, device, metric, ts and reason, validated by :func:`retraction_from_mapping`."""
+
+    mapping: Mapping[str, Any]
+
+
+def retraction_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, registry=None) -> Retraction:
+    """Validate a withdrawal as the reading it names would be: its identifiers, its device time and
+    its patient (given, or the device's assignment), so it reaches the partition that reading did."""
+    device, patient, ts = d.get("device"), d.get("patient"), d.get("ts")
+    if not isinstance(device, str):
+        raise Invalid("schema", "device must be a string")
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        raise Invalid("schema", "ts must be an integer (epoch milliseconds)")
+    check_identifiers({"device": device, "patient": patient})
+    check_time(ts, now_ms, limits)
+    patient = resolve_patient(device, patient, registry)
+    try:
+        return Retraction(patient=patient, device=device, metric=d.get("metric"), ts=ts,
+                          reason=str(d.get("reason", ""))[:120], received=now_ms)
+    except Exception as exc:  # pydantic ValidationError
+        first = getattr(exc, "errors", lambda: [{}])()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "retraction"
         raise Invalid("schema", f"{where}: {first.get('msg', 'invalid')}") from None
 
 

@@ -241,6 +241,12 @@ def vitals_line(patient: str, metric: str, value: float, device: str, clean: flo
                                np.array([ts_ms]))[0]
 
 
+def retraction_line(patient: str, metric: str, reason: str, ts_ms: int) -> str:
+    """A withdrawn reading: ``retractions,patient=<id> <metric>="<reason>"`` at the reading's time
+    (alerts/history.py leaves the reading out of the history)."""
+    return line("retractions", {"patient": patient}, {metric: reason}, ts_ms)
+
+
 def score_lines(heads: Sequence[str], score: str, values: np.ndarray, partial: np.ndarray, reasons: Sequence[str],
                 ts: np.ndarray) -> list[str]:
     """One score of many patients (NaN values left out): ``heads`` from :func:`scores_head`, ``reasons``

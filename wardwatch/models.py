@@ -257,6 +257,23 @@ class PatientRecord(BaseModel):
         return ward
 
 
+class Retraction(BaseModel):
+    """A device's or sender's withdrawal of one reading it sent before (HL7 OBX-11 D or W, FHIR
+    ``entered-in-error``), on the readings topic with kind "retraction" so that it follows the
+    patient's readings in order. The worker stores it; the history leaves the reading out from then
+    on. It names the reading by patient, metric and device time, as the stored point is keyed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str = Field("retraction", pattern="^retraction$")
+    patient: str = Field(pattern=ID_PATTERN)
+    device: str = Field(pattern=ID_PATTERN)
+    metric: Metric
+    ts: int = Field(ge=0, description="the withdrawn reading's device time, epoch ms")
+    reason: str = Field(max_length=120, description="what withdrew it, e.g. 'HL7 OBX-11 W'")
+    received: int | None = None
+
+
 class WaveformChunk(BaseModel):
     """A short ECG and/or pleth chunk from a monitor (sent on the readings topic with kind "waveform")."""
 

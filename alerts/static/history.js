@@ -226,8 +226,21 @@ function render(h) {
     [bandsPlugin(s)], (u) => showReasons(s, u));
   }
   if (!metrics.length && !scoreNames.length) el.innerHTML = `<p class="quiet" data-testid="no-data">No readings for this patient in this range.</p>`;
+  renderWithdrawn(h);
   renderLimits(h); renderAlarms(h);
   state.rebuilding = false;
+}
+
+// Readings their devices took back (HL7 OBX-11 D/W, FHIR entered-in-error) are left out of every
+// chart and export; say which, so a clinician who remembers a value knows why it is gone.
+function renderWithdrawn(h) {
+  const el = $("withdrawn"), items = [];
+  for (const [m, pts] of Object.entries(h.withdrawn || {}))
+    for (const [t, why] of pts) items.push(`${metricName(m)} at ${fmtTime(t)} (${why})`);
+  el.textContent = items.length
+    ? `Left out: ${items.length} reading${items.length > 1 ? "s" : ""} withdrawn by the sender: ${items.slice(0, 10).join("; ")}${items.length > 10 ? "; …" : ""}.`
+    : "";
+  el.classList.toggle("hidden", !items.length);
 }
 
 function showReasons(score, u) {

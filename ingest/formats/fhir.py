@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from wardwatch.codec import Invalid
+from wardwatch.codec import Invalid, Retracted
 from wardwatch.identifiers import to_identifier
 from wardwatch.metrics_catalog import LOINC_TO_METRIC, MDC_TO_METRIC, MDC_UNIT_TO_UCUM, mdc_code
 
@@ -239,25 +239,27 @@ def is_gateway(res: dict) -> bool:
 # --------------------------------------------------------------------------------------- one Observation
 
 
-def observation_readings(obs: Any, index: Index = EMPTY, default_device: str | None = None) -> list[dict | Invalid]:
+def observation_readings(obs: Any, index: Index = EMPTY, default_device: str | None = None) -> list[dict | Invalid | Retracted]:
     """One reading mapping per numeric value of ``obs`` (its own, and each component's); an Invalid
-    for a value that cannot be mapped (unknown code), raised for an Observation with none."""
+    for a value that cannot be mapped (unknown code), raised for an Observation with none. An
+    entered-in-error Observation gives a withdrawal (:class:`Retracted`) of each vital sign it names."""
     return [item for _, item in located_readings(obs, index, default_device)]
 
 
-def located_readings(obs: Any, index: Index = EMPTY, default_device: str | None = None) -> list[tuple[str, dict | Invalid]]:
+def located_readings(obs: Any, index: Index = EMPTY,
+                     default_device: str | None = None) -> list[tuple[str, dict | Invalid | Retracted]]:
     """``observation_readings`` with the FHIRPath of each value within the Observation ("" for its own
     ``valueQuantity``, ``component[j]``)."""
     if not isinstance(obs, dict) or obs.get("resourceType") != "Observation":
         raise Invalid("unsupported", "not a FHIR Observation")
-    if obs.get("status") == "entered-in-error":  # a copy stored earlier stands: the dead letter says so
-        raise Invalid("retracted", "observation status is entered-in-error")
+    withdrawn = obs.get("status") == "entered-in-error"  # the sender takes back what it sent before
     if obs.get("status") == "cancelled":
         raise Invalid("schema", "observation status is cancelled")
     components = obs.get("component")
     if components is not None and not isinstance(components, list):
         raise Invalid("schema", "component must be a list")
-    if "valueQuantity" not in obs and not any(isinstance(c, dict) and "valueQuantity" in c for c in components or []):
+    if not withdrawn and "valueQuantity" not in obs and not any(isinstance(c, dict) and "valueQuantity" in c
+                                                                for c in components or []):
         if any(_has_other_value(p) for p in [obs, *(components or [])]):
             return []  # a coded, text, time or waveform value (a PHD time stamp, a status): not a reading
         raise Invalid("schema", "valueQuantity (of the Observation or of a component) is required")
@@ -285,7 +287,9 @@ def located_readings(obs: Any, index: Index = EMPTY, default_device: str | None 
             raise Invalid("schema", f"component[{j}] must be an object")
         if "valueQuantity" in comp:
             parts.append((f"component[{j}]", comp))
-    out: list[tuple[str, dict | Invalid]] = []
+    if withdrawn:
+        return _withdrawals(obs, parts, patient, device, ts)
+    out: list[tuple[str, dict | Invalid | Retracted]] = []
     for path, part in parts:
         try:
             value, unit = quantity(part)
@@ -293,6 +297,22 @@ def located_readings(obs: Any, index: Index = EMPTY, default_device: str | None 
                                "value": value, "unit": unit, "ts": ts}))
         except Invalid as exc:
             out.append((path, Invalid(exc.reason, f"{path}: {exc.detail}" if path else exc.detail, part)))
+    return out
+
+
+def _withdrawals(obs: dict, parts: list[tuple[str, dict]], patient: str | None, device: str,
+                 ts: int) -> list[tuple[str, Retracted]]:
+    """An entered-in-error Observation: a withdrawal of each vital sign it names (its own code with or
+    without a value, and each valued component's). Codes that are not vital signs name nothing stored."""
+    named = parts or [("", obs)]
+    out = []
+    for path, part in named:
+        try:
+            metric = metric_of(part.get("code"))
+        except Invalid:
+            continue
+        out.append((path, Retracted({"patient": patient, "device": device, "metric": metric, "ts": ts,
+                                     "reason": "FHIR Observation entered-in-error"})))
     return out
 
 

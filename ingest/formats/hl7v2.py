@@ -14,8 +14,8 @@ What is understood (docs/ingest.md, "HL7 v2"):
   table (``wardwatch/data/hl7_codes.toml`` merged with ``WARDWATCH_HL7_CODE_TABLE``);
 * OBX-2 NM and SN (``=``, or no comparator) numerics (a vital-sign code with a value of another type
   is rejected, not skipped); OBX-11 X (no value) is skipped; a vital sign with D or W (the device
-  withdrew it) is dead-lettered as ``retracted`` and acknowledged AA: WardWatch does not remove a
-  copy stored earlier, and says so there;
+  withdrew it) becomes a withdrawal (``wardwatch.codec.Retracted``), acknowledged AA: the worker
+  stores it and the history leaves that reading out from then on;
 * OBX-6 as UCUM or MDC (number, reference id, partition-hex), or a code-table unit;
 * times (OBX-14, else OBR-7, else MSH-7): ``YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]``; a time without a
   zone takes MSH-7's zone, else the setting ``hl7_local_timezone`` (UTC by default);
@@ -43,7 +43,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Iterable
 
-from wardwatch.codec import Invalid
+from wardwatch.codec import Invalid, Retracted
 from wardwatch.identifiers import to_identifier
 from wardwatch.metrics_catalog import MDC_TO_METRIC, MDC_UNIT_TO_UCUM, Metric, mdc_code
 
@@ -534,10 +534,17 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
             devices[level] = own
         kind = comp(fld(seg, 2), d, 1).upper()
         status = comp(fld(seg, 11), d, 1).upper()
-        if status in ("D", "W") and _code(fld(seg, 3), d, codes) is not None:
-            # A vital sign the device takes back: kept with its reason, so that an operator sees that an
-            # earlier copy, if one was stored, stands (WardWatch does not retract stored readings).
-            out.items.append(Invalid("retracted", f"OBX-11 {status}: the device withdrew this result", "|".join(seg)))
+        if status in ("D", "W") and (withdrawn := _code(fld(seg, 3), d, codes)) is not None:
+            # A vital sign the device takes back (D: delete, W: wrong): the worker stores the withdrawal
+            # and the history leaves the reading out (alerts/history.py).
+            try:
+                device = own or device_above(level[:-1] if level else (), devices) or sender
+                item = Retracted({"patient": patient, "device": to_identifier(device) if device else None,
+                                  "metric": withdrawn.value, "ts": parse_ts(fld(seg, 14) or obr_time or msh_time, tz, d.comp),
+                                  "reason": f"HL7 OBX-11 {status}"})
+            except Invalid as exc:
+                item = Invalid(exc.reason, exc.detail, "|".join(seg))
+            out.items.append(item)
             out.where.append(("OBX", n_obx))
             continue
         if status in ("X", "D", "W") or not fld(seg, 5):
@@ -671,9 +678,7 @@ def acks_for(spans: list[MessageSpan], items, control_id, now: datetime) -> list
         problems = []
         for i in range(m.start, m.end):
             it = by_index.get(i)
-            # A withdrawn result was understood, not refused: the sender gets AA for it (it is kept in the
-            # dead letter for the operator, who learns there that an earlier copy was not retracted).
-            if it is not None and it.status == "rejected" and it.reason != "retracted":
+            if it is not None and it.status == "rejected":
                 seg, n = m.where[i - m.start] if i - m.start < len(m.where) else ("MSH", 1)
                 problems.append(Problem(it.reason or "schema", it.detail or "", seg, n))
         out += ack_messages(m.header, problems, rejected=m.refused, control_id=control_id(), now=now)

@@ -17,6 +17,7 @@ import pytest
 
 from wardwatch import alarm_texts
 from wardwatch.alarm_rules import DEFAULT_RULES
+from wardwatch.lineprotocol import retraction_line
 from wardwatch.models import Alert, AlertEvent, AlertEventType, AlertKind, PatientRecord, Priority, VitalsSnapshot, alert_id
 from wardwatch.registry import Registry
 from wardwatch.store import InfluxStore
@@ -68,10 +69,11 @@ async def test_a_clinician_reads_the_chart_of_a_replayed_real_patient(ward, shar
 
     ARTIFACTS.mkdir(exist_ok=True)
     out = replay_s25047(shared_data, "p1")
-    store = InfluxStore(ward.settings)
-    await store.write_lines(out.lines)
-    store.close()
     desat = next(e for e in out.events if e.alert.condition == "spo2_low" and e.type is AlertEventType.raised)
+    store = InfluxStore(ward.settings)
+    # The monitor withdrew one SpO2 reading (its reason as a device wrote it: text, never markup).
+    await store.write_lines(out.lines + [retraction_line("p1", "spo2", "<b>HL7 OBX-11 W</b>", desat.at)])
+    store.close()
     off = [e for e in out.events if e.alert.condition == "sensor_off_spo2"]
     off_start, off_end = off[-2].alert.onset, off[-1].at  # the last time the SpO2 probe was off
     await ward.producer.send_many(ward.bus.topics.vitals, [(s.patient.encode(), s.model_dump_json().encode())
@@ -144,6 +146,12 @@ async def test_a_clinician_reads_the_chart_of_a_replayed_real_patient(ward, shar
         marker = page.locator(f"[data-testid=alarm-marker][data-alert-id='{desat.alert.id}']").first
         assert abs(int(await marker.get_attribute("data-time")) - desat.at) <= 60_000
         assert "high priority alarm: SpO₂ low" in await marker.get_attribute("aria-label")
+        # The chart says which reading it leaves out, and why.
+        note = page.locator("[data-testid=withdrawn]")
+        assert await note.is_visible()
+        text = await note.inner_text()
+        assert "1 reading withdrawn by the sender: SpO₂ at " in text and "(<b>HL7 OBX-11 W</b>)" in text, text
+        assert await note.locator("b").count() == 0
         await page.screenshot(path=str(ARTIFACTS / "chart-s25047.png"), full_page=True)
 
         # The sensor-off stretch is a gap in the clean line (null), with the raw zeros as marks, not a zero.

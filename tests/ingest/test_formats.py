@@ -3,7 +3,7 @@
 import pytest
 
 from ingest.formats import fhir, hl7v2
-from wardwatch.codec import Invalid
+from wardwatch.codec import Invalid, Retracted
 
 PCD01 = ("MSH|^~\\&|MONITOR-7^0001^EUI-64|WARD7|WARDWATCH|HOSP|20261124101500+0000||ORU^R01^ORU_R01|MSG0001|P|2.6\r"
          "PID|||p1^^^HOSP^MR||Doe^J\r"
@@ -79,36 +79,49 @@ def test_a_bundle_entry_with_an_object_as_its_resource_type_is_rejected_alone_no
     assert doc.entries[0].items[0].reason == "unsupported" and doc.entries[1].items[0]["value"] == 72
 
 
-def test_a_result_the_monitor_withdraws_is_kept_as_retracted_and_acknowledged_as_understood():
+def test_a_result_the_monitor_withdraws_becomes_a_withdrawal_of_that_reading():
     withdrawn = PCD01.replace("|96|262688^MDC_DIM_PERCENT^MDC|||||R|", "|96|262688^MDC_DIM_PERCENT^MDC|||||W|")
     deleted = PCD01.replace("|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R|", "|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||D|")
-    for text, kept in ((withdrawn, "heart_rate"), (deleted, "spo2")):
+    for text, kept, gone, status in ((withdrawn, "heart_rate", "spo2", "W"), (deleted, "spo2", "heart_rate", "D")):
         items = hl7v2.message_readings(text)
         assert [i["metric"] for i in items if isinstance(i, dict)] == [kept]
-        assert sorted(i.reason for i in items if isinstance(i, Invalid)) == ["retracted", "unknown_metric"]
-        assert "OBX-11" in next(i.detail for i in items if isinstance(i, Invalid) and i.reason == "retracted")
+        (w,) = [i for i in items if isinstance(i, Retracted)]
+        # It names the reading as the stored point is keyed: patient, metric, device time (and the device).
+        assert dict(w.mapping) == {"patient": "p1", "device": "mon-1", "metric": gone, "ts": 1795515300000,
+                                   "reason": f"HL7 OBX-11 {status}"}
+        assert [i.reason for i in items if isinstance(i, Invalid)] == ["unknown_metric"]
 
 
-def test_a_withdrawn_result_does_not_turn_the_acknowledgement_into_an_error():
-    from types import SimpleNamespace as Item
-    from datetime import datetime, timezone
-
-    header = hl7v2.header_of(PCD01)
-    span = hl7v2.MessageSpan(header, 0, 2, [("OBX", 1), ("OBX", 2)])
-    ack = lambda reason: hl7v2.acks_for([span], [Item(index=0, status="rejected", reason=reason, detail="x"),
-                                                  Item(index=1, status="accepted", reason=None, detail=None)],
-                                        lambda: "A1", datetime.now(timezone.utc))[0]
-    assert "MSA|AA|MSG0001" in ack("retracted")
-    assert "MSA|AE|MSG0001" in ack("unknown_metric")
+def test_a_withdrawal_of_something_that_is_not_a_vital_sign_names_nothing():
+    text = PCD01.replace("|5|262688^MDC_DIM_PERCENT^MDC|||||R", "|5|262688^MDC_DIM_PERCENT^MDC|||||D")
+    items = hl7v2.message_readings(text)
+    assert not any(isinstance(i, Retracted) for i in items)
+    assert [i["metric"] for i in items if isinstance(i, dict)] == ["spo2", "heart_rate"]
 
 
-def test_a_fhir_observation_entered_in_error_is_retracted_not_a_schema_error():
+def test_a_withdrawal_with_an_unreadable_time_is_refused_with_its_reason():
+    text = PCD01.replace("|96|262688^MDC_DIM_PERCENT^MDC|||||R|||20261124101500+0000|", "|96|262688^MDC_DIM_PERCENT^MDC|||||W|||2026xx|")
+    items = hl7v2.message_readings(text)
+    assert [i.reason for i in items if isinstance(i, Invalid)] == ["schema", "unknown_metric"]
+    assert not any(isinstance(i, Retracted) for i in items)
+
+
+def test_a_fhir_observation_entered_in_error_withdraws_each_vital_sign_it_names():
     obs = {"resourceType": "Observation", "status": "entered-in-error", "effectiveDateTime": "2026-11-24T10:15:00Z",
            "subject": {"reference": "Patient/p1"}, "device": {"reference": "Device/mon-1"},
            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
            "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
-    with pytest.raises(Invalid) as info:
-        fhir.observation_readings(obs)
-    assert info.value.reason == "retracted"
+    (w,) = fhir.observation_readings(obs)
+    assert isinstance(w, Retracted) and dict(w.mapping) == {
+        "patient": "p1", "device": "mon-1", "metric": "heart_rate", "ts": 1795515300000,
+        "reason": "FHIR Observation entered-in-error"}
+    # Without its value (FHIR allows that for an error), and a blood-pressure panel by its components.
+    (bare,) = fhir.observation_readings({k: v for k, v in obs.items() if k != "valueQuantity"})
+    assert bare.mapping["metric"] == "heart_rate"
+    panel = obs | {"code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]}, "component": [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+         "valueQuantity": {"value": 120, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]}
+    del panel["valueQuantity"]
+    assert [w.mapping["metric"] for w in fhir.observation_readings(panel)] == ["sbp"]
     (ok,) = fhir.observation_readings(obs | {"status": "final"})
     assert ok["value"] == 72
