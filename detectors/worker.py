@@ -45,6 +45,7 @@ from wardwatch.supervisor import Supervisor
 from wardwatch.token_sync import follow_tokens
 
 from .early_warning.drift import EarlyWarningDrift
+from .backlog import PART_BUDGET_S, Backlog
 from .engine import DetectorEngine, EngineOutput
 from .routing import Routes
 from .state_records import StateRecord, compress_records, read_record
@@ -64,9 +65,9 @@ MAX_ROUNDS = 256
 # a fixed interval their checkpoints would stay in step after it, every worker's stall on the shared
 # cores at once. Never later than the setting, which the alert service's stall judgement relies on.
 CHECKPOINT_SPREAD = 0.2
-# A waveform chunk however its JSON is spaced (a gateway that is not ours writes `"kind": "waveform"`).
-_WAVEFORM = re.compile(rb'"kind"\s*:\s*"waveform"')
-_RETRACTION = re.compile(rb'"kind"\s*:\s*"retraction"')
+# A waveform chunk or a withdrawal however its JSON is spaced (a gateway that is not ours writes
+# `"kind": "waveform"`): one search a record, as readings are the rest.
+_KIND = re.compile(rb'"kind"\s*:\s*"(waveform|retraction)"')
 
 
 def checkpoint_interval(period_s: float) -> float:
@@ -150,6 +151,7 @@ class DetectorWorker:
         self._skip: dict[TopicPartition, dict[bytes, int]] = {}
         # partition -> end of a range whose batch made the engine raise (replayed with savepoints)
         self._suspect: dict[TopicPartition, int] = {}
+        self.backlog: Backlog | None = None  # a flushed backlog's rows not yet computed (detectors/backlog.py)
         self._last_commit = time.monotonic()
         self._commit_every = checkpoint_interval(settings.detect_checkpoint_s)
         self._last_progress = time.monotonic()
@@ -171,6 +173,7 @@ class DetectorWorker:
         await self.checkpoint.cancel()
         self.checkpoint.reset()  # positions of partitions we may no longer own must never be committed
         self.engine = self.engine_factory()
+        self.backlog = None  # replayed from the last commit, as its offsets were never committed
         self._skip = {}
         await self._load_limits()
         parts = {tp.partition for tp in assigned}
@@ -266,7 +269,18 @@ class DetectorWorker:
     async def flush(self) -> None:
         """Commit what is stored (before partitions are revoked, and at shutdown)."""
         async with self._lock:
+            await self._finish_backlog()
             await self._commit()
+
+    async def _finish_backlog(self) -> None:
+        """Compute the backlog held to its end, so that the commit covers it (a rebalance, a stop)."""
+        try:
+            while self.backlog is not None:
+                await self._continue_backlog()
+        except _BatchRaised:
+            log.error("the engine raised on a backlog; replaying it carefully from the last commit")
+            self.metrics.rewinds.inc()
+            await self._rewind()
 
     def _commit_in_background(self) -> None:
         """The periodic checkpoint: state taken now, the waiting for acknowledgements behind the loop."""
@@ -339,7 +353,9 @@ class DetectorWorker:
     async def step(self, timeout_ms: int = 200) -> int:
         """One fetch: process it, tick the time-driven rules when caught up, commit when due."""
         try:
-            batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=MAX_RECORDS)
+            # With a backlog held, fetch what is there and go on computing it (no waiting for more).
+            batches = await self.consumer.getmany(timeout_ms=0 if self.backlog is not None else timeout_ms,
+                                                  max_records=MAX_RECORDS)
         except KafkaError as exc:  # the broker is restarting: keep state, wait, fetch again
             log.warning("fetch failed (%s); retrying", type(exc).__name__)
             await asyncio.sleep(1.0)
@@ -351,17 +367,20 @@ class DetectorWorker:
                 self.metrics.rewinds.inc()
                 await self._rewind()
                 return 0
-            if n:
-                try:
+            try:
+                if n:
                     await self._process(batches)
-                except _BatchRaised:
-                    # Back to the last commit at once; the replay of the suspect range is processed
-                    # carefully (savepoints, split), so only the records that break the engine are lost.
-                    log.error("the engine raised on a batch; replaying it carefully from the last commit")
-                    self.metrics.rewinds.inc()
-                    await self._rewind()
-                    return n
-            if await self._caught_up():
+                if self.backlog is not None:
+                    await self._continue_backlog()
+            except _BatchRaised:
+                # Back to the last commit at once; the replay of the suspect range is processed
+                # carefully (savepoints, split), so only the records that break the engine are lost.
+                log.error("the engine raised on a batch; replaying it carefully from the last commit")
+                self.metrics.rewinds.inc()
+                await self._rewind()
+                return n
+            # With a backlog held, its patients' devices are not silent: their readings wait here.
+            if self.backlog is None and await self._caught_up():
                 await self._tick()
             if time.monotonic() - self._last_commit >= self._commit_every:
                 self._commit_in_background()
@@ -391,6 +410,7 @@ class DetectorWorker:
         try:
             async with self._lock:
                 if not self.checkpoint.aborted:
+                    await self._finish_backlog()
                     await self._commit()
         except Exception:
             log.exception("final checkpoint failed; the next worker replays from the last commit")
@@ -425,13 +445,13 @@ class DetectorWorker:
             values = []
             for m in msgs:
                 # Waveform chunks and withdrawals share the topic (and so the patient's partition and order).
-                head = m.value[:200] if m.value else b""
-                if _WAVEFORM.search(head):
-                    waves.append((tp.partition, m.value))
-                elif _RETRACTION.search(head):
-                    withdrawn.append((tp.partition, m.value))
-                else:
+                kind = _KIND.search(m.value[:200]) if m.value else None
+                if kind is None:
                     values.append(m.value)
+                elif kind[1] == b"waveform":
+                    waves.append((tp.partition, m.value))
+                else:
+                    withdrawn.append((tp.partition, m.value))
             cols, rej = decode_readings(values, now_ms, None, limits=self.limits)
             rejected += rej
             if partitions and len(cols):  # a reading goes where its patient lives (detectors/routing.py)
@@ -439,13 +459,36 @@ class DetectorWorker:
                 if moved.any():
                     away += encode_readings(cols.take(moved), checked=True)
                     cols = cols.take(~moved)
+            if self.backlog is not None:  # its patients' new rows go behind theirs (detectors/backlog.py)
+                cols = self.backlog.hold(cols, tp, offsets)
             parts.append(cols)
         cols = parts[0] if len(parts) == 1 else ReadingColumns.concat(parts)
         suspect = self._is_suspect(batches)
         # A flushed backlog in parts, the loop given its turns between them (engine.split_rounds); a
         # suspect batch whole, as the careful path splits it its own way.
         chunks = [(cols, None)] if suspect else self.engine.split_rounds(cols, MAX_ROUNDS)
+        extras = (rejected, waves, withdrawn, away, partitions)
+        await self._compute_parts(chunks, offsets, now_ms, t0, suspect, extras)
+
+    async def _continue_backlog(self) -> None:
+        """The next parts of the backlog held (detectors/backlog.py), for PART_BUDGET_S at most."""
+        backlog, self.backlog = self.backlog, None
+        chunks = self.engine.split_rounds(backlog.cols, MAX_ROUNDS)
+        await self._compute_parts(chunks, backlog.offsets, int(time.time() * 1000), time.perf_counter(), False)
+
+    async def _compute_parts(self, chunks: list, offsets: dict, now_ms: int, t0: float, suspect: bool,
+                             extras: tuple = ((), (), (), [], ())) -> None:
+        """The engine on each part, its effects handed to the checkpoint part by part. After
+        PART_BUDGET_S the parts left are held as the backlog for the next steps, with ``offsets``;
+        else these move with the last part: a commit never covers readings not yet computed."""
+        rejected, waves, withdrawn, away, partitions = extras
+        started = time.perf_counter()
         for i, (chunk, rows) in enumerate(chunks):
+            if i and time.perf_counter() - started >= PART_BUDGET_S:
+                rest = ReadingColumns.concat([c for c, _ in chunks[i:]])
+                self.backlog = self.backlog or Backlog(rest.take(np.zeros(0, np.int64)))
+                self.backlog.keep(rest, offsets)
+                return
             last = i == len(chunks) - 1
             if suspect:
                 out = self._compute(chunk, rejected, now_ms)
@@ -453,11 +496,13 @@ class DetectorWorker:
                 try:
                     out = self.engine.process(chunk, now_ms, rows)
                 except Exception as exc:
-                    for tp, end in offsets.items():
+                    held = self.backlog.offsets if self.backlog is not None else {}
+                    for tp, end in {**held, **offsets}.items():
                         self._suspect[tp] = max(end, self._suspect.get(tp, 0))
                     raise _BatchRaised from exc
             dirty = set(chunk.patient.tolist())
-            if last:
+            if i == 0:
+                # Waveform chunks and withdrawals are checked as they come (they wait for no backlog).
                 for partition, raw in waves:
                     self._waveform(raw, out, rejected, dirty, away if partitions else None, partition, partitions)
                 for partition, raw in withdrawn:
@@ -465,9 +510,8 @@ class DetectorWorker:
             dirty |= {e.alert.patient for e in out.events}
             effects = {"publish": self._publish(out.events, out.snapshots, rejected if i == 0 else []),
                        "store": self._store(out, len(chunk), t0)}
-            if away and last:  # committed past only once the patient's own partition has them (detectors/routing.py)
+            if away and i == 0:  # committed past only once the patient's own partition has them (detectors/routing.py)
                 effects["reroute"] = self._reroute(away)
-            # The offsets move with the last part only: a commit never covers readings not yet computed.
             await self.checkpoint.add(offsets if last else {}, effects, dirty)
             # getmany returns without yielding while records are buffered, and the next batch's compute
             # then holds the loop: give the publish lane its turns now, so alarms leave first.

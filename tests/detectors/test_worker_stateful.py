@@ -210,6 +210,16 @@ def test_the_guarantee_holds_when_batches_are_computed_in_parts(steps):
         asyncio.run(within(scenario(steps), 60))
 
 
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions)
+def test_the_guarantee_holds_with_a_backlog_held_across_fetches(steps):
+    """The same sequences with every batch of more than two reading times held as a backlog after
+    its first part (detectors/backlog.py): the next fetches' rows of its patients join it, everyone
+    else's are computed at once, and kills, rebalances, restarts and failures fall while it is held."""
+    with patch("detectors.worker.MAX_ROUNDS", 2), patch("detectors.worker.PART_BUDGET_S", 0.0):
+        asyncio.run(within(scenario(steps), 60))
+
+
 async def within(coro, seconds: float) -> None:
     """A hang is a failure too: say where every task was waiting."""
     task = asyncio.ensure_future(coro)
