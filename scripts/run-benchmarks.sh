@@ -15,6 +15,7 @@ $W bench alerts --client websockets --out "$O/alerts-websockets" > "$O/alerts-we
 # The same bench on asyncio's own loop instead of uvloop (wardwatch/eventloop.py), for comparison.
 WARDWATCH_EVENT_LOOP=asyncio $W bench alerts --out "$O/alerts-asyncio" > "$O/alerts-asyncio.txt" 2>&1; uptime >> "$O/context.txt"
 .venv/bin/python scripts/backlog-rounds.py > "$O/backlog-rounds.txt" 2>&1; uptime >> "$O/context.txt"
+.venv/bin/python scripts/backlog-fetch.py > "$O/backlog-fetch.txt" 2>&1; uptime >> "$O/context.txt"
 $W bench ingest --json > bench-results/ingest.json 2> "$O/ingest.err"; uptime >> "$O/context.txt"
 make bench > "$O/pipeline.txt" 2>&1; uptime >> "$O/context.txt"
 $W bench plan > "$O/plan.txt" 2>&1
