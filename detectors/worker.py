@@ -594,20 +594,24 @@ class DetectorWorker:
 
     def _withdrawal(self, raw: bytes, out: EngineOutput, rejected: list[RejectedInput], away: list | None = None,
                     partition: int = 0, partitions: list[int] = ()) -> None:
-        """A reading its sender withdrew: stored on the store lane, behind the batch's own points (the
-        reading it names, if that came in the same batch, is written first). The engine's state and
-        alarms already raised on it stay as they were: what was shown to a nurse is not unsaid."""
+        """A reading its sender withdrew, stored on the store lane (before or after the reading it
+        names: the history reads the two apart). The engine's state and alarms already raised on it
+        stay as they were: what was shown to a nurse is not unsaid. Checked as a reading is (its time
+        in the accepted window, a line InfluxDB takes), so that no withdrawal can stall the store lane."""
         try:
             r = Retraction.model_validate_json(raw)
             if away is not None and self.routes.is_away(r.patient, partition, partitions):
                 away.append((r.patient.encode(), raw))
                 return
+            check_time(r.ts, int(time.time() * 1000), self.limits)
+            line = retraction_line(r.patient, r.metric.value, r.reason or "withdrawn", r.ts)
         except Exception as exc:
-            rejected.append(RejectedInput(source="kafka:readings", reason="schema",
-                                          detail=f"retraction: {type(exc).__name__}: {str(exc)[:200]}",
+            reason, why = (exc.reason, exc.detail) if isinstance(exc, Invalid) else \
+                ("schema", f"{type(exc).__name__}: {str(exc)[:200]}")
+            rejected.append(RejectedInput(source="kafka:readings", reason=reason, detail=f"retraction: {why}",
                                           payload=raw[:4096].decode("utf-8", "replace")))
             return
-        out.retraction_lines.append(retraction_line(r.patient, r.metric.value, r.reason or "withdrawn", r.ts))
+        out.retraction_lines.append(line)
 
     async def _store(self, out: EngineOutput, n: int, t0: float) -> None:
         """Retried until InfluxDB has it; the batch's offsets wait for this (and for the publish lane)."""

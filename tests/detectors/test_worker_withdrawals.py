@@ -1,6 +1,7 @@
 """Withdrawals on the readings topic as any Kafka client may write them (compact or spaced JSON):
-the worker stores each in InfluxDB behind the readings of the same fetch, a malformed one goes to
-the dead-letter topic with its reason, and neither stops the readings beside them."""
+the worker stores each in InfluxDB, and a malformed one, one with a time out of the accepted
+window or a reason that would break its line goes to the dead-letter topic with its reason,
+without stalling the store lane or the readings beside them."""
 
 from __future__ import annotations
 
@@ -31,11 +32,15 @@ async def test_withdrawals_are_stored_and_a_malformed_one_is_kept_with_its_reaso
             "reason": "HL7 OBX-11 W"}
     theirs = ours | {"metric": "heart_rate", "reason": "vendor gateway"}  # json.dumps spaces it: '"kind": "retraction"'
     broken = {"kind": "retraction", "patient": "p1", "metric": "spo2"}  # no device, no time
+    # Neither may stall the store lane: a time InfluxDB cannot hold, a reason that would end the line.
+    far = ours | {"ts": 10**16}
+    newline = ours | {"reason": "wrong\nvitals,patient=p1 spo2=0 0"}
     producer = bus.producer()
     await producer.start()
     await producer.send_many(bus.topics.readings, [(b"p1", r.model_dump_json().encode()) for r in readings]
                              + [(b"p1", orjson.dumps(ours)), (b"p1", json.dumps(theirs).encode()),
-                                (b"p1", orjson.dumps(broken))])
+                                (b"p1", orjson.dumps(broken)), (b"p1", orjson.dumps(far)),
+                                (b"p1", orjson.dumps(newline))])
     await producer.stop()
 
     store = InfluxStore(settings)
@@ -53,6 +58,7 @@ async def test_withdrawals_are_stored_and_a_malformed_one_is_kept_with_its_reaso
         ("heart_rate", t + 1000, "vendor gateway"), ("spo2", t + 1000, "HL7 OBX-11 W")]
     spo2 = [(r["time"], r["value"]) for r in await store.query_series("vitals", "p1", t - 1, t + 10_000, fields=["spo2"])]
     assert spo2 == [(t, 96.0), (t + 1000, 70.0), (t + 2000, 97.0)]  # stored as sent; the history leaves 70 out
-    dead = [RejectedInput.model_validate_json(m.value) for m in await drain(bus, bus.topics.deadletter, 1)]
-    assert [(d.reason, d.detail.split(":")[0]) for d in dead] == [("schema", "retraction")]
+    dead = [RejectedInput.model_validate_json(m.value) for m in await drain(bus, bus.topics.deadletter, 3)]
+    assert sorted((d.reason, d.detail.split(":")[0]) for d in dead) == [
+        ("future_timestamp", "retraction"), ("schema", "retraction"), ("schema", "retraction")]
     store.close()
