@@ -100,16 +100,34 @@ async def _leave_out(store, patient: str, series: dict, metric: str, times: dict
             series[kind] = [p for p in series[kind] if p[0] not in times]
         return
     ends = sorted({(t // every + 1) * every for t in times})
+    runs: list[list[int]] = []  # windows next to each other are read in one query
+    for end in ends:
+        if runs and end == runs[-1][-1] + every:
+            runs[-1].append(end)
+        else:
+            runs.append([end])
     fields = [metric, f"{metric}_clean"]
-    windows = await asyncio.gather(*(store.query_series("vitals", patient, max(start_ms, end - every), min(stop_ms, end),
-                                                        None, fields=fields) for end in ends))
-    for end, rows in zip(ends, windows):
-        shown = min(end, stop_ms)
-        kept = _by_metric([r for r in rows if r["time"] not in times]).get(metric, {"raw": [], "clean": []})
-        for kind in ("raw", "clean"):
-            values = [v for _, v in kept[kind]]
-            mean = [[shown, sum(values) / len(values)]] if values else []
-            series[kind] = sorted([p for p in series[kind] if p[0] != shown] + mean, key=lambda p: p[0])
+    limit = asyncio.Semaphore(8)  # a device that withdrew readings all over a month is not a query storm
+
+    async def read(run: list[int]) -> list[dict]:
+        async with limit:
+            return await store.query_series("vitals", patient, max(start_ms, run[0] - every), min(stop_ms, run[-1]),
+                                            None, fields=fields)
+
+    points = {kind: {t: v for t, v in series[kind]} for kind in ("raw", "clean")}
+    for run, rows in zip(runs, await asyncio.gather(*(read(run) for run in runs))):
+        kept: dict[int, list[dict]] = {end: [] for end in run}
+        for r in rows:
+            if r["time"] not in times:
+                kept[(r["time"] // every + 1) * every].append(r)
+        for end, window in kept.items():
+            values = _by_metric(window).get(metric, {"raw": [], "clean": []})
+            for kind in ("raw", "clean"):
+                points[kind].pop(min(end, stop_ms), None)
+                if values[kind]:
+                    points[kind][min(end, stop_ms)] = sum(v for _, v in values[kind]) / len(values[kind])
+    for kind in ("raw", "clean"):
+        series[kind] = [[t, v] for t, v in sorted(points[kind].items())]
 
 
 def split_marks(raw: list, clean: list) -> list:
