@@ -33,6 +33,19 @@ async def gateway(settings):
             yield g
 
 
+@pytest.fixture
+async def mllp(gateway):
+    """The MLLP listener on the gateway fixture's ingest app, on a free loopback port."""
+    from ingest.mllp import MLLPServer
+
+    server = await MLLPServer(gateway.settings, gateway.app.state.ingestor, gateway.app.state.view,
+                              gateway.app.state.metrics).start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 async def drain(bus, topic: str, want: int, timeout_ms: int = 8000) -> list:
     consumer = bus.consumer(topic, group_id=None)
     await consumer.start()

@@ -91,16 +91,6 @@ async def read_acks(reader: asyncio.StreamReader, n: int, timeout: float = 20) -
     return parse_acks(data)
 
 
-@pytest.fixture
-async def mllp(gateway):
-    server = await MLLPServer(gateway.settings, gateway.app.state.ingestor, gateway.app.state.view,
-                              gateway.app.state.metrics).start("127.0.0.1", 0)
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 def adt(control: str) -> str:
     return f"MSH|^~\\&|ADT1|HOSP|WW|HOSP|{hl7_now()}||ADT^A01^ADT_A01|{control}|P|2.6\rPID|||p1^^^HOSP^MR\r"
 

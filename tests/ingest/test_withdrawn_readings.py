@@ -18,7 +18,7 @@ from detectors.worker import DetectorWorker
 from ingest.mllp import frame
 from wardwatch.store import InfluxStore
 
-from .test_mllp import hl7_now, ihe_pcd01, mllp, read_acks  # noqa: F401  (mllp: the fixture)
+from .test_mllp import hl7_now, ihe_pcd01, read_acks
 
 pytestmark = pytest.mark.integration
 
