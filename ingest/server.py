@@ -43,7 +43,7 @@ from . import replies
 from .bounds import Bounds, read_body
 from .formats import hl7v2
 from .pipeline import Backpressure, Batch, Ingestor, IngestResult, loads, now_ms
-from wardwatch.codec import REASONS, Invalid, Limits
+from wardwatch.codec import REASONS, Invalid, Limits, Retracted
 
 log = logging.getLogger("wardwatch.ingest")
 
@@ -120,7 +120,9 @@ def parse_json(raw: bytes, bounds: Bounds) -> list:
     items = doc.get("readings") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise Invalid("schema", 'expected {"readings": [...]} or a JSON list of readings')
-    return items
+    # A gateway withdraws a reading it sent before as {"kind": "retraction", "device", "metric", "ts"
+    # [, "patient", "reason"]} (docs/ingest.md "Withdrawn readings").
+    return [Retracted(it) if isinstance(it, dict) and it.get("kind") == "retraction" else it for it in items]
 
 
 def parse_fhir(raw: bytes, bounds: Bounds) -> list:

@@ -226,12 +226,15 @@ def retraction_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, r
         raise Invalid("schema", "device must be a string")
     if isinstance(ts, bool) or not isinstance(ts, int):
         raise Invalid("schema", "ts must be an integer (epoch milliseconds)")
+    reason = d.get("reason") or "withdrawn by the sender"
+    if not isinstance(reason, str) or any(c < " " for c in reason):
+        raise Invalid("schema", "reason must be one line of text")
     check_identifiers({"device": device, "patient": patient})
     check_time(ts, now_ms, limits)
     patient = resolve_patient(device, patient, registry)
     try:
-        return Retraction(patient=patient, device=device, metric=d.get("metric"), ts=ts,
-                          reason=str(d.get("reason", ""))[:120], received=now_ms)
+        return Retraction(patient=patient, device=device, metric=d.get("metric"), ts=ts, reason=reason[:120],
+                          received=now_ms)
     except Exception as exc:  # pydantic ValidationError
         first = getattr(exc, "errors", lambda: [{}])()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "retraction"

@@ -136,3 +136,23 @@ async def test_a_python_gateway_writing_nan_for_a_missing_value_loses_only_that_
     huge = body.replace("NaN", "9" * 400).replace("Infinity", "-" + "9" * 30)  # past a float, past 64 bits
     r = await gateway.client.post("/v1/readings", content=huge, headers={"content-type": "application/json"})
     assert [i["reason"] for i in r.json()["items"]] == [None, "impossible_value", "impossible_value"], r.text
+
+
+async def test_a_json_gateway_withdraws_a_reading_it_sent(gateway):
+    """{"kind": "retraction", ...} beside readings: accepted, validated as the reading it names would
+    be, and on the readings topic behind that patient's readings; a bad one is refused with its reason."""
+    now = int(time.time() * 1000)
+    sent = reading(ts=now - 2000, value=190)
+    withdraw = {"kind": "retraction", "device": "mon-1", "metric": "heart_rate", "ts": now - 2000}
+    r = await gateway.client.post("/v1/readings", json={"readings": [
+        sent, withdraw | {"reason": "motion artefact, nurse checked"},
+        withdraw | {"reason": "two\nlines"}, withdraw | {"device": "mon-2", "patient": "p1"},
+        withdraw | {"ts": now + 3600_000}]})
+    body = r.json()
+    assert (body["accepted"], body["rejected"]) == (2, 3), body
+    assert [i["reason"] for i in body["items"]] == [None, None, "schema", "device_patient_mismatch", "future_timestamp"]
+    on_topic = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 2)]
+    assert [m.get("kind") for m in on_topic] == [None, "retraction"]  # the same key: the withdrawal after the reading
+    w = on_topic[1]
+    assert (w["patient"], w["device"], w["metric"], w["ts"], w["reason"]) == (
+        "p1", "mon-1", "heart_rate", now - 2000, "motion artefact, nurse checked")
