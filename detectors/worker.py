@@ -75,6 +75,15 @@ def checkpoint_interval(period_s: float) -> float:
     return period_s * (1.0 - CHECKPOINT_SPREAD * random.random())
 
 
+def _set_aside(what: str, raw: bytes, exc: Exception) -> RejectedInput:
+    """A record of the readings topic that is not a reading (a waveform chunk, a withdrawal) and
+    cannot be taken: kept on the dead-letter topic with its reason."""
+    reason, why = (exc.reason, exc.detail) if isinstance(exc, Invalid) else \
+        ("schema", f"{type(exc).__name__}: {str(exc)[:200]}")
+    return RejectedInput(source="kafka:readings", reason=reason, detail=f"{what}: {why}",
+                         payload=raw[:4096].decode("utf-8", "replace"))
+
+
 class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -584,10 +593,7 @@ class DetectorWorker:
             events = self.engine.waveform(chunk.patient, np.asarray(chunk.ecg),
                                           None if chunk.pleth is None else np.asarray(chunk.pleth), chunk.fs, chunk.t_end)
         except Exception as exc:
-            reason, why = (exc.reason, exc.detail) if isinstance(exc, Invalid) else \
-                ("schema", f"{type(exc).__name__}: {str(exc)[:200]}")
-            rejected.append(RejectedInput(source="kafka:readings", reason=reason, detail=f"waveform chunk: {why}",
-                                          payload=raw[:4096].decode("utf-8", "replace")))
+            rejected.append(_set_aside("waveform chunk", raw, exc))
             return
         out.events.extend(events)
         out.alert_lines.extend(alert_line(e) for e in events)
@@ -606,10 +612,7 @@ class DetectorWorker:
             check_time(r.ts, int(time.time() * 1000), self.limits)
             line = retraction_line(r.patient, r.metric.value, r.reason or "withdrawn", r.ts)
         except Exception as exc:
-            reason, why = (exc.reason, exc.detail) if isinstance(exc, Invalid) else \
-                ("schema", f"{type(exc).__name__}: {str(exc)[:200]}")
-            rejected.append(RejectedInput(source="kafka:readings", reason=reason, detail=f"retraction: {why}",
-                                          payload=raw[:4096].decode("utf-8", "replace")))
+            rejected.append(_set_aside("retraction", raw, exc))
             return
         out.retraction_lines.append(line)
 
