@@ -287,9 +287,14 @@ class DetectorWorker:
             while self.backlog is not None:
                 await self._continue_backlog()
         except _BatchRaised:
-            log.error("the engine raised on a backlog; replaying it carefully from the last commit")
-            self.metrics.rewinds.inc()
-            await self._rewind()
+            await self._replay_carefully()
+
+    async def _replay_carefully(self) -> None:
+        """The engine raised: back to the last commit at once; the replay of the suspect range is
+        processed carefully (savepoints, split), so only the records that break the engine are lost."""
+        log.error("the engine raised on a batch; replaying it carefully from the last commit")
+        self.metrics.rewinds.inc()
+        await self._rewind()
 
     def _commit_in_background(self) -> None:
         """The periodic checkpoint: state taken now, the waiting for acknowledgements behind the loop."""
@@ -382,11 +387,7 @@ class DetectorWorker:
                 if self.backlog is not None:
                     await self._continue_backlog()
             except _BatchRaised:
-                # Back to the last commit at once; the replay of the suspect range is processed
-                # carefully (savepoints, split), so only the records that break the engine are lost.
-                log.error("the engine raised on a batch; replaying it carefully from the last commit")
-                self.metrics.rewinds.inc()
-                await self._rewind()
+                await self._replay_carefully()
                 return n
             # With a backlog held, its patients' devices are not silent: their readings wait here.
             if self.backlog is None and await self._caught_up():
