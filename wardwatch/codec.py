@@ -170,6 +170,14 @@ def resolve_patient(device: str, patient: str | None, registry) -> str:
     return assigned
 
 
+def schema_error(exc: Exception, what: str) -> Invalid:
+    """A model's validation error (pydantic) as the ``schema`` reason, naming the first field it
+    found wrong (``what`` when it names none)."""
+    first = getattr(exc, "errors", lambda: [{}])()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or what
+    return Invalid("schema", f"{where}: {first.get('msg', 'invalid')}")
+
+
 def reading_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, registry=None) -> Reading:
     """Validate one reading object (HTTP JSON, or what FHIR/HL7 map to); converts units to the metric's
     canonical unit. The rules and their order are those of ``check_columns``."""
@@ -205,9 +213,7 @@ def reading_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, regi
         return Reading(patient=patient, device=device, metric=metric, value=canonical,
                        unit=CATALOG[metric].unit, ts=ts, **fields)
     except Exception as exc:  # pydantic ValidationError: received, extra fields
-        first = getattr(exc, "errors", lambda: [{}])()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "reading"
-        raise Invalid("schema", f"{where}: {first.get('msg', 'invalid')}") from None
+        raise schema_error(exc, "reading") from None
 
 
 @dataclass(frozen=True)
@@ -236,9 +242,7 @@ def retraction_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits, r
         return Retraction(patient=patient, device=device, metric=d.get("metric"), ts=ts, reason=reason[:120],
                           received=now_ms)
     except Exception as exc:  # pydantic ValidationError
-        first = getattr(exc, "errors", lambda: [{}])()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "retraction"
-        raise Invalid("schema", f"{where}: {first.get('msg', 'invalid')}") from None
+        raise schema_error(exc, "retraction") from None
 
 
 # --- a batch as columns ----------------------------------------------------------------------------

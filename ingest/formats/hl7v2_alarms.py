@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Mapping
 
-from wardwatch.codec import Invalid, Limits, check_identifiers, check_time, resolve_patient
+from wardwatch.codec import Invalid, Limits, check_identifiers, check_time, resolve_patient, schema_error
 from wardwatch.identifiers import to_identifier
 from wardwatch.metrics_catalog import MDC_TO_METRIC, MDC_UNIT_TO_UCUM, mdc_code
 from wardwatch.models import DeviceAlarm, DeviceAlarmState, Priority
@@ -328,6 +328,4 @@ def device_alarm_from_mapping(d: Mapping[str, Any], now_ms: int, limits: Limits,
     try:
         return DeviceAlarm(**{**d, "patient": patient, "received": now_ms})
     except Exception as exc:  # pydantic ValidationError
-        first = getattr(exc, "errors", lambda: [{}])()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "alarm"
-        raise Invalid("schema", f"{where}: {first.get('msg', 'invalid')}") from None
+        raise schema_error(exc, "alarm") from None
