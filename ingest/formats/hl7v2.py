@@ -534,13 +534,13 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
             devices[level] = own
         kind = comp(fld(seg, 2), d, 1).upper()
         status = comp(fld(seg, 11), d, 1).upper()
+        when = fld(seg, 14) or obr_time or msh_time  # the result's time: OBX-14, else OBR-7, else MSH-7
         if status in ("D", "W") and (withdrawn := _code(fld(seg, 3), d, codes)) is not None:
             # A vital sign the device takes back (D: delete, W: wrong): the worker stores the withdrawal
             # and the history leaves the reading out (alerts/history.py).
             try:
-                device = own or device_above(level[:-1] if level else (), devices) or sender
-                item = Retracted({"patient": patient, "device": to_identifier(device) if device else None,
-                                  "metric": withdrawn.value, "ts": parse_ts(fld(seg, 14) or obr_time or msh_time, tz, d.comp),
+                item = Retracted({"patient": patient, "device": obx_device(own, level, devices, sender),
+                                  "metric": withdrawn.value, "ts": parse_ts(when, tz, d.comp),
                                   "reason": f"HL7 OBX-11 {status}"})
             except Invalid as exc:
                 item = Invalid(exc.reason, exc.detail, "|".join(seg))
@@ -561,14 +561,13 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
             shown = comp(fld(seg, 3), d, 1) or comp(fld(seg, 3), d, 2)
             item = Invalid("unknown_metric", f"OBX-3 code {shown[:30]!r} is not a known vital sign", raw)
         else:
-            device = own or device_above(level[:-1] if level else (), devices) or sender
             try:
                 value = _value(kind, fld(seg, 5), d)
-                ts = parse_ts(fld(seg, 14) or obr_time or msh_time, tz, d.comp)
+                ts = parse_ts(when, tz, d.comp)
                 unit = _unit(fld(seg, 6), d, codes)
                 if not unit:
                     raise Invalid("unit", "OBX-6 (units) is empty")
-                item = {"patient": patient, "device": to_identifier(device) if device else None,
+                item = {"patient": patient, "device": obx_device(own, level, devices, sender),
                         "metric": metric.value, "value": value, "unit": unit, "ts": ts}
                 if location:
                     item["location"] = location
@@ -643,6 +642,13 @@ def _ack(header: Header, code: str, problems: list[Problem], control_id: str, no
 def _wanted(condition: str, ok: bool) -> bool:
     c = condition or "AL"
     return c == "AL" or (c == "ER" and not ok) or (c == "SU" and ok)
+
+
+def obx_device(own: str | None, level, devices: dict, sender: str | None) -> str | None:
+    """The identifier of the device of an OBX: its own OBX-18, else its nearest ancestor's in the OBX-4
+    hierarchy, else the sender's (MSH-3)."""
+    device = own or device_above(level[:-1] if level else (), devices) or sender
+    return to_identifier(device) if device else None
 
 
 def device_above(level, devices: dict) -> str | None:
