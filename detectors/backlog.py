@@ -31,14 +31,16 @@ PART_BUDGET_S = 0.2
 class Backlog:
     cols: ReadingColumns
     offsets: dict = field(default_factory=dict)  # the held fetches' ends, partition -> offset
+    patients: np.ndarray = field(init=False)  # whose rows are held (sorted ids), kept with the rows
 
-    @property
-    def patients(self) -> np.ndarray:
-        return np.unique(self.cols.patient.astype(str))
+    def __post_init__(self) -> None:
+        self.patients = np.unique(self.cols.patient.astype(str))
 
     def keep(self, cols: ReadingColumns, offsets: dict) -> None:
         """Hold more rows (already in the patients' order) and the offsets that must wait for them."""
-        self.cols = ReadingColumns.concat([self.cols, cols]) if len(self.cols) else cols
+        if len(cols):
+            self.cols = ReadingColumns.concat([self.cols, cols])
+            self.patients = np.union1d(self.patients, cols.patient.astype(str))
         for tp, end in offsets.items():
             self.offsets[tp] = max(end, self.offsets.get(tp, end))
 

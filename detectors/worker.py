@@ -477,8 +477,8 @@ class DetectorWorker:
         # A flushed backlog in parts, the loop given its turns between them (engine.split_rounds); a
         # suspect batch whole, as the careful path splits it its own way.
         chunks = [(cols, None)] if suspect else self.engine.split_rounds(cols, MAX_ROUNDS)
-        extras = (rejected, waves, withdrawn, away, partitions)
-        await self._compute_parts(chunks, offsets, now_ms, t0, suspect, extras)
+        await self._compute_parts(chunks, offsets, now_ms, t0, suspect, rejected=rejected, waves=waves,
+                                  withdrawn=withdrawn, away=away, partitions=partitions)
 
     async def _continue_backlog(self) -> None:
         """The next parts of the backlog held (detectors/backlog.py), for PART_BUDGET_S at most."""
@@ -486,18 +486,21 @@ class DetectorWorker:
         chunks = self.engine.split_rounds(backlog.cols, MAX_ROUNDS)
         await self._compute_parts(chunks, backlog.offsets, int(time.time() * 1000), time.perf_counter(), False)
 
-    async def _compute_parts(self, chunks: list, offsets: dict, now_ms: int, t0: float, suspect: bool,
-                             extras: tuple = ((), (), (), [], ())) -> None:
-        """The engine on each part, its effects handed to the checkpoint part by part. After
+    async def _compute_parts(self, chunks: list, offsets: dict, now_ms: int, t0: float, suspect: bool, *,
+                             rejected: list = (), waves: list = (), withdrawn: list = (), away: list = (),
+                             partitions: list = ()) -> None:
+        """The engine on each part, its effects handed to the checkpoint part by part; the fetch's
+        rejections, waveform chunks, withdrawals and rerouted records go with the first. After
         PART_BUDGET_S the parts left are held as the backlog for the next steps, with ``offsets``;
         else these move with the last part: a commit never covers readings not yet computed."""
-        rejected, waves, withdrawn, away, partitions = extras
         started = time.perf_counter()
         for i, (chunk, rows) in enumerate(chunks):
             if i and time.perf_counter() - started >= PART_BUDGET_S:
                 rest = ReadingColumns.concat([c for c, _ in chunks[i:]])
-                self.backlog = self.backlog or Backlog(rest.take(np.zeros(0, np.int64)))
-                self.backlog.keep(rest, offsets)
+                if self.backlog is None:
+                    self.backlog = Backlog(rest, dict(offsets))
+                else:
+                    self.backlog.keep(rest, offsets)
                 return
             last = i == len(chunks) - 1
             if suspect:
