@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import orjson
 
@@ -135,11 +136,15 @@ class EventLog:
             return self._db.execute(f"SELECT seq, body FROM events WHERE seq > ? AND seq <= ? AND {MONITOR_REPORT}"
                                     " ORDER BY seq LIMIT ?", (after_seq, upto_seq, limit)).fetchall()
 
-    def open_alarms(self, wards: set[str] | None, patients: set[str], allowed: set[str] | None = None) -> list[dict]:
+    def open_alarms(self, wards: set[str] | None, patients: set[str], allowed: set[str] | None = None,
+                    ward_of: Callable[[str], str | None] = lambda patient: None) -> list[dict]:
+        """Open alarms in a scope, each on its patient's ward now (``ward_of``; None: unknown, the ward
+        of the alarm's last event): a patient moved since keeps their open alarms on the new ward."""
         with self._lock:
             rows = self._db.execute("SELECT body, ward, patient FROM alarms WHERE open=1").fetchall()
         out = []
-        for body, ward, patient in rows:
+        for body, stored, patient in rows:
+            ward = ward_of(patient) or stored
             alarm = orjson.loads(body)
             if in_scope(ward, patient, wards, patients, "", allowed=allowed) or alarm.get("escalation_level", 0) > 0:
                 out.append(alarm | {"ward": ward})

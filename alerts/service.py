@@ -66,6 +66,14 @@ def _digest(value: bytes) -> bytes:
     return hashlib.blake2b(value, digest_size=16).digest()
 
 
+
+def device_alert_id(da: DeviceAlarm) -> str:
+    """The WardWatch alarm of a monitor's report: the monitor's alarm id *and* the patient. A monitor
+    names its alarm, not whose it is, and is moved from bed to bed (or a gateway that is not ours
+    reuses ids): the same id reported for another patient is another patient's alarm, shown on their
+    ward, never folded into the first patient's."""
+    return f"{da.id}-" + hashlib.blake2b(da.patient.encode(), digest_size=4).hexdigest()
+
 class AlertService:
     def __init__(self, settings: Settings, bus: Bus | None = None, store=None) -> None:
         self.settings = settings
@@ -181,10 +189,11 @@ class AlertService:
         detectors' by its kind and its id (``da-...``). None for a repeat: the same report again, or a
         "continue" that changes nothing the nurse sees (priority, state, inactivation, text)."""
         ended = da.state is DeviceAlarmState.ended
+        alert_id = device_alert_id(da)
         if not ended:
-            current = next((e.alert for e in reversed(pending) if e.alert.id == da.id), None)
+            current = next((e.alert for e in reversed(pending) if e.alert.id == alert_id), None)
             if current is None:
-                found = self.log.alarm(da.id)
+                found = self.log.alarm(alert_id)
                 current = found[0] if found else None
             m = current.monitor if current is not None else None
             if (m is not None and current.state is not AlertState.resolved and m.state is da.state
@@ -195,12 +204,13 @@ class AlertService:
         type_ = (AlertEventType.cleared if ended else
                  AlertEventType.raised if da.phase in ("start", "start_only") else AlertEventType.updated)
         what = da.text or " ".join(x for x in (da.event, da.source) if x)
-        alert = Alert(id=da.id, patient=da.patient, kind=AlertKind.device, priority=da.priority,
+        alert = Alert(id=alert_id, patient=da.patient, kind=AlertKind.device, priority=da.priority,
                       condition=f"device:{da.event}"[:80], message=alarm_texts.device_alarm(what)[:300],
                       values={da.source_metric or da.source or "value": da.source_value} if da.source_value is not None else {},
                       onset=da.ts, raised_at=da.ts, updated_at=da.ts, latched=da.priority is Priority.high,
                       monitor=da)
-        return AlertEvent(event_id=da.event_id, type=type_, alert=alert, at=da.ts, note="the monitor's own alarm")
+        return AlertEvent(event_id=f"{alert_id}:{da.event_id}", type=type_, alert=alert, at=da.ts,
+                          note="the monitor's own alarm")
 
     def ingest_many(self, events: list[AlertEvent], seqs: list[int] | None = None,
                     seen: list[float] | None = None) -> list[dict | None]:
@@ -470,7 +480,7 @@ class AlertService:
             reply = {"type": "replay", "events": replay, "seq": self.log.last_seq()}
         else:
             reply = {"type": "snapshot", "seq": self.log.last_seq(),
-                     "alarms": self.log.open_alarms(want, patients, allowed or None),
+                     "alarms": self.log.open_alarms(want, patients, allowed or None, self.registry.ward_of),
                      "vitals": self.feed.vitals_for(client, self.registry.ward_of),
                      "patients": [r.model_dump() | {"ward": r.ward} for r in self.registry.patients.values()
                                   if client.sees(r.ward, r.patient)]}
@@ -480,6 +490,8 @@ class AlertService:
     async def act(self, client: Client, kind: str, alert_id: str) -> None:
         access.require_role(client.principal, kind)  # its answer does not depend on the alarm
         found = self.log.alarm(alert_id)
+        if found is not None:  # the patient's ward now, not when the alarm last changed: they may have moved
+            found = (found[0], self.registry.ward_of(found[0].patient) or found[1], found[2])
         try:
             cross_ward = found is not None and access.authorize(client.principal, kind, found[1],
                                                                  escalated=found[0].escalation_level > 0)
