@@ -33,7 +33,7 @@ class Bounds:
                    s.hl7_max_segments, s.hl7_max_repetitions, s.hl7_max_components, s.fhir_max_entries)
 
     def check_hl7(self, text: str) -> None:
-        segments = text.count("\r") + text.count("\n") + 1
+        segments = text.count("\r") + text.count("\n") - text.count("\r\n") + 1  # CR, LF or CRLF: one end each
         for n, cap, what in ((segments, self.hl7_max_segments, "segments"),
                              (text.count("~"), self.hl7_max_repetitions, "repetitions (~)"),
                              (text.count("^") + text.count("&"), self.hl7_max_components, "components (^ &)")):

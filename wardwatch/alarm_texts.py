@@ -29,7 +29,7 @@ METRIC_TEXT: dict[str, str] = {m.value: CATALOG[m].label for m in Metric} | {
 PROBE_TEXT = {Metric.heart_rate.value: "ECG leads", Metric.spo2.value: "SpO₂ probe",
               Metric.resp_rate.value: "Respiration sensor", Metric.sbp.value: "Blood pressure cuff or line",
               Metric.temperature.value: "Temperature probe", Metric.etco2.value: "Capnography line",
-              Metric.pulse_rate.value: "Pulse oximeter", Metric.dbp.value: "Blood pressure cuff or line",
+              Metric.pulse_rate.value: "Pulse source (oximeter, arterial line or cuff)", Metric.dbp.value: "Blood pressure cuff or line",
               Metric.map.value: "Blood pressure cuff or line"}
 
 NEWS2_BAND = {"news2_high": "high clinical risk", "news2_medium": "medium clinical risk",

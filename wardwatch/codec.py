@@ -46,6 +46,7 @@ REASONS = {
     "unknown_device": "the device is not assigned to a patient",
     "device_patient_mismatch": "the device is assigned to another patient",
     "duplicate_in_batch": "the same reading id appears earlier in the batch",
+    "other_source": "the device reported the same vital sign at the same time from a preferred source",
     "too_large": "the request, batch, HL7 message or FHIR Bundle is larger than allowed",
     "body_timeout": "the request body did not arrive in time",
     "unsupported": "the message type or format is not supported",
@@ -138,11 +139,18 @@ def check_identifiers(ids: Mapping[str, Any]) -> None:
             raise Invalid(BAD_IDENTIFIER, f"{name} is not a valid identifier")
 
 
+SPO2 = METRIC_INDEX[Metric.spo2]
+
+
 def check_value(metric: Metric, value: float) -> None:
     i = METRIC_INDEX[metric]
     low, high = RULES.low[i], RULES.high[i]
     if not (low <= value <= high):
         raise Invalid("impossible_value", f"{metric.value} {value:g} {RULES.units[i]} is outside {low:g}..{high:g}")
+    if i == SPO2 and 0 < value <= 1:
+        # A saturation written as a fraction with the unit "%": 0.97 % would raise a false desaturation
+        # alarm and score NEWS2 3. (0 stays: monitors send it for a probe off.)
+        raise Invalid("impossible_value", f"spo2 {value:g} % looks like a fraction: send it in % or with unit 1")
 
 
 def check_time(ts: int, now_ms: int, limits: Limits) -> None:
@@ -285,7 +293,8 @@ def check_columns(cols: ReadingColumns, now_ms: int, limits: Limits, registry=No
     reasons[cols.ts < now_ms - limits.max_age_ms] = "too_old"
     reasons[cols.ts > now_ms + limits.max_future_ms] = "future_timestamp"
     v = cols.value
-    reasons[~np.isfinite(v) | (v < RULES.low[m]) | (v > RULES.high[m])] = "impossible_value"
+    reasons[~np.isfinite(v) | (v < RULES.low[m]) | (v > RULES.high[m]) | ((m == SPO2) & (v > 0) & (v <= 1))] = \
+        "impossible_value"  # the last: a fraction as "%" (check_value)
     unchecked = None if ids_ok is None else ~ids_ok
     for ids in (cols.device, cols.patient, cols.id):
         _mark_bad_ids(reasons, ids, unchecked)

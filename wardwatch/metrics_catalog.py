@@ -68,7 +68,8 @@ EXPECTED_INTERVAL_S: dict[Metric, int] = {
 LOINC_TO_METRIC: dict[str, Metric] = {info.loinc: m for m, info in CATALOG.items()}
 LOINC_TO_METRIC.update({"2708-6": Metric.spo2, "8310-5": Metric.temperature, "8331-1": Metric.temperature})
 MDC_TO_METRIC: dict[int, Metric] = {info.mdc: m for m, info in CATALOG.items() if info.mdc}
-MDC_TO_METRIC.update({149522: Metric.heart_rate, 150037: Metric.sbp, 150038: Metric.dbp, 150039: Metric.map,
+MDC_TO_METRIC.update({149522: Metric.pulse_rate,  # MDC_BLD_PULS_RATE_INV: an arterial line's pulse, not the ECG's
+                      150037: Metric.sbp, 150038: Metric.dbp, 150039: Metric.map,
                       150021: Metric.sbp, 150022: Metric.dbp, 150023: Metric.map, 150344: Metric.temperature,
                       149546: Metric.pulse_rate,  # MDC_PULS_RATE_NON_INV: a cuff's pulse rate (PHD IG)
                       # the respiration rate as monitors measure it: airway flow, ECG-lead impedance, capnography
@@ -78,13 +79,22 @@ MDC_TO_METRIC.update({149522: Metric.heart_rate, 150037: Metric.sbp, 150038: Met
                       150368: Metric.temperature, 150392: Metric.temperature, 188420: Metric.temperature,
                       188424: Metric.temperature, 188428: Metric.temperature, 188452: Metric.temperature})
 
+# A monitor may measure one vital sign from several sources at once and report each (IntelliVue's
+# impedance RR and capnography's awRR; an ECG's heart rate beside an arterial line's pulse). The
+# patient's value at that moment is the most reliable source's (lowest rank here; others rank 1):
+# rates measured at the airway before the generic code and ECG-lead impedance (which cardiac and
+# motion artefact distort); a pulse from an arterial line, then the oximeter, then a cuff.
+SOURCE_RANK: dict[int, int] = {151570: 0, 151594: 0, 151562: 1, 151578: 2,
+                               149522: 0, 149530: 1, 149546: 2}
+
 # IEEE 11073-10101 reference ids (as PCD-01 writes them in OBX-3.2, or alone) -> code.
 MDC_NAME_TO_CODE: dict[str, int] = {info.mdc_name: info.mdc for info in CATALOG.values() if info.mdc and info.mdc_name}
 MDC_NAME_TO_CODE.update({"MDC_ECG_CARD_BEAT_RATE": 147842, "MDC_PRESS_BLD_NONINV_SYS": 150021,
                          "MDC_PRESS_BLD_NONINV_DIA": 150022, "MDC_PRESS_BLD_NONINV_MEAN": 150023, "MDC_TEMP": 150344,
                          "MDC_AWAY_RESP_RATE": 151570, "MDC_TTHOR_RESP_RATE": 151578, "MDC_CO2_RESP_RATE": 151594,
                          "MDC_TEMP_CORE": 150368, "MDC_TEMP_TYMP": 150392, "MDC_TEMP_RECT": 188420, "MDC_TEMP_ORAL": 188424,
-                         "MDC_TEMP_EAR": 188428, "MDC_TEMP_AXILLA": 188452})
+                         "MDC_TEMP_EAR": 188428, "MDC_TEMP_AXILLA": 188452,
+                         "MDC_BLD_PULS_RATE_INV": 149522, "MDC_PULS_RATE_NON_INV": 149546})
 
 # IEEE 11073 units (partition 4, MDC_DIM_*) as PCD-01 writes them in OBX-6 -> UCUM.
 MDC_UNIT_TO_UCUM: dict[int, str] = {262688: "%", 264864: "/min", 264928: "/min", 268192: "Cel", 266560: "[degF]",

@@ -45,7 +45,7 @@ from typing import Iterable
 
 from wardwatch.codec import Invalid, Retracted
 from wardwatch.identifiers import to_identifier
-from wardwatch.metrics_catalog import MDC_TO_METRIC, MDC_UNIT_TO_UCUM, Metric, mdc_code
+from wardwatch.metrics_catalog import MDC_TO_METRIC, MDC_UNIT_TO_UCUM, SOURCE_RANK, Metric, mdc_code
 
 # Package data of the core, so it ships in the wheel, not a path beside the checkout.
 SHIPPED_CODE_TABLE = Path(str(files("wardwatch") / "data" / "hl7_codes.toml"))
@@ -518,6 +518,7 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
     tz = msh_zone or default_tz
     sender = _device_field(fld(msh, 3), d)
     out = Parsed(header)
+    sources: dict[int, tuple[int, int | None, str]] = {}  # item -> (rank, MDC code, raw) of a reading's source
     obr_time = ""
     devices: dict[tuple[int, ...], str] = {}  # OBX-4 hierarchy -> OBX-18 device, within the current OBR
     n_obx = 0
@@ -571,11 +572,41 @@ def parse_message(text: str, codes: CodeTable | None = None, default_tz: tzinfo 
                         "metric": metric.value, "value": value, "unit": unit, "ts": ts}
                 if location:
                     item["location"] = location
+                sources[len(out.items)] = _source(fld(seg, 3), d) + (raw,)
             except Invalid as exc:
                 item = Invalid(exc.reason, exc.detail, raw)
         out.items.append(item)
         out.where.append(where)
+    _keep_best_sources(out.items, sources)
     return out  # no items: a message of settings, device descriptions or "no value" (X) only
+
+
+def _source(value: str, d: Delims) -> tuple[int, int | None]:
+    """OBX-3's MDC code (either triplet) and its rank among the sources of its vital sign."""
+    for base in (1, 4):
+        for c in (comp(value, d, base), comp(value, d, base + 1)):
+            n = mdc_code(c) if c else None
+            if n is not None and n in MDC_TO_METRIC:
+                return SOURCE_RANK.get(n, 1), n
+    return 1, None
+
+
+def _keep_best_sources(items: list, sources: dict[int, tuple[int, int | None, str]]) -> None:
+    """One value per device, vital sign and time: a monitor's readings of one vital sign from other
+    sources at the same moment (metrics_catalog.SOURCE_RANK) are set aside, kept with the reason
+    ``other_source``, which is no error of the sender's. The same code twice stays a duplicate."""
+    kept: dict[tuple, int] = {}
+    for i, (rank, code, _) in sources.items():
+        item = items[i]
+        key = (item["device"], item["metric"], item["ts"])
+        j = kept.setdefault(key, i)
+        if j == i or sources[j][1] == code:
+            continue
+        loser, winner = (j, i) if rank < sources[j][0] else (i, j)
+        kept[key] = winner
+        items[loser] = Invalid("other_source", f"{item['metric']} from MDC {sources[loser][1]} set aside: the same "
+                               f"device reported it at that time from MDC {sources[winner][1]}, a preferred source",
+                               sources[loser][2])
 
 
 def message_readings(text: str, codes: CodeTable | None = None) -> list[dict | Invalid]:
@@ -684,7 +715,7 @@ def acks_for(spans: list[MessageSpan], items, control_id, now: datetime) -> list
         problems = []
         for i in range(m.start, m.end):
             it = by_index.get(i)
-            if it is not None and it.status == "rejected":
+            if it is not None and it.status == "rejected" and it.reason != "other_source":  # no error of theirs
                 seg, n = m.where[i - m.start] if i - m.start < len(m.where) else ("MSH", 1)
                 problems.append(Problem(it.reason or "schema", it.detail or "", seg, n))
         out += ack_messages(m.header, problems, rejected=m.refused, control_id=control_id(), now=now)

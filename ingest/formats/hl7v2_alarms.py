@@ -32,6 +32,7 @@ once.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Mapping
@@ -72,8 +73,9 @@ ENDED_STATES = frozenset({"inactive", "off"})
 
 
 def is_alarm_message(header: Header) -> bool:
-    """MSH-9 is ORU^R40 (read with the standard delimiters, as the ACK is)."""
-    parts = header.message_type.split("^")
+    """MSH-9 is ORU^R40, with whatever component separator MSH-2 declares (its parts are letters,
+    digits and ``_``: anything else separates them)."""
+    parts = re.split(r"[^A-Za-z0-9_]", header.message_type)
     return tuple(p.strip().upper() for p in parts[:2]) == MESSAGE_TYPE
 
 
@@ -84,7 +86,7 @@ def _attr(value: str, d) -> str | None:
         if a:
             return a
     code = comp(value, d, 1)
-    return _BY_CODE.get(int(code)) if code.isdigit() else None
+    return _BY_CODE.get(int(code)) if code.isascii() and code.isdigit() else None  # int() refuses "²"
 
 
 def _code_and_name(value: str, d) -> tuple[int | None, str]:
@@ -105,7 +107,7 @@ def _is_event(value: str, d) -> bool:
 def _facet(sub_id: str) -> tuple[str, int] | None:
     """OBX-4 ``1.3.1.150456.1`` -> (``1.3.1.150456``, 1); None for the four-part device OBXs."""
     parts = sub_id.strip().split(".")
-    if len(parts) < 5 or not all(p.isdigit() for p in parts):
+    if len(parts) < 5 or not all(p.isascii() and p.isdigit() for p in parts):
         return None
     return ".".join(parts[:-1]), int(parts[-1])
 

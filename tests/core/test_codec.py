@@ -103,6 +103,8 @@ def test_one_reason_per_rule_in_the_one_order():
             "received": 0, "quality": None}
     cases = [({}, ""), ({"quality": 1.5}, "schema"), ({"patient": "p 1", "value": 140.0}, BAD_IDENTIFIER),
              ({"value": 140.0, "ts": NOW + 3600_000}, "impossible_value"), ({"value": math.nan}, "impossible_value"),
+             # SpO2 as a fraction under "%" (0.97 % would alarm as a desaturation); 0, a probe off, stays
+             ({"value": 0.97}, "impossible_value"), ({"value": 1.0}, "impossible_value"), ({"value": 0.0}, ""),
              ({"ts": NOW + 3600_000, "patient": "stranger"}, "future_timestamp"), ({"ts": 0}, "too_old"),
              ({"patient": "stranger"}, "unknown_patient")]
     registry = FakeRegistry(ADMITTED)

@@ -24,6 +24,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from alerts.eventlog import EventLog
 from ingest.formats import hl7v2_alarms
+from ingest.formats.hl7v2_alarms import AlarmItem
 from ingest.pipeline import Batch
 from wardwatch.codec import DEFAULT_LIMITS, Invalid
 from wardwatch.models import AlertEvent, AlertEventType, AlertKind, AlertState, DeviceAlarm, Priority
@@ -82,6 +83,15 @@ def bbraun_occlusion(phase: str = "start") -> str:
 
 def alarms(text: str) -> list:
     return hl7v2_alarms.parse_alarm_message(text, TZ).items
+
+
+def test_an_alarm_message_that_declares_its_own_delimiters_is_read_as_an_alarm():
+    """MSH-2 may declare other separators (HL7 v2 2.5.4); MSH-9 is then written ``ORU$R40$ORU_R40``."""
+    standard = hl7v2_alarms.parse_any_message(mindray_spo2_low(), default_tz=TZ).items
+    declared = mindray_spo2_low().replace("^", "$").replace("MSH|$~\\&|", "MSH|^~\\&|".replace("^", "$"), 1)
+    assert declared.startswith("MSH|$~\\&|") and "ORU$R40$ORU_R40" in declared
+    items = hl7v2_alarms.parse_any_message(declared, default_tz=TZ).items
+    assert [type(i) for i in items] == [AlarmItem] and items == standard
 
 
 def test_mindray_spo2_low_start_has_event_source_priority_state_text_patient_and_device():
@@ -233,8 +243,19 @@ def test_a_high_priority_device_alarm_stays_shown_as_ended_until_acknowledged_in
 
 
 
+@pytest.mark.parametrize("edit", [("1.3.1.150456.1", "1.3.1.150456.²"), ("196670^MDC_EVT_LO^MDC", "²^MDC_EVT_LO")])
+def test_a_superscript_digit_in_a_facet_or_a_code_is_read_or_refused_never_a_crash(edit):
+    # str.isdigit() is true for "²", which int() refuses: the parser must not take one for the other.
+    text = mindray_spo2_low().replace(*edit)
+    assert edit[1] in text
+    try:
+        hl7v2_alarms.parse_alarm_message(text, TZ)
+    except Invalid:
+        pass
+
+
 @hsettings(max_examples=300, deadline=None)
-@given(st.integers(0, 2000), st.integers(0, 40), st.text(alphabet="|^~\\&.0123456789AZaz_ \r", max_size=12))
+@given(st.integers(0, 2000), st.integers(0, 40), st.text(alphabet="|^~\\&.0123456789AZaz_ \r²", max_size=12))
 def test_a_mangled_alarm_message_is_refused_or_read_never_a_crash(at, cut, junk):
     """Any edit of the IHE example: an Invalid (refused, dead-lettered) or alarms and Invalids, nothing else."""
     text = mindray_spo2_low() + bbraun_occlusion().split("\r", 3)[3]

@@ -17,9 +17,11 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ingest.formats import fhir, hl7v2, hl7v2_alarms
+from ingest.bounds import Bounds
 from wardwatch.codec import Invalid
 from wardwatch.identifiers import from_device_id, is_identifier, to_identifier
 from wardwatch.metrics_catalog import mdc_code
+from wardwatch.settings import Settings
 
 CODES = hl7v2.code_table(None)
 
@@ -43,6 +45,42 @@ SPO2 = "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|96|262688^MDC_DIM_PERCE
 def test_cr_lf_and_crlf_segment_ends(sep):
     (r,) = readings(msg(SPO2, sep=sep))
     assert (r["metric"], r["value"], r["unit"], r["device"], r["patient"]) == ("spo2", 96.0, "%", "mon-1", "p1")
+
+
+def test_a_crlf_message_counts_each_segment_once_against_the_bound():
+    bounds = Bounds.from_settings(Settings())
+    body = msg(*[SPO2] * (bounds.hl7_max_segments - 10), sep="\r\n")
+    bounds.check_hl7(body)  # under the bound with CR, so with CRLF too
+    with pytest.raises(Invalid, match="segments"):
+        bounds.check_hl7(msg(*[SPO2] * (bounds.hl7_max_segments + 1), sep="\r\n"))
+
+
+def rate(n: int, code: str, value: int, unit: str = "264864^MDC_DIM_BEAT_PER_MIN^MDC") -> str:
+    return f"OBX|{n}|NM|{code}|1.1.{n}.1|{value}|{unit}|||||R|||20261124101500+0100||||mon-1"
+
+
+# A monitor with ECG, an arterial line, a pulse oximeter and capnography reports each rate it
+# measures, as IntelliVue and CARESCAPE do: the same vital sign from several sources at one moment.
+SOURCES = [("147842^MDC_ECG_HEART_RATE^MDC", 72), ("149522^MDC_BLD_PULS_RATE_INV^MDC", 64),
+           ("149530^MDC_PULS_OXIM_PULS_RATE^MDC", 70), ("151578^MDC_TTHOR_RESP_RATE^MDC", 18),
+           ("151594^MDC_CO2_RESP_RATE^MDC", 22)]
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.permutations(SOURCES))
+def test_each_vital_sign_is_its_preferred_sources_in_whatever_order_the_monitor_writes_them(order):
+    items = readings(msg(*[rate(n, code, value) for n, (code, value) in enumerate(order, 1)]))
+    kept = {i["metric"]: i["value"] for i in items if not isinstance(i, Invalid)}
+    # ECG for the heart rate; the arterial line's pulse before the oximeter's; capnography's
+    # respiration rate before the ECG leads' impedance.
+    assert kept == {"heart_rate": 72, "pulse_rate": 64, "resp_rate": 22}
+    aside = sorted((i.detail.split()[3], i.reason) for i in items if isinstance(i, Invalid))
+    assert aside == [("149530", "other_source"), ("151578", "other_source")]
+
+
+def test_the_same_code_twice_stays_a_duplicate_not_another_source():
+    items = readings(msg(rate(1, "147842^MDC_ECG_HEART_RATE^MDC", 72), rate(2, "147842^MDC_ECG_HEART_RATE^MDC", 75)))
+    assert [i["value"] for i in items] == [72, 75]  # Batch.dedupe answers the second: duplicate_in_batch
 
 
 def test_escape_sequences_and_declared_delimiters():

@@ -143,6 +143,27 @@ async def test_a_stream_of_split_and_coalesced_frames_gets_one_ack_per_message_i
     assert any("999999" in d["payload"] for d in dead) and any("ADT^A01" in d["payload"] for d in dead)
 
 
+async def test_a_monitor_reporting_a_rate_from_two_sources_gets_aa_and_the_preferred_one_is_the_patients(gateway, mllp):
+    """IntelliVue with capnography reports impedance RR and awRR, CARESCAPE with an arterial line the
+    ECG's heart rate and the line's pulse, each as its own OBX at the same time."""
+    when = hl7_now()
+    text = ihe_pcd01("S1", "p1", when=when) + "".join(
+        f"OBX|{n}|NM|{code}|1.2.{n}.1|{value}|{unit}|||||R|||{when}\r" for n, code, value, unit in (
+            (4, "149522^MDC_BLD_PULS_RATE_INV^MDC", 64, "264864^MDC_DIM_BEAT_PER_MIN^MDC"),
+            (5, "151578^MDC_TTHOR_RESP_RATE^MDC", 18, "264928^MDC_DIM_RESP_PER_MIN^MDC"),
+            (6, "151594^MDC_CO2_RESP_RATE^MDC", 22, "264928^MDC_DIM_RESP_PER_MIN^MDC")))
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp.port)
+    writer.write(frame(text))
+    (ack,) = await read_acks(reader, 1)
+    writer.close()
+    assert (ack["msa"], ack["control"], ack["err"]) == ("AA", "S1", [])  # nothing for the monitor to fix
+    readings = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 4)]
+    assert sorted((r["metric"], r["value"]) for r in readings) == [
+        ("heart_rate", 72.0), ("pulse_rate", 64.0), ("resp_rate", 22.0), ("spo2", 97.0)]
+    (aside,) = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.deadletter, 1)]
+    assert aside["reason"] == "other_source" and "151578" in aside["payload"] and "151594" in aside["detail"]
+
+
 async def test_ack_only_after_kafka_has_the_readings_and_ar_when_it_has_not(gateway, mllp, monkeypatch):
     ingestor = gateway.app.state.ingestor
     gate = asyncio.Event()
