@@ -154,8 +154,12 @@ class FhirReply:
     @staticmethod
     def _not_stored(entry: fhir.Entry, where: str) -> dict:
         kind = entry.resource.get("resourceType") if isinstance(entry.resource, dict) else "resource"
-        text = ("an Observation without a numeric value (Quantity): understood, not stored" if entry.kind == "ignored"
-                else f"a {kind} read to resolve references: not stored")
+        if entry.kind != "ignored":
+            text = f"a {kind} read to resolve references: not stored"
+        elif fhir.is_grouping(entry.resource):
+            text = "a grouping Observation (hasMember): its members are Observations of their own; understood, not stored"
+        else:
+            text = "an Observation without a numeric value (Quantity): understood, not stored"
         return issue("information", "informational", text, expression=where)
 
     @staticmethod

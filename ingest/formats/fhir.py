@@ -13,10 +13,14 @@ Understood (docs/ingest.md, "FHIR"):
   or partition-and-hex forms of ``wardwatch.metrics_catalog.mdc_code``);
 * the value in ``valueQuantity`` (UCUM ``code``, else ``unit``; MDC unit codes too), or in
   ``component``: each component with a numeric value and its own code is a reading of its own
-  (blood pressure: systolic, diastolic, mean); components of other value types are skipped, and an
-  Observation with no Quantity at all but a value of another type (``valueCodeableConcept``,
-  ``valueDateTime``: a PHD coincident time stamp, a device status) or a ``dataAbsentReason`` is
-  understood and not stored (it is no reading); one with no value at all is rejected;
+  (blood pressure: systolic, diastolic, mean). A vital sign (a known code, of the Observation or
+  of a component) whose value is of another type (``valueInteger``, ``valueString``...) is
+  rejected (``schema``), as HL7 v2 rejects it; other components of other value types are skipped,
+  and an Observation with no Quantity at all but a value of another type that is no vital sign
+  (``valueCodeableConcept``, ``valueDateTime``: a PHD coincident time stamp, a device status), a
+  ``dataAbsentReason``, or no value but ``hasMember`` (a panel grouping other Observations, such as
+  vital signs 85353-1) is understood and not stored (it is no reading); one with no value at all
+  is rejected;
 * the device time from ``effectiveDateTime``, ``effectiveInstant`` or ``effectivePeriod.start``
   (a time zone is required);
 * the patient from ``subject``: the Bundle's Patient's identifier (MR first), else the id of the
@@ -258,10 +262,16 @@ def located_readings(obs: Any, index: Index = EMPTY,
     components = obs.get("component")
     if components is not None and not isinstance(components, list):
         raise Invalid("schema", "component must be a list")
+    located = [("", obs)] + [(f"component[{j}]", c) for j, c in enumerate(components or [])]
+    mistyped = {} if withdrawn else {path: bad for path, part in located if (bad := _mistyped(part, path))}
     if not withdrawn and "valueQuantity" not in obs and not any(isinstance(c, dict) and "valueQuantity" in c
                                                                 for c in components or []):
+        if mistyped:  # a vital sign as valueInteger, valueString...: rejected as in HL7 v2, never dropped
+            return list(mistyped.items())
         if any(_has_other_value(p) for p in [obs, *(components or [])]):
             return []  # a coded, text, time or waveform value (a PHD time stamp, a status): not a reading
+        if is_grouping(obs):
+            return []  # a panel (vital-signs 85353-1...): its hasMember Observations carry the readings
         raise Invalid("schema", "valueQuantity (of the Observation or of a component) is required")
     ts = effective_ms(obs)
     contained = {c["id"]: c for c in obs.get("contained") or [] if isinstance(c, dict) and isinstance(c.get("id"), str)} \
@@ -290,7 +300,14 @@ def located_readings(obs: Any, index: Index = EMPTY,
     if withdrawn:
         return _withdrawals(obs, parts, patient, device, ts)
     out: list[tuple[str, dict | Invalid | Retracted]] = []
-    for path, part in parts:
+    valued = dict(parts)
+    for path, _ in located:  # in the order of the Observation: its own value, then each component's
+        if path in mistyped:
+            out.append((path, mistyped[path]))
+            continue
+        part = valued.get(path)
+        if part is None:
+            continue
         try:
             value, unit = quantity(part)
             out.append((path, {"patient": patient, "device": device, "metric": metric_of(part.get("code")),
@@ -325,8 +342,8 @@ class Entry:
 
     position: int  # in Bundle.entry (0 for a single resource)
     resource: Any
-    kind: str  # "observation" (gave items), "ignored" (an Observation without a numeric value: nothing to
-    # store), "context" (resolves references), "rejected"
+    kind: str  # "observation" (gave items), "ignored" (an Observation without a numeric value, or a grouping
+    # one: nothing to store), "context" (resolves references), "rejected"
     items: list[dict | Invalid] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)  # per item: FHIRPath of its value within the resource
 
@@ -429,6 +446,29 @@ def parse_document(doc: Any, max_entries: int | None = None, default_device: str
 def _has_other_value(part: Any) -> bool:
     """A value of another type than Quantity, or a dataAbsentReason (the device measured nothing)."""
     return isinstance(part, dict) and any(k.startswith("value") or k == "dataAbsentReason" for k in part)
+
+
+def _mistyped(part: Any, path: str) -> Invalid | None:
+    """A vital sign (a known code) whose value is of another type than Quantity (valueInteger 72,
+    valueString "97", valueCodeableConcept...): an Invalid, since no unit says what the number is."""
+    if not isinstance(part, dict) or "valueQuantity" in part:
+        return None
+    other = next((k for k in part if k.startswith("value")), None)
+    if other is None:
+        return None
+    try:
+        metric = metric_of(part.get("code"))
+    except Invalid:
+        return None  # not a vital sign: a PHD time stamp, a status, a supplemental code...
+    where = f"{path}: " if path else ""
+    return Invalid("schema", f"{where}{other[:40]} of {metric}: a vital sign's value must be a valueQuantity "
+                             "(a number with its unit)", part)
+
+
+def is_grouping(obs: Any) -> bool:
+    """An Observation that groups others (FHIR ``hasMember``: a panel such as vital signs 85353-1)."""
+    members = obs.get("hasMember") if isinstance(obs, dict) else None
+    return isinstance(members, list) and any(isinstance(m, dict) for m in members)
 
 
 def _is_observation(res: Any) -> bool:

@@ -67,6 +67,12 @@ async def dead(g, n: int) -> list[RejectedInput]:
     return [RejectedInput.model_validate_json(m.value) for m in await drain(g.bus, g.bus.topics.deadletter, n)]
 
 
+async def nothing_on(g, topic: str) -> bool:
+    """No record on ``topic`` (call after draining what the same request sent elsewhere: the ingest
+    answers once Kafka has acknowledged every send of the request, so a record would be there)."""
+    return await drain(g.bus, topic, 1, timeout_ms=3000) == []
+
+
 def seen(rs: list[Reading]) -> set[tuple]:
     return {(r.patient, r.device, r.metric.value, round(r.value, 3), r.unit, r.ts) for r in rs}
 
@@ -126,6 +132,69 @@ async def test_r4_blood_pressure_example_components_and_effective_period(gateway
     assert [e for _, _, e in issues(r.json())] == ["Observation.component[0]", "Observation.component[1]"]
     assert seen(await readings(gateway, 2)) == {("bp-example", "x_BP_20cuff_2012", "sbp", 107, "mm[Hg]", ms),
                                                 ("bp-example", "x_BP_20cuff_2012", "dbp", 60, "mm[Hg]", ms)}
+
+
+def vital(code: str, when: str, **value) -> dict:
+    """An Observation of LOINC ``code`` for patient p-vs on monitor mon-vs, with ``value`` as given."""
+    return {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": code}]},
+            "subject": {"reference": "Patient/p-vs"}, "device": {"reference": "Device/mon-vs"},
+            "effectiveDateTime": when} | value
+
+
+async def test_a_vital_sign_whose_value_is_not_a_quantity_is_rejected_not_dropped(gateway):
+    """A heart rate or SpO2 sent as ``valueInteger``/``valueString`` has no unit to say what the
+    number is: rejected (``schema``) with its reason and dead-lettered, as HL7 v2 rejects an OBX of a
+    vital sign that is not NM, never answered "understood, not stored" and lost. Values of other
+    types that are no vital sign (a PHD coincident time stamp) and a ``dataAbsentReason`` are still
+    understood and not stored."""
+    await admit(gateway, "p-vs", ["mon-vs"])
+    when, ms = at(30)
+    r = await post(gateway, vital("8867-4", when, valueInteger=72), "/v1/fhir/Observation")
+    assert r.status_code == 400
+    assert issues(r.json()) == [("error", "schema", "Observation")]
+    assert "valueInteger" in r.json()["issue"][0]["diagnostics"]
+    mmhg = {"unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}
+    bp = vital("85354-9", when, component=[
+        {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, "valueQuantity": {"value": 120} | mmhg},
+        {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, "valueInteger": 80}])
+    time_stamp = vital("8867-4", when) | {"code": {"coding": [{"system": MDC, "code": "67975"}]}, "valueDateTime": when}
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": res, "request": {"method": "POST", "url": "Observation"}}
+        for res in (vital("59408-5", when, valueString="97"), bp, time_stamp,
+                    vital("8867-4", when, dataAbsentReason={"text": "probe off"}))]}
+    r = await post(gateway, bundle)
+    body = r.json()
+    assert [e["response"]["status"] for e in body["entry"]] == ["400 Bad Request", "201 Created", "200 OK", "200 OK"]
+    assert issues(body["entry"][0]["response"]["outcome"]) == [("error", "schema", "Bundle.entry[0].resource")]
+    assert [i for i in issues(body["entry"][1]["response"]["outcome"]) if i[0] == "error"] == [
+        ("error", "schema", "Bundle.entry[1].resource.component[1]")]
+    assert seen(await readings(gateway, 1)) == {("p-vs", "mon-vs", "sbp", 120, "mm[Hg]", ms)}
+    got = await dead(gateway, 3)
+    assert [d.reason for d in got] == ["schema"] * 3
+    assert {k for d in got for k in ("valueInteger", "valueString") if k in d.payload} == {"valueInteger", "valueString"}
+
+
+async def test_a_vital_signs_panel_with_members_is_a_grouping_not_an_error(gateway):
+    """FHIR R4 vital signs panel (LOINC 85353-1) as a transaction: the panel has no value of its own,
+    only ``hasMember`` references to the heart rate and respiratory rate Observations beside it. It
+    is understood and not stored (its members are the readings); nothing is dead-lettered."""
+    await admit(gateway, "p-vs", ["mon-vs"])
+    when, ms = at(40)
+    panel = vital("85353-1", when, hasMember=[{"reference": "urn:uuid:hr-1"}, {"reference": "urn:uuid:rr-1"}])
+    per_min = {"unit": "/min", "system": UCUM, "code": "/min"}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": url, "resource": res, "request": {"method": "POST", "url": "Observation"}}
+        for url, res in (("urn:uuid:panel-1", panel),
+                         ("urn:uuid:hr-1", vital("8867-4", when, valueQuantity={"value": 72} | per_min)),
+                         ("urn:uuid:rr-1", vital("9279-1", when, valueQuantity={"value": 16} | per_min)))]}
+    r = await post(gateway, bundle)
+    assert r.status_code == 200
+    body = r.json()
+    assert [e["response"]["status"] for e in body["entry"]] == ["200 OK", "201 Created", "201 Created"]
+    assert issues(body["entry"][0]["response"]["outcome"]) == [("information", None, "Bundle.entry[0].resource")]
+    assert seen(await readings(gateway, 2)) == {("p-vs", "mon-vs", "heart_rate", 72, "/min", ms),
+                                                ("p-vs", "mon-vs", "resp_rate", 16, "/min", ms)}
+    assert await nothing_on(gateway, gateway.bus.topics.deadletter)
 
 
 # ------------------------------------------------------------------------------- PHD IG
