@@ -47,9 +47,13 @@ SOURCE = "mllp:hl7v2"
 
 
 class FrameTooLarge(Exception):
-    def __init__(self, head: bytes) -> None:
+    """A frame over the limit. ``frames``: the whole frames the same read held before it, which are
+    answered before it is refused (thrown away with it, their senders got no ACK and lost their readings)."""
+
+    def __init__(self, head: bytes, frames: list[bytes] | None = None) -> None:
         super().__init__("MLLP frame over the limit")
         self.head = head
+        self.frames = frames or []
 
 
 class FrameDecoder:
@@ -93,12 +97,12 @@ class FrameDecoder:
                 if len(self.buf) - 1 > self.max_bytes:
                     head = bytes(self.buf[1:1 + self.max_bytes])
                     self.buf.clear()
-                    raise FrameTooLarge(head)
+                    raise FrameTooLarge(head, out)
                 break
             if end - 1 > self.max_bytes:
                 head = bytes(self.buf[1:1 + self.max_bytes])
                 del self.buf[:end + 1]
-                raise FrameTooLarge(head)
+                raise FrameTooLarge(head, out)
             out.append(bytes(self.buf[1:end]))
             cut = end + 1
             if len(self.buf) > cut and self.buf[cut] == CR:
@@ -219,7 +223,8 @@ class MLLPServer:
                 # Nothing followed a final FS (within END_WAIT_S, or before the sender closed): it ended the frame.
                 frames = decoder.feed(data) if data else decoder.end_undecided()
             except FrameTooLarge as exc:
-                acks = await self.process([], too_large=exc.head)
+                acks = await self.process(exc.frames) if exc.frames else []
+                acks += await self.process([], too_large=exc.head)
                 writer.write(b"".join(acks))
                 await writer.drain()
                 return

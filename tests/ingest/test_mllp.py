@@ -311,3 +311,24 @@ async def test_a_sender_without_the_cr_is_answered_and_an_fs_inside_an_id_is_ref
     assert (ack["msa"], ack["control"]) == ("AE", "N2") and any("bad_identifier" in "|".join(e) for e in ack["err"])
     readings = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 2)]
     assert {r["patient"] for r in readings} == {"p1"}
+
+
+async def test_a_whole_frame_read_together_with_an_oversized_one_is_answered_before_it_is_refused(gateway):
+    settings = gateway.settings.model_copy(update={"mllp_max_frame_bytes": 2048})
+    server = await MLLPServer(settings, gateway.app.state.ingestor, gateway.app.state.view).start("127.0.0.1", 0)
+    big = frame(ihe_pcd01("BIG", "p2", eui="0123456789ABCDE2") + "NTE|1||" + "x" * 5000 + "\r")
+    try:
+        # One write, so one read: a whole frame, then the oversized one whole or only its start.
+        for control, tail in (("W1", big), ("W2", big[:3000])):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(frame(ihe_pcd01(control, "p1")) + tail)
+            acks = await read_acks(reader, 2)
+            assert [(a["msa"], a["control"]) for a in acks] == [("AA", control), ("AR", "BIG")]
+            assert await reader.read() == b""  # closed, after the oversized frame as before
+    finally:
+        await server.stop()
+    readings = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 4)]
+    assert sorted(r["metric"] for r in readings) == ["heart_rate", "heart_rate", "spo2", "spo2"]
+    assert {r["patient"] for r in readings} == {"p1"}
+    dead = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.deadletter, 2)]
+    assert [d["reason"] for d in dead] == ["too_large", "too_large"]

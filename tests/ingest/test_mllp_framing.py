@@ -3,10 +3,11 @@ reads; an FS inside a message is data (the parser refuses it), never the end of 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ingest.formats import hl7v2
-from ingest.mllp import FrameDecoder, frame
+from ingest.mllp import FrameDecoder, FrameTooLarge, frame
 from wardwatch.identifiers import is_identifier
 
 MSG = "MSH|^~\\&|MON||||20261206120000||ORU^R01|{c}|P|2.6\rPID|||{p}^^^H^MR\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|97|262688^MDC_DIM_PERCENT^MDC|||||R\r"
@@ -54,6 +55,19 @@ def test_a_read_that_ends_right_after_an_fs_inside_a_field_decides_nothing():
     assert d.feed(whole[:cut]) == [] and d.undecided
     (f,) = d.feed(whole[cut:])  # the next byte is X: data, so the frame goes on to its own FS CR
     assert b"p1\x1cX" in f and b"OBX|1|NM" in f
+
+
+def test_a_whole_frame_read_with_an_oversized_one_is_handed_over_with_the_refusal():
+    small = MSG.format(c="M1", p="p1").encode()
+    big = frame(MSG.format(c="M2", p="p2" + "x" * 100))
+    # The oversized frame whole in the read, or only its start: either way it is refused, and the
+    # frame before it is not lost with it.
+    for tail in (big, big[:len(small) + 50]):
+        d = FrameDecoder(len(small) + 10)
+        with pytest.raises(FrameTooLarge) as refused:
+            d.feed(frame(small) + tail)
+        assert refused.value.frames == [small]
+        assert refused.value.head.startswith(b"MSH") and b"|M2|" in refused.value.head
 
 
 ids = st.text(st.sampled_from("abcXYZ019\x1c"), min_size=1, max_size=12).filter(lambda s: not s.endswith("\x1c"))
