@@ -375,6 +375,7 @@ class Header:
     version: str = "2.6"  # MSH-12
     accept_ack: str = ""  # MSH-15
     app_ack: str = ""  # MSH-16
+    delims: Delims = STD  # MSH-1/MSH-2: message_type (and the ACK's trigger) is read with these
 
 
 @dataclass
@@ -384,9 +385,18 @@ class Parsed:
     where: list[tuple[str, int]] = field(default_factory=list)  # per item: (segment id, its ordinal), e.g. ("OBX", 3)
 
 
+def _first_segment(text: str) -> str:
+    """The first segment that is not blank, as ``parse`` reads it: a frame some gateways begin with
+    a line break still has its MSH read for the ACK (MSA-2 = MSH-10), or the sender cannot match it."""
+    for line in unframe(text).split("\r"):
+        if line.strip():
+            return line
+    return ""
+
+
 def header_of(text: str) -> Header:
     """MSH fields read leniently, for the ACK of a message that may not parse."""
-    line = unframe(text).split("\r")[0]
+    line = _first_segment(text)
     if not line.startswith("MSH") or len(line) < 4:
         return Header()
     f = line[3:].split(line[3])  # f[k] = MSH-(k+1) for k >= 1
@@ -398,7 +408,7 @@ def header_of(text: str) -> Header:
     return Header(control_id=g(10), sending_app=g(3), sending_facility=g(4), receiving_app=g(5),
                   receiving_facility=g(6), message_type=g(9), processing_id=comp(g(11), d, 1) or "P",
                   version=comp(g(12), d, 1) or "2.6", accept_ack=comp(g(15), d, 1).upper(),
-                  app_ack=comp(g(16), d, 1).upper())
+                  app_ack=comp(g(16), d, 1).upper(), delims=d)
 
 
 def _patient(msg: Message) -> str | None:
@@ -659,8 +669,9 @@ def _err(p: Problem) -> str:
 
 
 def _ack(header: Header, code: str, problems: list[Problem], control_id: str, now: datetime) -> str:
-    d = STD
-    trigger = comp(header.message_type, d, 2) or "R01"
+    # MSH-9 is in the message's own delimiters (split by "^", ORU$R40 was answered ACK^R01); the
+    # trigger is re-escaped for the ACK's standard ones.
+    trigger = _esc(comp(header.message_type, header.delims, 2)) or "R01"
     text = "" if not problems else _esc(problems[0].detail[:80])
     msh = "|".join(["MSH", "^~\\&", "WARDWATCH", "WARDWATCH", header.sending_app, header.sending_facility,
                     now.strftime("%Y%m%d%H%M%S") + "+0000", "", f"ACK^{trigger}^ACK", control_id,

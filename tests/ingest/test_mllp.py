@@ -332,3 +332,22 @@ async def test_a_whole_frame_read_together_with_an_oversized_one_is_answered_bef
     assert {r["patient"] for r in readings} == {"p1"}
     dead = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.deadletter, 2)]
     assert [d["reason"] for d in dead] == ["too_large", "too_large"]
+
+
+async def test_a_message_after_a_leading_line_break_is_acknowledged_with_its_own_control_id(gateway, mllp):
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp.port)
+    # Some gateways begin a frame with CR LF or LF before MSH.
+    writer.write(frame("\r\n" + ihe_pcd01("LB1", "p1")) + frame("\n" + ihe_pcd01("LB2", "p2", eui="0123456789ABCDE2")))
+    acks = await read_acks(reader, 2)
+    writer.close()
+    assert [(a["msa"], a["control"]) for a in acks] == [("AA", "LB1"), ("AA", "LB2")]  # MSA-2 = MSH-10
+    assert all(a["msh"][4] == "AcmeInc^ACDE48234567ABCD^EUI-64" for a in acks)  # MSH-5 = the sender's MSH-3
+
+
+async def test_a_message_in_its_own_delimiters_is_acknowledged_with_its_own_trigger(gateway, mllp):
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp.port)
+    # MSH-2 declares "$" the component separator: MSH-9 ADT$A01 is the trigger A01.
+    writer.write(frame(f"MSH|$~\\&|ADT1|HOSP|WW|HOSP|{hl7_now()}||ADT$A01$ADT_A01|D1|P|2.6\rPID|||p1$$$HOSP$MR\r"))
+    (ack,) = await read_acks(reader, 1)
+    writer.close()
+    assert (ack["msa"], ack["control"], ack["type"]) == ("AR", "D1", "ACK^A01^ACK")
