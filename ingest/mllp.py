@@ -8,7 +8,9 @@ followed by CR) is data, and the parser refuses it; a final FS with no CR after 
 validated and committed together through the same path as ``POST /v1/hl7v2`` (ingest/pipeline.py:
 valid readings to the readings topic, rejected ones with their reasons to the dead-letter topic,
 acks=all; the monitors' own ORU^R40 alarms to the device-alarms topic), and only then are their
-acknowledgements written, one message's after another, in the order the messages came. What an acknowledgement says is ``hl7v2.ack_messages``: original mode
+acknowledgements written, one message's after another, in the order the messages came. A frame
+that is an HL7 batch (FHS/BHS ... BTS/FTS) is taken message by message and answered with one frame:
+the batch of its messages' acknowledgements. What an acknowledgement says is ``hl7v2.ack_messages``: original mode
 (MSH-15 and MSH-16 empty) AA, AE (some or all readings rejected: see ERR; they are on the
 dead-letter topic, resending will not help) or AR (message type or version refused, message too
 large, or Kafka unavailable: nothing kept for it but the dead letter, resend later); enhanced mode
@@ -234,54 +236,74 @@ class MLLPServer:
                 await writer.drain()
 
     async def process(self, frames: list[bytes], too_large: bytes | None = None) -> list[bytes]:
-        """Validate and commit the messages of ``frames``; their framed acknowledgements, in order."""
+        """Validate and commit the messages of ``frames``; their framed acknowledgements, in order.
+
+        A frame that is an HL7 batch (FHS/BHS ... BTS/FTS) has each of its messages taken as if it
+        had come in a frame of its own, and is answered with one frame: the batch of their ACKs."""
         batch = Batch(source=SOURCE)
-        msgs: list[hl7v2.MessageSpan] = []
+        answers: list[tuple[hl7v2.BatchEnvelope | None, list[hl7v2.MessageSpan]]] = []  # per frame
         idx = 0
         now = now_ms()
-        registry = self.view if self.settings.enforce_registry else None
         if too_large is not None:
             text = too_large.decode("utf-8", "replace")
             batch.reject(0, "too_large", f"MLLP frame over {self.settings.mllp_max_frame_bytes} bytes", too_large)
-            msgs.append(hl7v2.MessageSpan(hl7v2.header_of(text), 0, 1, [("MSH", 1)], refused=True))
+            answers.append((None, [hl7v2.MessageSpan(hl7v2.header_of(text), 0, 1, [("MSH", 1)], refused=True)]))
             idx = 1
         for raw in frames:
             text = hl7v2.decode(raw)
-            header = hl7v2.header_of(text)
-            try:
-                self.bounds.check_hl7(text)
-                # ORU^R40 (IHE PCD-04), the monitor's own alarms, go to the device-alarms topic
-                parsed = hl7v2_alarms.parse_any_message(text, self.codes, self.zone)
-            except Invalid as exc:
-                batch.reject(idx, exc.reason, exc.detail, raw)
-                msgs.append(hl7v2.MessageSpan(header, idx, idx + 1, [("MSH", 1)], refused=exc.reason in ("unsupported", "too_large")))
-                idx += 1
-                continue
-            except Exception as exc:
-                log.error("HL7 parser failed: %s", type(exc).__name__)
-                batch.reject(idx, "schema", "the message could not be parsed", raw)
-                msgs.append(hl7v2.MessageSpan(header, idx, idx + 1, [("MSH", 1)]))
-                idx += 1
-                continue
-            start = idx
-            for item in parsed.items:
-                batch.add(idx, item, now, self.limits, registry)
-                idx += 1
-            msgs.append(hl7v2.MessageSpan(header, start, idx, parsed.where))
+            envelope = hl7v2.batch_envelope(text)
+            # A batch's messages are split as POST /v1/hl7v2 splits them; each one's dead letter holds it alone.
+            parts = [(text, raw)] if envelope is None else [(m, m.encode("utf-8")) for m in hl7v2.split_messages(text)]
+            msgs = []
+            for message, payload in parts:
+                msgs.append(self._take(batch, idx, message, payload, now))
+                idx = msgs[-1].end
+            answers.append((envelope, msgs))
         stamp = datetime.now(timezone.utc)
         try:
             result = await self.ingestor.commit(batch, idx)
         except Backpressure as exc:
             if self.metrics is not None:
                 self.metrics.backpressure.labels(str(exc.status)).inc()
-            return [frame(a) for m in msgs
-                    for a in hl7v2.ack_messages(m.header, [hl7v2.Problem("unavailable", exc.message)], retry=True,
-                                                control_id=self._control_id(), now=stamp)]
-        if self.metrics is not None:
-            self.metrics.accepted.labels("mllp").inc(result.accepted)
-            for r in batch.rejected:
-                self.metrics.rejected.labels("mllp", r.reason).inc()
-        return [frame(a) for a in hl7v2.acks_for(msgs, result.items, self._control_id, stamp)]
+            retry = hl7v2.Problem("unavailable", exc.message)
+
+            def acks(msgs: list[hl7v2.MessageSpan]) -> list[str]:
+                return [a for m in msgs for a in hl7v2.ack_messages(m.header, [retry], retry=True,
+                                                                     control_id=self._control_id(), now=stamp)]
+        else:
+            if self.metrics is not None:
+                self.metrics.accepted.labels("mllp").inc(result.accepted)
+                for r in batch.rejected:
+                    self.metrics.rejected.labels("mllp", r.reason).inc()
+
+            def acks(msgs: list[hl7v2.MessageSpan]) -> list[str]:
+                return hl7v2.acks_for(msgs, result.items, self._control_id, stamp)
+        return [f for envelope, msgs in answers for f in self._frames(envelope, acks(msgs), stamp)]
+
+    def _take(self, batch: Batch, idx: int, text: str, raw: bytes, now: int) -> hl7v2.MessageSpan:
+        """One message into ``batch``, its items numbered from ``idx``: where they are, for its ACK."""
+        header = hl7v2.header_of(text)
+        registry = self.view if self.settings.enforce_registry else None
+        try:
+            self.bounds.check_hl7(text)
+            # ORU^R40 (IHE PCD-04), the monitor's own alarms, go to the device-alarms topic
+            parsed = hl7v2_alarms.parse_any_message(text, self.codes, self.zone)
+        except Invalid as exc:
+            batch.reject(idx, exc.reason, exc.detail, raw)
+            return hl7v2.MessageSpan(header, idx, idx + 1, [("MSH", 1)], refused=exc.reason in ("unsupported", "too_large"))
+        except Exception as exc:
+            log.error("HL7 parser failed: %s", type(exc).__name__)
+            batch.reject(idx, "schema", "the message could not be parsed", raw)
+            return hl7v2.MessageSpan(header, idx, idx + 1, [("MSH", 1)])
+        for i, item in enumerate(parsed.items, idx):
+            batch.add(i, item, now, self.limits, registry)
+        return hl7v2.MessageSpan(header, idx, idx + len(parsed.items), parsed.where)
+
+    def _frames(self, envelope: hl7v2.BatchEnvelope | None, acks: list[str], stamp: datetime) -> list[bytes]:
+        """A frame per ACK; for a batch frame, one frame holding the batch of its ACKs."""
+        if envelope is None:
+            return [frame(a) for a in acks]
+        return [frame(hl7v2.ack_batch(acks, envelope, self._control_id(), stamp))]
 
     def _control_id(self) -> str:
         return f"{self._prefix}{next(self._ids)}"

@@ -208,6 +208,45 @@ def split_messages(text: str) -> list[str]:
 
 
 @dataclass
+class BatchEnvelope:
+    """The FHS/BHS of an HL7 batch, as written, for the batch of acknowledgements that answers it."""
+
+    sending_app: str = ""  # BHS-3, else FHS-3: the answer's receiving application
+    sending_facility: str = ""  # BHS-4, else FHS-4
+    file_control_id: str = ""  # FHS-11, echoed in the answer's FHS-12
+    batch_control_id: str = ""  # BHS-11, echoed in the answer's BHS-12
+
+
+def batch_envelope(text: str) -> BatchEnvelope | None:
+    """The envelope of ``text`` when it is an HL7 batch (its first segment is FHS or BHS), else None."""
+    heads: dict[str, list[str]] = {}
+    for line in unframe(text).split("\r"):
+        if not line.strip():
+            continue
+        if line[:3] not in ("FHS", "BHS") or len(line) < 4:
+            break
+        heads.setdefault(line[:3], line[3:].split(line[3]))  # [k] = FHS-(k+1) / BHS-(k+1), as in MSH
+    if not heads:
+        return None
+    fhs, bhs = heads.get("FHS", []), heads.get("BHS", [])
+    return BatchEnvelope(sending_app=fld(bhs, 2) or fld(fhs, 2), sending_facility=fld(bhs, 3) or fld(fhs, 3),
+                         file_control_id=fld(fhs, 10), batch_control_id=fld(bhs, 10))
+
+
+def ack_batch(acks: list[str], envelope: BatchEnvelope, control_id: str, now: datetime) -> str:
+    """``acks`` as one HL7 batch (FHS BHS ... BTS FTS), the answer to a batch (HL7 v2 ch. 2, batch
+    protocol): BHS-12/FHS-12 name the batch and file it answers, BTS-1 counts the ACK messages."""
+    when = now.strftime("%Y%m%d%H%M%S") + "+0000"
+
+    def head(name: str, ref: str) -> str:
+        return "|".join([name, "^~\\&", "WARDWATCH", "WARDWATCH", envelope.sending_app, envelope.sending_facility,
+                         when, "", "", "", control_id, ref]).rstrip("|")
+
+    return (head("FHS", envelope.file_control_id) + "\r" + head("BHS", envelope.batch_control_id) + "\r"
+            + "".join(acks) + f"BTS|{len(acks)}\rFTS|1\r")
+
+
+@dataclass
 class Message:
     delims: Delims
     segments: list[list[str]]  # fields as written (escaped); for MSH, [0]="MSH", [1]=MSH-1, [2]=MSH-2, ...

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import ssl
 
 import orjson
@@ -79,7 +80,18 @@ def parse_acks(data: bytes) -> list[dict]:
     return out
 
 
-async def read_acks(reader: asyncio.StreamReader, n: int, timeout: float = 20) -> list[dict]:
+def parse_ack_batch(f: bytes) -> tuple[dict[str, list[str]], list[dict]]:
+    """A batch of acknowledgements: its FHS, BHS, BTS and FTS by name (checked to be where a batch
+    has them), and its ACK messages as ``parse_acks`` reads them."""
+    segs = [s for s in f.decode().split("\r") if s]
+    assert [s[:3] for s in segs[:2] + segs[-2:]] == ["FHS", "BHS", "BTS", "FTS"]
+    envelope = {s[:3]: s.split("|") for s in segs[:2] + segs[-2:]}
+    messages = re.split(r"\r(?=MSH\|)", "\r".join(segs[2:-2])) if segs[2:-2] else []
+    return envelope, parse_acks(b"".join(frame(m + "\r") for m in messages))
+
+
+async def read_frames(reader: asyncio.StreamReader, n: int, timeout: float = 20) -> bytes:
+    """What the listener writes until it has ended ``n`` frames (or closed the connection)."""
     data = b""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -88,7 +100,11 @@ async def read_acks(reader: asyncio.StreamReader, n: int, timeout: float = 20) -
         if not chunk:
             break
         data += chunk
-    return parse_acks(data)
+    return data
+
+
+async def read_acks(reader: asyncio.StreamReader, n: int, timeout: float = 20) -> list[dict]:
+    return parse_acks(await read_frames(reader, n, timeout))
 
 
 def adt(control: str) -> str:
@@ -351,3 +367,37 @@ async def test_a_message_in_its_own_delimiters_is_acknowledged_with_its_own_trig
     (ack,) = await read_acks(reader, 1)
     writer.close()
     assert (ack["msa"], ack["control"], ack["type"]) == ("AR", "D1", "ACK^A01^ACK")
+
+
+async def test_a_batch_in_one_frame_is_taken_message_by_message_and_answered_with_a_batch_of_acks(gateway, mllp):
+    now = hl7_now()
+    batch = (f"FHS|^~\\&|GW7|WARD7|||{now}||||F-0042\r"
+             f"BHS|^~\\&|GW7|WARD7|||{now}||||B-0042\r"
+             + ihe_pcd01("B1", "p1", eui="0123456789ABCDE1")
+             + ihe_pcd01("B2", "p2", spo2="140", eui="0123456789ABCDE2")  # its SpO2 rejected, its heart rate kept
+             + adt("B3")  # refused
+             + ihe_pcd01("B4", "p3", acks="AL", eui="0123456789ABCDE3")  # enhanced mode: CA, then AA
+             + "BTS|4\rFTS|1\r")
+    reader, writer = await asyncio.open_connection("127.0.0.1", mllp.port)
+    writer.write(frame(batch) + frame(ihe_pcd01("S1", "p4", eui="0123456789ABCDE4")))
+    answer, single = FrameDecoder(1 << 20).feed(await read_frames(reader, 2))
+    writer.close()
+    # One frame answers the batch: a batch of the ACKs of its messages, in order.
+    envelope, acks = parse_ack_batch(answer)
+    assert [(a["msa"], a["control"]) for a in acks] == [("AA", "B1"), ("AE", "B2"), ("AR", "B3"), ("CA", "B4"), ("AA", "B4")]
+    assert acks[2]["type"] == "ACK^A01^ACK" and acks[1]["err"][0][5].startswith("impossible_value")
+    assert envelope["BTS"][1] == "5" and envelope["FTS"][1] == "1"
+    assert envelope["FHS"][4] == envelope["BHS"][4] == "GW7"  # FHS-5, BHS-5: to the batch's sender
+    assert envelope["FHS"][11] == "F-0042" and envelope["BHS"][11] == "B-0042"  # FHS-12, BHS-12: the file and batch it answers
+    assert envelope["BHS"][10] not in ("", "B-0042")  # BHS-11: the answer's own control id
+    # A single message's frame after it is answered as ever: one ACK frame.
+    assert [(a["msa"], a["control"]) for a in parse_acks(frame(single))] == [("AA", "S1")]
+
+    readings = [orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.readings, 7)]
+    assert sorted((r["patient"], r["metric"]) for r in readings) == [
+        ("p1", "heart_rate"), ("p1", "spo2"), ("p2", "heart_rate"), ("p3", "heart_rate"), ("p3", "spo2"),
+        ("p4", "heart_rate"), ("p4", "spo2")]
+    dead = {d["reason"]: d for d in (orjson.loads(m.value) for m in await drain(gateway.bus, gateway.bus.topics.deadletter, 2))}
+    assert sorted(dead) == ["impossible_value", "unsupported"]
+    # The refused message's dead letter holds that message, not the whole batch.
+    assert "ADT^A01" in dead["unsupported"]["payload"] and "BHS" not in dead["unsupported"]["payload"]
