@@ -211,11 +211,13 @@ def fan_out(sockets: list, text: bytes) -> int:
                 or protocol.expect_continuation_frame or transport.is_closing()):
             others.append(ws)
             continue
-        exts = protocol.extensions
-        key = tuple((type(e).__name__, getattr(e, "local_max_window_bits", None)) for e in exts)
+        key = protocol.__dict__.get("_wire_key")
+        if key is None:  # fixed by the handshake: worked out once per socket, not once per frame
+            key = protocol._wire_key = tuple((type(e).__name__, getattr(e, "local_max_window_bits", None))
+                                             for e in protocol.extensions)
         data = wire.get(key)
         if data is None:
-            data = wire[key] = Frame(TEXT, text).serialize(mask=False, extensions=exts)
+            data = wire[key] = Frame(TEXT, text).serialize(mask=False, extensions=protocol.extensions)
         transport.write(data)
         sent += 1
     if others:

@@ -84,3 +84,29 @@ async def test_a_failed_log_write_stops_the_copier_loudly_and_commits_nothing_fr
     with pytest.raises(RuntimeError, match="log unavailable"):
         await asyncio.wait_for(task, 5)
     assert committed(bus) == 2  # the batch after the failed one is not committed either
+
+
+async def test_a_stream_of_small_batches_is_committed_a_few_times_a_second_not_after_each(bus, monkeypatch):
+    from alerts import alertlog
+    from wardwatch.bus import MemoryConsumer
+
+    commits: list[int] = []
+    real_commit = MemoryConsumer.commit
+
+    async def counted(self, offsets=None):
+        await real_commit(self, offsets)
+        commits.append(committed(bus))
+
+    monkeypatch.setattr(MemoryConsumer, "commit", counted)
+    log, stop = HeldLog(), asyncio.Event()
+    task = asyncio.create_task(copy_inputs(bus, log, stop))
+    for i in range(20):  # an alarm every 10 ms, each fetched and acknowledged on its own
+        await send(bus, 1, i)
+        await wait_for(lambda: len(log.batches) == i + 1)
+        log.acks[i].set_result(1)
+        await asyncio.sleep(0.01)
+    await wait_for(lambda: committed(bus) == 20, 2 * alertlog.COMMIT_EVERY_S + 1)
+    assert len(commits) <= 4  # about 0.3 s of batches, a commit per COMMIT_EVERY_S (0.2 s), not one per batch
+    assert commits == sorted(commits)  # each covers what was acknowledged before it, in order
+    stop.set()
+    await asyncio.wait_for(task, 5)
