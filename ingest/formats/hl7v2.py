@@ -651,7 +651,8 @@ def _keep_best_sources(items: list, sources: dict[int, tuple[int, int | None, st
         j = kept.setdefault(key, i)
         if j == i or sources[j][1] == code:
             continue
-        loser, winner = (j, i) if rank < sources[j][0] else (i, j)
+        # the lower rank wins, the lower code between equals: the same whatever order the OBX came in
+        loser, winner = (j, i) if (rank, code or 0) < (sources[j][0], sources[j][1] or 0) else (i, j)
         kept[key] = winner
         items[loser] = Invalid("other_source", f"{item['metric']} from MDC {sources[loser][1]} set aside: the same "
                                f"device reported it at that time from MDC {sources[winner][1]}, a preferred source",

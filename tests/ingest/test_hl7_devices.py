@@ -63,7 +63,7 @@ def rate(n: int, code: str, value: int, unit: str = "264864^MDC_DIM_BEAT_PER_MIN
 # measures, as IntelliVue and CARESCAPE do: the same vital sign from several sources at one moment.
 SOURCES = [("147842^MDC_ECG_HEART_RATE^MDC", 72), ("149522^MDC_BLD_PULS_RATE_INV^MDC", 64),
            ("149530^MDC_PULS_OXIM_PULS_RATE^MDC", 70), ("151578^MDC_TTHOR_RESP_RATE^MDC", 18),
-           ("151594^MDC_CO2_RESP_RATE^MDC", 22)]
+           ("151594^MDC_CO2_RESP_RATE^MDC", 22), ("151570^MDC_AWAY_RESP_RATE^MDC", 21)]
 
 
 @hsettings(max_examples=60, deadline=None)
@@ -71,11 +71,11 @@ SOURCES = [("147842^MDC_ECG_HEART_RATE^MDC", 72), ("149522^MDC_BLD_PULS_RATE_INV
 def test_each_vital_sign_is_its_preferred_sources_in_whatever_order_the_monitor_writes_them(order):
     items = readings(msg(*[rate(n, code, value) for n, (code, value) in enumerate(order, 1)]))
     kept = {i["metric"]: i["value"] for i in items if not isinstance(i, Invalid)}
-    # ECG for the heart rate; the arterial line's pulse before the oximeter's; capnography's
-    # respiration rate before the ECG leads' impedance.
-    assert kept == {"heart_rate": 72, "pulse_rate": 64, "resp_rate": 22}
+    # ECG for the heart rate; the arterial line's pulse before the oximeter's; the airway's
+    # respiration rate (flow, then capnography: equals, the lower code first) before the ECG leads' impedance.
+    assert kept == {"heart_rate": 72, "pulse_rate": 64, "resp_rate": 21}
     aside = sorted((i.detail.split()[3], i.reason) for i in items if isinstance(i, Invalid))
-    assert aside == [("149530", "other_source"), ("151578", "other_source")]
+    assert aside == [("149530", "other_source"), ("151578", "other_source"), ("151594", "other_source")]
 
 
 def test_the_same_code_twice_stays_a_duplicate_not_another_source():
