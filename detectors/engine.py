@@ -142,6 +142,10 @@ class DetectorEngine:
             if every_round and hasattr(stage, "every_round"):
                 stage.every_round = True
         self.score_alarms = score_alarms
+        # The probes the scores read (a stage that does not say: all of them): only these hold a
+        # score's alarm while off or lost (below).
+        read = {m for stage in self.stages for m in getattr(stage, "reads", METRICS)}
+        self._scored = np.array([m in read for m in METRICS])
         self.table = PatientTable()
         self.filters = SignalFilter()
         self.silence = DeviceSilence(stale_after_ms)
@@ -271,7 +275,7 @@ class DetectorEngine:
         seen_before = self.silence.last_seen[touched_rows].copy()
         for k in range(int(rank.max()) + 1 if len(rank) else 0):
             sel = idx_in[rank == k]
-            rnd = Round(rows[sel], metric[sel], cols.value[sel], cols.ts[sel], cols.quality[sel], ids)
+            rnd = Round(rows[sel], metric[sel], cols.value[sel], cols.ts[sel], cols.quality[sel], ids, arrived=now_ms)
             self.filters.update(rnd)
             self.silence.update(rnd)
             self.snapshots.update(rnd)
@@ -360,7 +364,9 @@ class DetectorEngine:
             held = np.flatnonzero((level == 0) & (self.early_warning.score_active[rows] > 0))  # would clear
             if len(held):
                 r = rows[held]
-                blind = self.sensor_off.off_active[r].any(axis=1) | self.signal_lost.lost_active[r].any(axis=1)
+                scored = self._scored
+                blind = (self.sensor_off.off_active[r][:, scored].any(axis=1)
+                         | self.signal_lost.lost_active[r][:, scored].any(axis=1))
                 level[held[blind]] = 1
             # The alarm moves only where the level differs from the one it shows: the other rows are
             # left out, so their reasons (the risk's features, for a row not scored afresh) are never built.

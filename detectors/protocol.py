@@ -95,3 +95,4 @@ class Round:
     off: np.ndarray = field(default=None)  # sensor off or disconnected
     valid: np.ndarray = field(default=None)  # neither off nor an artefact: drives alarms
     clean: np.ndarray = field(default=None)  # the value where valid, else NaN
+    arrived: int | None = None  # the batch's arrival (wall clock, epoch ms); None: reading time alone

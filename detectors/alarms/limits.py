@@ -145,9 +145,12 @@ class LimitAlarms(RowState):
             else:
                 outside, back_in = val > lim, val <= lim - self._hyst[j]
             onset = self.cond_onset[r, j]
-            # Artefacts neither start nor end a condition; a sensor that is off suspends it.
+            # Artefacts neither start nor end a condition. A sensor that is off pauses it, and ends it
+            # only once off past twice the delay: a probe that reads 0 a second in five must not
+            # restart the delay of a real desaturation every few seconds (it never raised), but one
+            # back after minutes off starts counting afresh.
             start = ok & outside & (onset < 0)
-            reset = (ok & ~outside) | is_off
+            reset = (ok & ~outside) | (is_off & (tt - onset > 2 * self._delay[j]))
             onset = np.where(start, tt, np.where(reset, -1, onset))
             self.cond_onset[r, j] = onset
             active = self.cond_active[r, j]

@@ -8,6 +8,7 @@ from wardwatch import alarm_texts
 from wardwatch.models import AlertEventType, AlertKind, Priority
 
 from ..protocol import Round, RowState
+from .clock_ahead import SLACK_MS
 from .events import make_event
 from .sensor_off import METRIC_NAMES, SENSOR_OFF_ALARMS, M
 
@@ -61,6 +62,10 @@ class SignalLost(RowState):
         # The patient's other probes go on: is any streaming one behind them by the timeout?
         rows = np.unique(rr)
         now = self.sig_last[rows].max(axis=1)
+        if rnd.arrived is not None:
+            # A reading stamped ahead of the clock (ClockAhead's alarm) is not the patient's "now":
+            # taken as such, it made every other probe look lost, raised and cleared every second.
+            now = np.minimum(now, rnd.arrived + SLACK_MS)
         last = self.sig_last[rows]
         every = self.sig_every[rows]
         lost = (SENSOR_OFF_ALARMS & (last >= 0) & (every > 0) & (every <= self.stale_after_ms // 2)

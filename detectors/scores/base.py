@@ -24,6 +24,7 @@ class StageScores:
 
 class ScoreStage(Protocol):
     name: str
+    reads: tuple  # the metrics it scores from: their probes off or lost hold its alarm (the engine)
 
     def update(self, rows: np.ndarray, latest: np.ndarray, latest_ts: np.ndarray,
                now_ms: int | np.ndarray) -> StageScores:

@@ -125,6 +125,7 @@ class News2Stage:
     """
 
     name = "news2"
+    reads = (Metric.resp_rate, Metric.spo2, Metric.sbp, Metric.heart_rate, Metric.pulse_rate, Metric.temperature)
 
     def __init__(self, max_age_ms: int = 4 * 3600_000, alarms: bool = True) -> None:
         self.max_age_ms = max_age_ms  # values older than this do not count (a stale value is missing)

@@ -78,6 +78,7 @@ class RiskStage(RowState):
     """
 
     name = "risk"
+    reads = VITALS
     # Per patient (``state_dict``/``load_state`` take the engine's ``rows`` array, as every score stage).
     # pred_hour: the model scores a patient once an hour, as trained; base_*: the baseline's sums.
     V = len(VITALS)
