@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from alerts.service import device_alert_id
 from ingest.formats import hl7v2_alarms
 from wardwatch.models import DeviceAlarm, now_ms
 
@@ -38,7 +39,7 @@ async def test_device_alarm_is_shown_apart_with_the_bedside_warning_and_can_be_a
         await page.click("button[type=submit]")
         await page.wait_for_selector("[data-testid=tile][data-patient=p1]", timeout=10_000)
         await ward.producer.send_many(ward.bus.topics.device_alarms, [(b"p1", start.model_dump_json().encode())])
-        item = f"[data-testid=device-alarm][data-alert-id='{start.id}']"
+        item = f"[data-testid=device-alarm][data-alert-id='{device_alert_id(start)}']"  # the monitor's id and the patient
         await page.wait_for_selector(item, timeout=5000)
         text = (await page.inner_text(item)).lower()  # innerText follows the CSS upper-casing of the priority
         assert "low spo2" in text and "monitor pm" in text and "mdc_puls_oxim_sat_o2" in text
