@@ -112,16 +112,3 @@ async def collect_events(ws, want: int, timeout: float = 10.0) -> list[dict]:
             got.extend(msg["events"])
     return got
 
-
-async def answer(ws, msg: dict, timeout: float = 5.0) -> dict:
-    """The service's reply to ``msg``: the first message that is not part of the feed, or the pong
-    of a ping sent right after it when it has no reply of its own (an accepted action)."""
-    await ws.send(orjson.dumps(msg).decode())
-    await ws.send(orjson.dumps({"type": "ping"}).decode())
-    first = None
-    while True:
-        reply = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if reply["type"] == "pong":
-            return first or reply
-        if reply["type"] not in ("batch", "heartbeat", "monitoring") and first is None:
-            first = reply

@@ -14,7 +14,8 @@ import pytest
 from wardwatch.auth import TokenStore
 from wardwatch.models import DeviceAlarm, now_ms
 
-from .conftest import answer, connect, raised, send_events, until
+from ..security.conftest import answer
+from .conftest import connect, raised, send_events, until
 
 pytestmark = pytest.mark.integration
 

@@ -149,7 +149,7 @@ async def answer(ws, msg: dict, timeout: float = 5.0) -> dict:
         reply = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
         if reply["type"] == "pong":
             return first or reply
-        if reply["type"] not in ("batch", "heartbeat") and first is None:
+        if reply["type"] not in ("batch", "heartbeat", "monitoring") and first is None:  # feed, not replies
             first = reply
 
 
