@@ -32,7 +32,6 @@ once.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Mapping
@@ -73,10 +72,8 @@ ENDED_STATES = frozenset({"inactive", "off"})
 
 
 def is_alarm_message(header: Header) -> bool:
-    """MSH-9 is ORU^R40, with whatever component separator MSH-2 declares (its parts are letters,
-    digits and ``_``: anything else separates them)."""
-    parts = re.split(r"[^A-Za-z0-9_]", header.message_type)
-    return tuple(p.strip().upper() for p in parts[:2]) == MESSAGE_TYPE
+    """MSH-9 is ORU^R40, read with the component separator MSH-2 declares."""
+    return tuple(comp(header.message_type, header.delims, i).upper() for i in (1, 2)) == MESSAGE_TYPE
 
 
 def _attr(value: str, d) -> str | None:
