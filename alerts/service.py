@@ -61,13 +61,12 @@ MAX_ESCALATION = 2
 FOLDED_MAX = 50_000  # stored records remembered by their bytes' digest: minutes of alarms at any plausible rate
 
 
-VITALS_SLICE = 500  # snapshots published between two turns of the loop (about 7 ms)
+VITALS_SLICE = 500  # snapshots published between two turns of the loop
 
 
 def _digest(value: bytes) -> bytes:
     # 16 bytes a record however long it is (a collision is a 2**-128 chance), so the memory is bounded.
     return hashlib.blake2b(value, digest_size=16).digest()
-
 
 
 def device_alert_id(da: DeviceAlarm) -> str:
@@ -76,6 +75,7 @@ def device_alert_id(da: DeviceAlarm) -> str:
     reuses ids): the same id reported for another patient is another patient's alarm, shown on their
     ward, never folded into the first patient's."""
     return f"{da.id}-" + hashlib.blake2b(da.patient.encode(), digest_size=4).hexdigest()
+
 
 class AlertService:
     def __init__(self, settings: Settings, bus: Bus | None = None, store=None) -> None:
@@ -268,7 +268,7 @@ class AlertService:
                 # A tile shows a patient's newest snapshot only, so a fetch costs one validation per
                 # patient, not per record: a burst (every patient due at once, or what piled up while
                 # the loop was busy) would otherwise hold the loop, and the alarms behind it, for
-                # 13 us a record. Alarms get the loop between slices of it.
+                # a validation a record. Alarms get the loop between slices of it.
                 newest: dict = {}
                 for tp, msgs in (await consumer.getmany(timeout_ms=200, max_records=20000)).items():
                     for m in msgs:  # keyed by patient: a patient's snapshots are in order on one partition

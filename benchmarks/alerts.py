@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -133,15 +134,8 @@ class _LeanClient(_Client):
     websockets' general parser cost the clients about 40 % of their CPU (profiled), taken from the
     two cores the service runs on."""
 
-    @staticmethod
-    def read(raw: bytes) -> tuple[list[float], float | None]:
-        # The same text object for every client of the process (_inflate), so its hash is computed once.
-        found = _READ.get(raw)
-        if found is None:
-            if len(_READ) >= 64:
-                _READ.clear()
-            found = _READ[raw] = _Client.read(raw)
-        return found
+    # The same text object for every client of the process (_inflate), so its hash is computed once.
+    read = staticmethod(functools.lru_cache(64)(_Client.read))
 
     def connection_made(self, transport) -> None:
         import base64
@@ -207,22 +201,14 @@ class _LeanClient(_Client):
                     self.message(raw)
 
 
-_INFLATED: dict[bytes, bytes] = {}  # compressed message -> its text, for this process's clients
-_READ: dict[bytes, tuple[list[float], float | None]] = {}  # a text -> what _Client.read finds in it
-
-
+@functools.lru_cache(64)
 def _inflate(compressed: bytes) -> bytes:
     """A message's text, inflated once per client process. The service compresses a frame once and
     writes the same bytes to every socket (no context takeover), so the 500 clients of a process would
     otherwise inflate (and decode) the same bytes 500 times: work a browser does in C on a machine
     of its own, which here would take the cores the service runs on. Each client still reads its
     own frame from its own socket, and is timed when it does."""
-    raw = _INFLATED.get(compressed)
-    if raw is None:
-        if len(_INFLATED) >= 64:
-            _INFLATED.clear()
-        raw = _INFLATED[compressed] = zlib.decompressobj(-15).decompress(compressed + b"\x00\x00\xff\xff")
-    return raw
+    return zlib.decompressobj(-15).decompress(compressed + b"\x00\x00\xff\xff")
 
 
 CLIENTS = {"lean": _LeanClient, "websockets": _WebsocketsClient}
